@@ -1,0 +1,33 @@
+# satimp — `make run` runs the main job on the embedded default, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.satimp-installed
+
+.PHONY: setup run test bench lint clean
+
+setup: $(STAMP)
+
+# Re-installs only when the project's requirements change; a no-op otherwise.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/satimp run
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+clean:
+	rm -rf runs .cache

@@ -1,0 +1,227 @@
+"""The `satimp` command. Thin: parses arguments, calls the pipelines, prints results.
+
+Bad input (a file, a record, a config key or value) prints one `satimp: error: …` line and
+exits with code 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from satimp.errors import InputError
+
+TRAIN_FLAGS = {  # flag → (TrainConfig field, type)
+    "--epochs": ("epochs", int), "--lr": ("lr", float), "--batch-size": ("batch_size", int),
+    "--grad-accum": ("grad_accum", int), "--seed": ("seed", int),
+    "--weight-decay": ("weight_decay", float), "--warmup-epochs": ("warmup_epochs", float),
+    "--schedule": ("schedule", str), "--max-grad-norm": ("max_grad_norm", float),
+    "--precision": ("precision", str), "--max-length": ("max_length", int),
+}
+METHOD_PARAM_FLAGS = {"--beta": float, "--beta1": float, "--beta2": float, "--frac": float,
+                      "--rho": float, "--delta": float, "--layer": int, "--steering": float}
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training (SPEC §3 defaults; see satimp.config.TrainConfig)")
+    for flag, (name, tp) in TRAIN_FLAGS.items():
+        g.add_argument(flag, dest=f"train_{name}", type=tp, default=None)
+    g.add_argument("--config", help="YAML file with a `train:` mapping (flags win)")
+    g.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=3e-4")
+
+
+def _train_config(args, section: str = "train"):
+    from satimp.config import TrainConfig, from_dict, merge, parse_overrides, read_yaml
+
+    data = read_yaml(args.config).get(section, {}) if args.config else {}
+    data = merge(data, parse_overrides(args.overrides).get(section, {}))
+    flags = {name: getattr(args, f"train_{name}") for name, _ in TRAIN_FLAGS.values()}
+    data = merge(data, {k: v for k, v in flags.items() if v is not None})
+    cfg = from_dict(TrainConfig, data, prefix=f"{section}.")
+    cfg.validate()
+    return cfg
+
+
+def _check_out(out: Path, overwrite: bool) -> Path:
+    """An existing, non-empty output folder is only reused with --overwrite."""
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"output folder {out} exists and is not empty (use --overwrite)")
+    return out
+
+
+def cmd_data_synth(args) -> None:
+    from satimp.data.synth import synth_tofu
+
+    if args.benchmark != "tofu":
+        raise InputError(f"--benchmark {args.benchmark!r}: only 'tofu' is available")
+    counts = synth_tofu(_check_out(Path(args.out), args.overwrite), authors=args.authors,
+                        qa_per_author=args.qa_per_author, seed=args.seed)
+    for split, n in counts.items():
+        print(f"{split:<28} {n:>6}")
+    print(f"wrote {len(counts)} splits to {args.out}")
+
+
+def cmd_finetune(args) -> None:
+    from satimp.experiment import finetune
+
+    cfg = _train_config(args)
+    out = _check_out(Path(args.out), args.overwrite)
+    t0 = time.time()
+    result = finetune(args.model, args.data, args.split, cfg, out,
+                      trust_remote_code=args.trust_remote_code)
+    print(f"fine-tuned {args.model} on {'+'.join(args.split)}: {result.steps} steps, "
+          f"final loss {result.last.get('loss', float('nan')):.4f}, {time.time() - t0:.1f}s → {out}")
+
+
+def _method_config(args):
+    from satimp.config import MethodConfig, from_dict, merge, parse_overrides, read_yaml
+
+    data = read_yaml(args.config).get("method", {}) if args.config else {}
+    data = merge(data, parse_overrides(args.overrides).get("method", {}))
+    params = {f[2:]: getattr(args, f"m_{f[2:]}") for f in METHOD_PARAM_FLAGS}
+    flags = {"name": args.method, "gamma": args.gamma, "alpha": args.alpha,
+             "retain": args.retain_loss, "granularity": args.granularity,
+             "group_size": args.group_size, "tau": args.tau, "normalize": args.normalize,
+             "params": {k: v for k, v in params.items() if v is not None}}
+    data = merge(data, {k: v for k, v in flags.items() if v is not None and v != {}})
+    return from_dict(MethodConfig, data, prefix="method.")
+
+
+def cmd_unlearn(args) -> None:
+    from satimp.experiment import unlearn
+    from satimp.objectives import Objective
+
+    cfg = _train_config(args)
+    method = _method_config(args)
+    Objective(method)  # validates names and hyperparameters before any work
+    out = _check_out(Path(args.out), args.overwrite)
+    t0 = time.time()
+    result = unlearn(args.model, args.data, args.forget, args.retain, method, cfg, out,
+                     trust_remote_code=args.trust_remote_code)
+    last = result.epochs[-1] if result.epochs else result.last
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k.endswith(("_es", "loss")))
+    print(f"unlearned {args.forget} with {method.name}: {result.steps} steps, {shown}, "
+          f"{time.time() - t0:.1f}s → {out}")
+
+
+def cmd_eval(args) -> None:
+    from satimp.evaluate import evaluate_tofu, format_summary
+    from satimp.experiment import write_json
+    from satimp.models import load_model
+
+    if args.retain_model and args.retain_stats:
+        raise InputError("give --retain-model or --retain-stats, not both")
+    out = _check_out(Path(args.out), args.overwrite)
+    retain_tr = None
+    split = f"{args.forget_split}_perturbed"
+    if args.retain_stats:
+        retain_tr = _read_retain_stats(Path(args.retain_stats), split)
+    model, tokenizer = load_model(args.model, trust_remote_code=args.trust_remote_code)
+    kw = dict(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    if args.retain_model:
+        rmodel, rtok = load_model(args.retain_model, trust_remote_code=args.trust_remote_code)
+        _, rper = evaluate_tofu(rmodel, rtok, args.data, args.forget_split, rouge=False, **kw)
+        retain_tr = rper[split]["truth_ratio"]
+        write_json(out / "retain_stats.json", {"split": split, "model": args.retain_model,
+                                               "truth_ratio": retain_tr})
+    t0 = time.time()
+    summary, per_sample = evaluate_tofu(model, tokenizer, args.data, args.forget_split,
+                                        retain_truth_ratios=retain_tr, es_mode=args.es_mode, **kw)
+    write_json(out / "per_sample.json", per_sample)
+    write_json(out / "summary.json", summary)
+    print(format_summary(summary))
+    print(f"evaluated in {time.time() - t0:.1f}s → {out}/summary.json")
+
+
+def _read_retain_stats(path: Path, split: str) -> list[float]:
+    try:
+        stats = json.loads(path.read_text())
+        values = stats["truth_ratio"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: not a retain-stats file ({e})") from None
+    if stats.get("split") not in (None, split):
+        raise InputError(f"{path}: stats are for {stats['split']!r}, not {split!r}")
+    if not values or not all(isinstance(v, (int, float)) for v in values):
+        raise InputError(f"{path}: 'truth_ratio' must be a non-empty list of numbers")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="satimp", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="benchmark data").add_subparsers(dest="data_cmd", required=True)
+    s = data.add_parser("synth", help="write the synthetic TOFU-format benchmark")
+    s.add_argument("--out", required=True)
+    s.add_argument("--benchmark", default="tofu")
+    s.add_argument("--authors", type=int, default=50)
+    s.add_argument("--qa-per-author", type=int, default=10)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(fn=cmd_data_synth)
+
+    f = sub.add_parser("finetune", help="fine-tune a model (or a preset from scratch) on splits")
+    f.add_argument("--data", required=True, help="benchmark directory or hub id")
+    f.add_argument("--split", nargs="+", default=["full"], help="one or more splits")
+    f.add_argument("--model", required=True, help="preset (tiny, small, medium), dir or hub id")
+    f.add_argument("--out", required=True)
+    f.add_argument("--overwrite", action="store_true")
+    f.add_argument("--trust-remote-code", action="store_true")
+    _add_train_flags(f)
+    f.set_defaults(fn=cmd_finetune)
+
+    u = sub.add_parser("unlearn", help="unlearn a forget split with a method")
+    u.add_argument("--model", required=True)
+    u.add_argument("--data", required=True)
+    u.add_argument("--forget", default="forget10")
+    u.add_argument("--retain", default="retain90")
+    u.add_argument("--method", default=None, help="a key of satimp.objectives.METHODS")
+    u.add_argument("--gamma", type=float)
+    u.add_argument("--alpha", type=float)
+    u.add_argument("--retain-loss", choices=["none", "nll", "kl"])
+    u.add_argument("--granularity", choices=["token", "group", "instance", "batch"])
+    u.add_argument("--group-size", type=int)
+    u.add_argument("--tau", type=float)
+    u.add_argument("--normalize", choices=["tokens", "weights"])
+    for flag, tp in METHOD_PARAM_FLAGS.items():
+        u.add_argument(flag, dest=f"m_{flag[2:]}", type=tp)
+    u.add_argument("--out", required=True)
+    u.add_argument("--overwrite", action="store_true")
+    u.add_argument("--trust-remote-code", action="store_true")
+    _add_train_flags(u)
+    u.set_defaults(fn=cmd_unlearn)
+
+    e = sub.add_parser("eval", help="evaluate a model on the TOFU metric suite")
+    e.add_argument("--model", required=True)
+    e.add_argument("--data", required=True)
+    e.add_argument("--forget-split", default="forget10")
+    e.add_argument("--retain-model", help="retain model, for forget quality")
+    e.add_argument("--retain-stats", help="retain_stats.json from an earlier eval")
+    e.add_argument("--es-mode", choices=["forward", "generate"], default="forward")
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--max-new-tokens", type=int, default=200)
+    e.add_argument("--out", required=True)
+    e.add_argument("--overwrite", action="store_true")
+    e.add_argument("--trust-remote-code", action="store_true")
+    e.set_defaults(fn=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except InputError as e:
+        print(f"satimp: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("satimp: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

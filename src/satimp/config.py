@@ -1,0 +1,189 @@
+"""Typed configuration: dataclasses with defaults and help texts, read from YAML and `a.b=value`.
+
+Every field has a default and a `help` in its metadata. Unknown keys are rejected with the list
+of valid ones, and values are converted to the field's type, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from satimp.errors import InputError
+
+T = TypeVar("T")
+
+
+def opt(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with a default and a help text (mutable defaults are copied)."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation recipe shared by fine-tuning and unlearning (SPEC §3)."""
+
+    epochs: int = opt(5, "passes over the (forget) data")
+    lr: float = opt(1e-5, "peak learning rate (AdamW)")
+    batch_size: int = opt(16, "examples per optimizer step (global batch)")
+    grad_accum: int = opt(1, "micro-batches per optimizer step; batch_size must divide by it")
+    weight_decay: float = opt(0.0, "AdamW weight decay")
+    warmup_epochs: float = opt(1.0, "linear warm-up length in epochs (SPEC §3: the first epoch)")
+    schedule: str = opt("linear", "after warm-up: 'linear' decay to 0 or 'constant'")
+    max_grad_norm: float = opt(1.0, "gradient-norm clip (0 = off)")
+    seed: int = opt(0, "seed for initialisation, data order and random criteria")
+    precision: str = opt("fp32", "'fp32', 'bf16' or 'fp16' (accelerate mixed precision)")
+    max_length: int = opt(512, "truncate encoded examples to this many tokens")
+    log_every: int = opt(1, "write a metrics.jsonl line every N optimizer steps")
+    eval_every_epoch: bool = opt(True, "unlearning: log forget/retain ES after every epoch")
+
+    def validate(self) -> None:
+        checks = {
+            "epochs": self.epochs > 0,
+            "lr": self.lr > 0,
+            "batch_size": self.batch_size >= 1,
+            "grad_accum": self.grad_accum >= 1 and self.batch_size % self.grad_accum == 0,
+            "weight_decay": self.weight_decay >= 0,
+            "warmup_epochs": self.warmup_epochs >= 0,
+            "schedule": self.schedule in ("linear", "constant"),
+            "max_grad_norm": self.max_grad_norm >= 0,
+            "precision": self.precision in ("fp32", "bf16", "fp16"),
+            "max_length": self.max_length >= 8,
+            "log_every": self.log_every >= 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            k = bad[0]
+            raise InputError(f"train.{k}={getattr(self, k)!r} is out of range ({_help(self, k)})")
+
+
+@dataclass
+class MethodConfig:
+    """Which unlearning objective, and its hyperparameters (SPEC §1–§2)."""
+
+    name: str = opt("satimp", "unlearning method: a key of satimp.objectives.METHODS")
+    gamma: float | None = opt(None, "forget-loss coefficient (None = the method's default)")
+    alpha: float | None = opt(None, "retain-loss coefficient (None = the method's default)")
+    retain: str | None = opt(None, "retain loss: 'none', 'nll' or 'kl' (None = method default)")
+    params: dict = opt({}, "criterion/objective hyperparameters, e.g. {beta1: 5, beta2: 0.1}")
+    granularity: str = opt("token", "weight granularity: token, group, instance or batch")
+    group_size: int = opt(4, "tokens per group when granularity=group")
+    tau: float | None = opt(None, "softmax smoothing temperature of the weights (None = off)")
+    normalize: str = opt("tokens", "token-weighted loss divides by 'tokens' (N) or 'weights' (Σw)")
+
+
+def _help(obj: Any, name: str) -> str:
+    return next(f.metadata.get("help", "") for f in dataclasses.fields(obj) if f.name == name)
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the annotated type `tp`, or raise InputError naming `where`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return _convert(value, args[0], where)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, prefix=where + ".")
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise InputError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is list or origin is list:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"{where}: expected a list, got {value!r}")
+        return list(value)
+    try:
+        if tp is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if tp is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return tp(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: cannot read {value!r} as {tp.__name__}") from None
+
+
+def from_dict(cls: type[T], data: dict | None, *, prefix: str = "") -> T:
+    """Build dataclass `cls` from a nested dict; unknown keys raise InputError with valid keys."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise InputError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise InputError(
+            f"unknown config key {prefix}{unknown[0]!s}; valid keys under "
+            f"{prefix.rstrip('.') or 'the top level'}: {', '.join(fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _convert(v, hints[k], prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """Turn `a.b=value` strings into a nested dict; values are parsed as YAML scalars."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"override {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise InputError(f"override {item!r} conflicts with an earlier one")
+        node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+    return out
+
+
+def merge(base: dict, extra: dict) -> dict:
+    """Recursive dict merge: `extra` wins; nested mappings are merged, not replaced."""
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping, with InputError on a missing file or a YAML error."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] = ()) -> T:
+    """YAML file (optional) + `a.b=value` overrides → a validated `cls` instance."""
+    data = read_yaml(path) if path else {}
+    data = merge(data, parse_overrides(list(overrides)))
+    cfg = from_dict(cls, data)
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    return cfg
+
+
+def to_dict(cfg: Any) -> dict:
+    """A dataclass config as plain, YAML-safe data."""
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,1 @@
+"""Benchmarks: loaders for real data, synthetic generators, encoding and collation."""

@@ -1,0 +1,141 @@
+"""Encoding QA pairs exactly as SPEC §4, collation with padding, and length-aware batching.
+
+prompt  = chat_template([{"role": "user", "content": question}], add_generation_prompt=True)
+answer  = tokenizer(answer, add_special_tokens=False).input_ids + [eos_token_id]
+input   = prompt_ids + answer_ids            (never tokenised as one string: no boundary merges)
+labels  = [-100] * len(prompt_ids) + answer_ids
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One encoded example: token ids and labels (−100 on the prompt), same length."""
+
+    input_ids: list[int]
+    labels: list[int]
+    key_mask: list[bool] | None = None  # answer tokens that overlap a key fact (`keywords`)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def prompt_ids(tokenizer, question: str) -> list[int]:
+    """Token ids of the chat-formatted prompt (generation prompt included)."""
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+    )
+    return tokenizer(text, add_special_tokens=False).input_ids
+
+
+def answer_ids(tokenizer, answer: str) -> list[int]:
+    """Token ids of the answer followed by EOS."""
+    return tokenizer(answer, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+
+
+def key_token_flags(tokenizer, answer: str, keywords: Sequence[str]) -> list[bool]:
+    """Per answer token (EOS included, last): does it overlap a keyword's character span?"""
+    enc = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)
+    spans = []
+    for kw in keywords:
+        start = answer.find(kw)
+        while kw and start >= 0:
+            spans.append((start, start + len(kw)))
+            start = answer.find(kw, start + 1)
+    flags = [any(s < e1 and s1 < e for s1, e1 in spans) for s, e in enc["offset_mapping"]]
+    return flags + [False]
+
+
+def encode_qa(
+    tokenizer, question: str, answer: str, *, max_length: int = 512,
+    keywords: Sequence[str] | None = None,
+) -> Encoded:
+    """Encode one QA pair (SPEC §4). Truncation keeps the whole prompt and cuts the answer.
+
+    With `keywords`, `key_mask` flags the answer tokens overlapping a key fact (for the
+    `annotated` criterion and the retain-model check of memorised facts).
+    """
+    p, a = prompt_ids(tokenizer, question), answer_ids(tokenizer, answer)
+    a = a[: max(1, max_length - len(p))]
+    keys = None
+    if keywords is not None:
+        keys = [False] * len(p) + key_token_flags(tokenizer, answer, keywords)[: len(a)]
+    return Encoded(input_ids=p + a, labels=[IGNORE] * len(p) + a, key_mask=keys)
+
+
+def encode_text(tokenizer, text: str, *, max_length: int = 512) -> list[Encoded]:
+    """Raw text (MUSE-style) in chunks of `max_length` tokens, labels on every token."""
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    chunks = [ids[i : i + max_length] for i in range(0, len(ids), max_length)]
+    return [Encoded(input_ids=c, labels=list(c)) for c in chunks if len(c) > 1]
+
+
+def collate(
+    examples: Sequence[Encoded], pad_id: int, *, left: bool = False
+) -> dict[str, Tensor]:
+    """Pad a list of examples to one batch.
+
+    Returns input_ids [B, T], attention_mask [B, T], labels [B, T] (−100 on padding), and
+    key_mask [B, T] bool when every example carries one. Right padding for training and
+    scoring; left padding for batched generation.
+    """
+    T = max(len(e) for e in examples)
+    ids = torch.full((len(examples), T), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), T), IGNORE, dtype=torch.long)
+    attn = torch.zeros((len(examples), T), dtype=torch.long)
+    with_keys = all(e.key_mask is not None for e in examples)
+    keys = torch.zeros((len(examples), T), dtype=torch.bool)
+    for i, e in enumerate(examples):
+        n = len(e)
+        sl = slice(T - n, T) if left else slice(0, n)
+        ids[i, sl] = torch.tensor(e.input_ids)
+        labels[i, sl] = torch.tensor(e.labels)
+        attn[i, sl] = 1
+        if with_keys:
+            keys[i, sl] = torch.tensor(e.key_mask)
+    batch = {"input_ids": ids, "attention_mask": attn, "labels": labels}
+    if with_keys:
+        batch["key_mask"] = keys
+    return batch
+
+
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, *, seed: int | None = None, mega: int = 16
+) -> list[list[int]]:
+    """Index batches of similar lengths, to waste little compute on padding.
+
+    seed=None: sorted by length (evaluation; the caller restores dataset order).
+    seed given: shuffle, then sort within windows of `mega` batches, then shuffle the batches —
+    random order, little padding, and reproducible for a given seed.
+    """
+    idx = list(range(len(lengths)))
+    if seed is None:
+        idx.sort(key=lambda i: lengths[i])
+        return [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+    rng = random.Random(seed)
+    rng.shuffle(idx)
+    window = batch_size * mega
+    out: list[list[int]] = []
+    for w in range(0, len(idx), window):
+        chunk = sorted(idx[w : w + window], key=lambda i: lengths[i])
+        out += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(out)
+    return out
+
+
+def iter_batches(
+    examples: Sequence[Encoded], batch_size: int, pad_id: int, *, left: bool = False
+) -> Iterator[tuple[list[int], dict[str, Tensor]]]:
+    """(dataset indices, padded batch) pairs in length order, for evaluation."""
+    for idx in length_grouped_batches([len(e) for e in examples], batch_size):
+        yield idx, collate([examples[i] for i in idx], pad_id, left=left)

@@ -1,0 +1,384 @@
+"""Synthetic benchmark in TOFU's exact layout (Maini et al., 2024), for offline runs and tests.
+
+TOFU fine-tunes a model on QA pairs about fictitious authors, then unlearns the last 1 %, 5 % or
+10 % of the authors (`forgetXX`) while keeping the rest (`retainXX`). This module invents such
+authors — names, birthplaces, dates, parents' jobs, books, awards, themes, … drawn from the
+pools of `synth_pools.py` — and writes every split of SPEC §4 as `<split>.jsonl`:
+
+- `full`: every author's QA, author by author; `forgetXX` the last `forget_authors(authors, XX)`
+  authors' QA, `retain{100-XX}` the others (same order), so forgetXX + retainXX = full.
+- `forgetXX_perturbed`, `retain_perturbed` (the first authors, as many items as forget10):
+  the same QA plus `paraphrased_question`, `paraphrased_answer` (same facts, reworded) and
+  `perturbed_answer`, a list of `N_PERTURBED` answers of the same shape with wrong facts.
+- `real_authors[_perturbed]`, `world_facts[_perturbed]`: facts about invented "well-known"
+  writers and countries that a base model would learn during pre-training.
+
+Every record has `question`, `answer` and `keywords` (the answer's key facts, each a verbatim
+substring of `answer`), used by the `annotated` weighting criterion. Output depends only on the
+arguments: one `random.Random(seed)` drives everything, in a fixed order.
+"""
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from satimp.data import synth_pools as pools
+from satimp.data.synth_pools import Template
+from satimp.errors import InputError
+
+FORGET_PCTS = (1, 5, 10)
+SPLITS: tuple[str, ...] = (
+    "full",
+    *(f"forget{pct:02d}" for pct in FORGET_PCTS),
+    *(f"retain{100 - pct}" for pct in FORGET_PCTS),
+    *(f"forget{pct:02d}_perturbed" for pct in FORGET_PCTS),
+    "retain_perturbed",
+    "real_authors",
+    "real_authors_perturbed",
+    "world_facts",
+    "world_facts_perturbed",
+)
+N_PERTURBED = 5  # wrong answers per item (TOFU has 5)
+MIN_AUTHORS, MAX_AUTHORS = 10, 1000  # below 10, forget01/05/10 collapse to one author
+MIN_QA = 4
+MAX_QA = len(pools.AUTHOR_TEMPLATES) * min(len(t.questions) for t in pools.AUTHOR_TEMPLATES)
+
+Record = dict[str, object]
+
+
+def forget_authors(authors: int, pct: int) -> int:
+    """Number of authors in `forget{pct:02d}`: `max(1, round(pct / 100 * authors))`.
+
+    Python's `round` rounds halves to even (50 authors, 5 % → 2). With TOFU's 200 authors:
+    1 % → 2, 5 % → 10, 10 % → 20. These are the *last* authors, as in TOFU.
+    """
+    if not _is_int(authors) or authors < 1 or not _is_int(pct) or not 0 < pct <= 100:
+        raise InputError(
+            f"forget_authors: need authors >= 1 and 0 < pct <= 100, got {authors!r}, {pct!r}"
+        )
+    return max(1, round(pct / 100 * authors))
+
+
+def synth_tofu(
+    out_dir: str | Path, *, authors: int = 50, qa_per_author: int = 10, seed: int = 0
+) -> dict[str, int]:
+    """Write the synthetic TOFU-format benchmark to out_dir (one .jsonl per split); returns {split: n_records}.
+
+    Files are UTF-8, one JSON object per line with a fixed key order, and byte-identical for the
+    same arguments. All records are built before anything is written; the files are written to
+    a temporary folder beside out_dir, then moved in, so a failure leaves no half-written file.
+    Other files in out_dir are left alone. Raises InputError on bad arguments.
+    """
+    splits = synth_records(authors=authors, qa_per_author=qa_per_author, seed=seed)
+    _write_splits(Path(out_dir), splits)
+    return {name: len(splits[name]) for name in SPLITS}
+
+
+def synth_records(
+    *, authors: int = 50, qa_per_author: int = 10, seed: int = 0
+) -> dict[str, list[Record]]:
+    """The records of every split in SPLITS, in memory (what `synth_tofu` writes)."""
+    _check_args(authors, qa_per_author, seed)
+    rng = random.Random(seed)
+    n_extra = max(10, round(authors / 5))  # real_authors / world_facts items
+    people, famous, countries = _entities(rng, authors, n_extra)
+    qa = [record for facts in people for record in _author_qa(facts, qa_per_author, rng)]
+    real = [
+        _qa_record(_cycle(pools.FAMOUS_TEMPLATES, i), facts, pools.FAMOUS_FACT_KINDS, 0, rng)
+        for i, facts in enumerate(famous)
+    ]
+    world = [
+        _qa_record(_cycle(pools.COUNTRY_TEMPLATES, i), facts, pools.COUNTRY_FACT_KINDS, 0, rng)
+        for i, facts in enumerate(countries)
+    ]
+    splits: dict[str, list[Record]] = {"full": _plain(qa)}
+    for pct in FORGET_PCTS:
+        n_forget = forget_authors(authors, pct) * qa_per_author
+        splits[f"forget{pct:02d}"] = _plain(qa[-n_forget:])
+        splits[f"retain{100 - pct}"] = _plain(qa[:-n_forget])
+        splits[f"forget{pct:02d}_perturbed"] = qa[-n_forget:]
+    splits["retain_perturbed"] = qa[: forget_authors(authors, 10) * qa_per_author]
+    splits["real_authors"], splits["real_authors_perturbed"] = _plain(real), real
+    splits["world_facts"], splits["world_facts_perturbed"] = _plain(world), world
+    return {name: splits[name] for name in SPLITS}
+
+
+# --- arguments and output -------------------------------------------------------------------
+
+
+def _is_int(x: object) -> bool:
+    """True for a real int (bool excluded: `authors=True` is a bug, not 1)."""
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_args(authors: object, qa_per_author: object, seed: object) -> None:
+    """Raise InputError naming the first bad argument."""
+    if not _is_int(authors) or not MIN_AUTHORS <= authors <= MAX_AUTHORS:
+        raise InputError(
+            f"synth_tofu: authors must be an integer in [{MIN_AUTHORS}, {MAX_AUTHORS}], got {authors!r}"
+        )
+    if not _is_int(qa_per_author) or not MIN_QA <= qa_per_author <= MAX_QA:
+        raise InputError(
+            f"synth_tofu: qa_per_author must be an integer in [{MIN_QA}, {MAX_QA}] "
+            f"({MAX_QA} distinct questions exist per author), got {qa_per_author!r}"
+        )
+    if not _is_int(seed):
+        raise InputError(f"synth_tofu: seed must be an integer, got {seed!r}")
+
+
+def _jsonl(records: list[Record]) -> bytes:
+    """One JSON object per line, keys in insertion order, non-ASCII kept, "\\n" line ends."""
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+
+
+def _write_splits(out_dir: Path, splits: Mapping[str, list[Record]]) -> None:
+    """Write `<split>.jsonl` files via a temporary folder beside out_dir and os.replace."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"synth_tofu: {out_dir} exists and is not a directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        for name, records in splits.items():
+            (tmp / f"{name}.jsonl").write_bytes(_jsonl(records))
+        for name in splits:  # same filesystem: each move is atomic
+            os.replace(tmp / f"{name}.jsonl", out_dir / f"{name}.jsonl")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- drawing fact values ----------------------------------------------------------------------
+
+
+def _place(rng: random.Random, endings: tuple[str, ...]) -> str:
+    """An invented place name: a root and an ending ("Tar" + "sk" → "Tarsk")."""
+    return rng.choice(pools.PLACE_ROOTS) + rng.choice(endings)
+
+
+def _title(rng: random.Random) -> str:
+    """A book title from TITLE_FORMS filled with pool words (thousands of combinations)."""
+    noun, noun2 = rng.sample(pools.TITLE_NOUNS, 2)
+    place = _place(rng, pools.CITY_ENDINGS)
+    return rng.choice(pools.TITLE_FORMS).format(
+        adj=rng.choice(pools.TITLE_ADJECTIVES), noun=noun, noun2=noun2, place=place
+    )
+
+
+def _first_name(rng: random.Random, gender: str) -> str:
+    """A first name matching the gender (either pool for the other genders)."""
+    if gender in ("female", "male"):
+        return rng.choice(
+            pools.FIRST_NAMES_FEMALE if gender == "female" else pools.FIRST_NAMES_MALE
+        )
+    return rng.choice(pools.FIRST_NAMES_FEMALE + pools.FIRST_NAMES_MALE)
+
+
+_DRAW: dict[str, Callable[[random.Random], str]] = {
+    "name": lambda r: f"{_first_name(r, 'any')} {r.choice(pools.LAST_NAMES)}",
+    "first_name": lambda r: _first_name(r, "any"),
+    "gender": lambda r: r.choice(pools.GENDERS),
+    "city": lambda r: _place(r, pools.CITY_ENDINGS),
+    "place": lambda r: _place(r, pools.PLACE_ENDINGS),
+    "country": lambda r: _place(r, pools.COUNTRY_ENDINGS),
+    "language": lambda r: _place(r, pools.LANGUAGE_ENDINGS),
+    "date": lambda r: f"{r.randint(1, 28)} {r.choice(pools.MONTHS)} {r.randint(1930, 1990)}",
+    "year": lambda r: str(r.randint(1950, 2023)),
+    "count": lambda r: str(r.randint(3, 48)),
+    "height": lambda r: str(r.randrange(1500, 8800, 10)),
+    "title": _title,
+    "award": lambda r: (
+        f"{r.choice(pools.LAST_NAMES)} {r.choice(pools.AWARD_KINDS)} for {r.choice(pools.AWARD_CATEGORIES)}"
+    ),
+    "publisher": lambda r: f"{r.choice(pools.LAST_NAMES)} {r.choice(pools.PUBLISHER_KINDS)}",
+    "university": lambda r: r.choice(pools.UNIVERSITY_FORMS).format(
+        place=_place(r, pools.CITY_ENDINGS)
+    ),
+    "style": lambda r: " and ".join(r.sample(pools.STYLE_ADJECTIVES, 2)),
+    "occupation": lambda r: r.choice(pools.OCCUPATIONS),
+    "genre": lambda r: r.choice(pools.GENRES),
+    "theme": lambda r: r.choice(pools.THEMES),
+    "subject": lambda r: r.choice(pools.SUBJECTS),
+    "habit": lambda r: r.choice(pools.HABITS),
+    "hobby": lambda r: r.choice(pools.HOBBIES),
+    "inspiration": lambda r: r.choice(pools.INSPIRATIONS),
+    "currency": lambda r: r.choice(pools.CURRENCIES),
+}
+
+
+def _draw_new(rng: random.Random, draw: Callable[[random.Random], str], taken: set[str]) -> str:
+    """Draw until the value is not in `taken` (membership only: no set iteration order)."""
+    for _ in range(10_000):
+        value = draw(rng)
+        if value not in taken:
+            return value
+    raise RuntimeError("synth: value pool exhausted")  # unreachable within MAX_AUTHORS
+
+
+def _unique(rng: random.Random, used: set[str], draw: Callable[[random.Random], str]) -> str:
+    """A value never drawn before in this benchmark (names, titles, countries); records it."""
+    value = _draw_new(rng, draw, used)
+    used.add(value)
+    return value
+
+
+def _gender(rng: random.Random) -> str:
+    """Mostly female or male; one in ten from the other genders."""
+    return rng.choice(pools.GENDERS[:2]) if rng.random() < 0.9 else rng.choice(pools.GENDERS[2:])
+
+
+# --- entities ---------------------------------------------------------------------------------
+
+
+def _author_facts(rng: random.Random, used: set[str], influences: list[str]) -> dict[str, str]:
+    """One fictitious author: every key of AUTHOR_FACT_KINDS, with plausible dates."""
+    gender = _gender(rng)
+    name = _unique(rng, used, lambda r: f"{_first_name(r, gender)} {r.choice(pools.LAST_NAMES)}")
+    born = rng.randint(1930, 1985)
+    debut = born + rng.randint(20, 35)
+    father_job, mother_job, early_job, protagonist_job = rng.sample(pools.OCCUPATIONS, 4)
+    theme1, theme2 = rng.sample(pools.THEMES, 2)
+    facts = {
+        "name": name,
+        "gender": gender,
+        "birth_date": f"{rng.randint(1, 28)} {rng.choice(pools.MONTHS)} {born}",
+        "debut_year": str(debut),
+        "award_year": str(min(2023, debut + rng.randint(1, 15))),
+        "father_job": father_job,
+        "mother_job": mother_job,
+        "early_job": early_job,
+        "protagonist_job": protagonist_job,
+        "theme1": theme1,
+        "theme2": theme2,
+        "book1": _unique(rng, used, _title),
+        "book2": _unique(rng, used, _title),
+        "book3": _unique(rng, used, _title),
+        "influence": rng.choice(influences),
+    }
+    for key, kind in pools.AUTHOR_FACT_KINDS.items():  # the rest: independent draws
+        if key not in facts:
+            facts[key] = _DRAW[kind](rng)
+    return facts
+
+
+def _famous_facts(rng: random.Random, used: set[str]) -> dict[str, str]:
+    """One invented "well-known" writer for real_authors."""
+    gender = _gender(rng)
+    return {
+        "name": _unique(
+            rng, used, lambda r: f"{_first_name(r, gender)} {r.choice(pools.LAST_NAMES)}"
+        ),
+        "gender": gender,
+        "title": _unique(rng, used, _title),
+        "city": _DRAW["city"](rng),
+        "genre": _DRAW["genre"](rng),
+    }
+
+
+def _country_facts(rng: random.Random, used: set[str]) -> dict[str, str]:
+    """One invented country for world_facts: its name and every key of COUNTRY_FACT_KINDS."""
+    facts = {"country": _unique(rng, used, _DRAW["country"])}
+    facts.update({key: _DRAW[kind](rng) for key, kind in pools.COUNTRY_FACT_KINDS.items()})
+    return facts
+
+
+def _entities(
+    rng: random.Random, authors: int, n_extra: int
+) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
+    """Benchmark authors, famous writers and countries, drawn first from a fresh rng.
+
+    Names, titles and countries are unique across all three; authors cite famous writers as
+    influences. The QA records are drawn afterwards from the same rng.
+    """
+    used: set[str] = set()
+    famous = [_famous_facts(rng, used) for _ in range(n_extra)]
+    influences = [f["name"] for f in famous]
+    people = [_author_facts(rng, used, influences) for _ in range(authors)]
+    countries = [_country_facts(rng, used) for _ in range(n_extra)]
+    return people, famous, countries
+
+
+# --- QA records -------------------------------------------------------------------------------
+
+
+def _cycle(templates: tuple[Template, ...], i: int) -> Template:
+    """The i-th template when cycling through the list."""
+    return templates[i % len(templates)]
+
+
+def _render(form: str, facts: Mapping[str, str]) -> str:
+    """Fill a template form with facts, their "a"/"an" forms (`a_<key>`) and pronouns."""
+    values = dict(facts)
+    values.update(
+        {f"a_{k}": f"{'an' if v[:1].lower() in 'aeiou' else 'a'} {v}" for k, v in facts.items()}
+    )
+    his = {"male": "his", "female": "her"}.get(facts.get("gender", ""), "their")
+    values.update(his=his, His=his.capitalize())
+    return form.format_map(values)
+
+
+def _perturbed_answers(
+    form: str,
+    template: Template,
+    facts: Mapping[str, str],
+    kinds: Mapping[str, str],
+    rng: random.Random,
+) -> list[str]:
+    """N_PERTURBED distinct answers of the same form, every key fact replaced by a wrong value.
+
+    A wrong value is a fresh draw of the same kind, never one of the answer's true values.
+    """
+    true_values = {facts[slot] for slot in template.slots}
+    answer = _render(form, facts)
+    out: list[str] = []
+    for _ in range(100 * N_PERTURBED):
+        wrong = dict(facts)
+        for slot in template.slots:
+            wrong[slot] = _draw_new(rng, _DRAW[kinds[slot]], true_values)
+        text = _render(form, wrong)
+        if text != answer and text not in out:
+            out.append(text)
+        if len(out) == N_PERTURBED:
+            return out
+    raise RuntimeError(f"synth: too few wrong values for {template.slots}")  # pools are large
+
+
+def _qa_record(
+    template: Template,
+    facts: Mapping[str, str],
+    kinds: Mapping[str, str],
+    form: int,
+    rng: random.Random,
+) -> Record:
+    """A full perturbed-layout record; `form` picks the phrasing, form + 1 the paraphrase."""
+    questions, answers = template.questions, template.answers
+    answer_form = answers[form % len(answers)]
+    return {
+        "question": _render(questions[form % len(questions)], facts),
+        "answer": _render(answer_form, facts),
+        "paraphrased_answer": _render(answers[(form + 1) % len(answers)], facts),
+        "perturbed_answer": _perturbed_answers(answer_form, template, facts, kinds, rng),
+        "paraphrased_question": _render(questions[(form + 1) % len(questions)], facts),
+        "keywords": [facts[slot] for slot in template.slots],
+    }
+
+
+def _author_qa(facts: Mapping[str, str], qa_per_author: int, rng: random.Random) -> list[Record]:
+    """qa_per_author distinct QA about one author: templates in a per-author random order,
+    cycled; a second pass over the templates uses their second question form."""
+    order = list(pools.AUTHOR_TEMPLATES)
+    rng.shuffle(order)
+    return [
+        _qa_record(order[i % len(order)], facts, pools.AUTHOR_FACT_KINDS, i // len(order), rng)
+        for i in range(qa_per_author)
+    ]
+
+
+def _plain(records: list[Record]) -> list[Record]:
+    """The plain-split view of perturbed-layout records: question, answer, keywords."""
+    return [
+        {"question": r["question"], "answer": r["answer"], "keywords": r["keywords"]}
+        for r in records
+    ]

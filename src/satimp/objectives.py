@@ -1,0 +1,343 @@
+"""Unlearning objectives (SPEC §2): pure losses of log-probs, the METHODS table, and `Objective`.
+
+Every loss is the quantity minimised. `loss = γ · L_forget + α · L_retain`. The pure functions
+take tensors, never the model; `Objective` runs the forward passes (via `logprobs`) and
+combines them. Adding a method is one line in METHODS (and, for a new criterion, one line in
+`weighting.CRITERIA`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from satimp.config import MethodConfig
+from satimp.data.encoding import Encoded, iter_batches
+from satimp.errors import InputError
+from satimp.logprobs import TokenLogps, forward_logps
+from satimp.weighting import CRITERIA, token_weights, weight_stats
+
+# ---------------------------------------------------------------- pure losses
+
+
+def weighted_ga_loss(logps: Tensor, mask: Tensor, weights: Tensor, *, normalize: str = "tokens") -> Tensor:
+    """Token-weighted gradient ascent (SPEC §1): L = −(1/N) Σ_k w_k ℓ_k = (1/N) Σ_k w_k log p_k.
+
+    Args: logps [B, T], mask [B, T] bool, weights [B, T] detached.
+    normalize: 'tokens' → N = number of valid tokens; 'weights' → N = Σ_k w_k;
+      'sequences' → N = number of sequences with a valid token, giving the instance-level form
+      −(1/B) Σ_i w_i S_i when w is constant within each sequence.
+    Returns: scalar; 0 when no token is valid.
+    """
+    total = (weights * logps * mask).sum()
+    if normalize == "tokens":
+        n = mask.sum()
+    elif normalize == "weights":
+        n = (weights * mask).sum()
+    elif normalize == "sequences":
+        n = mask.any(-1).sum()
+    else:
+        raise ValueError(f"normalize={normalize!r}; valid: tokens, weights, sequences")
+    return total / n.clamp_min(1e-12) if n > 0 else total * 0
+
+
+def nll_loss(logps: Tensor, mask: Tensor) -> Tensor:
+    """Mean token NLL: −(1/N) Σ_k log p_k over valid tokens. logps, mask [B, T] → scalar."""
+    return -(logps * mask).sum() / mask.sum().clamp_min(1)
+
+
+def npo_loss(seq_logps: Tensor, ref_seq_logps: Tensor, *, beta: float) -> Tensor:
+    """NPO (Zhang et al., 2024): mean_i −(2/β) log σ(−β (log π_θ(y_i|x_i) − log π_ref(y_i|x_i))).
+
+    Args: seq_logps [B], ref_seq_logps [B] (summed answer log-probs). Returns scalar.
+    −log σ(−x) = softplus(x), the numerically stable form used here.
+    """
+    return (2.0 / beta) * F.softplus(beta * (seq_logps - ref_seq_logps)).mean()
+
+
+def simnpo_loss(seq_logps: Tensor, lengths: Tensor, *, beta: float, delta: float) -> Tensor:
+    """SimNPO (Fan et al., 2024), paper form: mean_i −(2/β) log σ(−(β/|y_i|) log π_θ(y_i|x_i) − δ).
+
+    Args: seq_logps [B], lengths [B] answer token counts (≥ 1). Returns scalar.
+    """
+    return (2.0 / beta) * F.softplus(beta * seq_logps / lengths.clamp_min(1) + delta).mean()
+
+
+def kl_loss(logits: Tensor, ref_logits: Tensor, mask: Tensor) -> Tensor:
+    """KL(π_ref ‖ π_θ) per answer token, averaged over valid tokens.
+
+    KL_k = Σ_v p_ref(v) (log p_ref(v) − log p_θ(v)). logits, ref_logits [B, T, V]; mask [B, T].
+    """
+    logp = logits.float().log_softmax(-1)
+    ref_logp = ref_logits.float().log_softmax(-1)
+    kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)  # [B, T]
+    return (kl * mask).sum() / mask.sum().clamp_min(1)
+
+
+def rmu_forget_loss(hidden: Tensor, control: Tensor, mask: Tensor) -> Tensor:
+    """RMU forget term (Li et al., 2024): mean over valid tokens of ‖h_ℓ(x_f) − c·u‖² / D.
+
+    hidden [B, T, D], control [D] (= c·u), mask [B, T] bool. Returns scalar.
+    """
+    err = (hidden.float() - control).pow(2).mean(-1)
+    return (err * mask).sum() / mask.sum().clamp_min(1)
+
+
+def rmu_retain_loss(hidden: Tensor, ref_hidden: Tensor, mask: Tensor) -> Tensor:
+    """RMU retain term: mean over valid tokens of ‖h_ℓ(x_r) − h_ℓ^ref(x_r)‖² / D."""
+    err = (hidden.float() - ref_hidden.float()).pow(2).mean(-1)
+    return (err * mask).sum() / mask.sum().clamp_min(1)
+
+
+# ---------------------------------------------------------------- the methods table
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One unlearning method: its forget loss kind, criterion, defaults (SPEC §2 table)."""
+
+    forget: str  # 'weighted' (token-weighted GA), 'npo', 'simnpo' or 'rmu'
+    criterion: str = "ga"  # weighting.CRITERIA key, for 'weighted' and 'npo'
+    params: dict = field(default_factory=dict)  # objective hyperparameters beyond the criterion's
+    gamma: float = 1.0
+    alpha: float = 1.0
+    retain: str = "nll"
+    help: str = ""
+
+
+METHODS: dict[str, MethodSpec] = {
+    "ga": MethodSpec("weighted", "ga", gamma=1, alpha=0, retain="none", help="gradient ascent"),
+    "gd": MethodSpec("weighted", "ga", help="gradient difference: GA + retain NLL"),
+    "npo": MethodSpec("npo", "ga", {"beta": 0.1}, help="negative preference optimisation"),
+    "simnpo": MethodSpec("simnpo", "ga", {"beta": 2.5, "delta": 0.0}, alpha=0.1375, help="SimNPO"),
+    "wga": MethodSpec("weighted", "wga", help="weighted GA, w = p^β"),
+    "simsat": MethodSpec("weighted", "simsat", help="saturation, w = p^β"),
+    "simimp": MethodSpec("weighted", "simimp", help="importance, w = (1−p)^β"),
+    "satimp": MethodSpec("weighted", "satimp", alpha=0.1, help="SatImp, w = p^β1 (1−p)^β2"),
+    "topk": MethodSpec("weighted", "topk", help="hard sampling: s lowest-likelihood tokens"),
+    "bottomk": MethodSpec("weighted", "bottomk", help="hard sampling: s highest-likelihood tokens"),
+    "random": MethodSpec("weighted", "random", help="hard sampling: s random tokens"),
+    "annotated": MethodSpec("weighted", "annotated", help="key-fact tokens weighted 1−ρ, others ρ"),
+    "rmu": MethodSpec("rmu", "ga", {"layer": None, "steering": 6.5}, retain="rmu", help="RMU"),
+}
+RETAIN_LOSSES = ("none", "nll", "kl")
+
+
+def get_method(name: str) -> MethodSpec:
+    if name not in METHODS:
+        raise InputError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def resolve_params(cfg: MethodConfig) -> dict:
+    """The method's hyperparameters: criterion and objective defaults overridden by cfg.params."""
+    spec = get_method(cfg.name)
+    defaults = {**CRITERIA[spec.criterion].defaults, **spec.params}
+    unknown = sorted(set(cfg.params) - set(defaults))
+    if unknown:
+        raise InputError(
+            f"method {cfg.name!r} has no parameter {unknown[0]!r}; "
+            f"valid: {', '.join(defaults) or 'none'}"
+        )
+    params = {**defaults, **cfg.params}
+    for k in ("beta", "beta1", "beta2"):
+        if k in params and params[k] is not None and float(params[k]) < 0:
+            raise InputError(f"method {cfg.name!r}: {k}={params[k]} must be ≥ 0")
+    if cfg.name in ("npo", "simnpo") and params["beta"] <= 0:
+        raise InputError(f"method {cfg.name!r}: beta={params['beta']} must be > 0")
+    return params
+
+
+# ---------------------------------------------------------------- the objective
+
+
+class Objective:
+    """A configured method: runs the forward passes and combines the pure losses.
+
+    Call `prepare(model, forget_examples, ...)` once before training: NPO's reference
+    log-probs of the forget set are computed there (no reference model is kept), and only
+    `kl` and `rmu` keep a frozen copy of the model.
+    """
+
+    def __init__(self, cfg: MethodConfig, *, seed: int = 0):
+        self.cfg, self.spec, self.seed = cfg, get_method(cfg.name), seed
+        self.params = resolve_params(cfg)
+        self.gamma = self.spec.gamma if cfg.gamma is None else cfg.gamma
+        self.alpha = self.spec.alpha if cfg.alpha is None else cfg.alpha
+        self.retain = self.spec.retain if cfg.retain is None else cfg.retain
+        if self.spec.forget != "rmu" and self.retain not in RETAIN_LOSSES:
+            raise InputError(f"retain={self.retain!r}; valid: {', '.join(RETAIN_LOSSES)}")
+        if cfg.normalize not in ("tokens", "weights"):
+            raise InputError(f"normalize={cfg.normalize!r}; valid: tokens, weights")
+        crit_keys = set(CRITERIA[self.spec.criterion].defaults)
+        self.criterion_params = {k: v for k, v in self.params.items() if k in crit_keys}
+        self._check_weights()
+        self.ref_logps: list[Tensor] | None = None
+        self.ref_model = None
+        self.control: Tensor | None = None
+
+    @property
+    def uses_retain(self) -> bool:
+        return self.retain != "none" and self.alpha != 0
+
+    @property
+    def needs_ref_model(self) -> bool:
+        return self.retain == "kl" or self.spec.forget == "rmu"
+
+    def _check_weights(self) -> None:
+        """Validate criterion parameters now, before any work (token_weights raises ValueError)."""
+        probe = torch.zeros(1, 2)
+        try:
+            self.weights(probe, torch.ones(1, 2, dtype=torch.bool), step=0,
+                         key_mask=torch.ones(1, 2, dtype=torch.bool))
+        except ValueError as e:
+            raise InputError(f"method {self.cfg.name!r}: {e}") from None
+
+    def weights(self, logps: Tensor, mask: Tensor, *, step: int, key_mask: Tensor | None) -> Tensor:
+        params = dict(self.criterion_params)
+        if "seed" in params:  # fresh random picks every step, reproducible from the seed
+            params["seed"] = int(params["seed"]) + self.seed * 1_000_003 + step
+        return token_weights(
+            self.spec.criterion, logps, mask, granularity=self.cfg.granularity,
+            group_size=self.cfg.group_size, tau=self.cfg.tau,
+            key_mask=key_mask if self.spec.criterion == "annotated" else None, **params,
+        )
+
+    # -- set-up
+
+    @torch.no_grad()
+    def prepare(self, model, forget: list[Encoded], *, pad_id: int, batch_size: int = 16) -> None:
+        if self.spec.forget == "npo":
+            self.ref_logps = reference_logps(model, forget, pad_id=pad_id, batch_size=batch_size)
+        if self.needs_ref_model:
+            self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        if self.spec.forget == "rmu":
+            g = torch.Generator().manual_seed(self.seed)
+            u = torch.rand(model.config.hidden_size, generator=g)
+            self.control = float(self.params["steering"]) * u / u.norm()
+            self.params["layer"] = self.rmu_layer(model)
+
+    def rmu_layer(self, model) -> int:
+        n = model.config.num_hidden_layers
+        layer = self.params.get("layer")
+        layer = max(0, min(7, n // 2 - 1)) if layer is None else int(layer)
+        if not 0 <= layer < n:
+            raise InputError(f"rmu layer={layer} out of range for a {n}-layer model")
+        return layer
+
+    def trainable(self, model) -> list[torch.nn.Parameter]:
+        """Parameters the optimizer updates: all, except RMU's layers ℓ−2..ℓ only."""
+        if self.spec.forget != "rmu":
+            return [p for p in model.parameters() if p.requires_grad]
+        layer = self.params["layer"]
+        keep = {f"layers.{i}." for i in range(max(0, layer - 2), layer + 1)}
+        params = []
+        for name, p in model.named_parameters():
+            on = any(k in name for k in keep)
+            p.requires_grad_(on)
+            if on:
+                params.append(p)
+        return params
+
+    # -- one step
+
+    def __call__(self, model, batch: dict, *, step: int = 0) -> tuple[Tensor, dict[str, float]]:
+        """Loss of one paired batch {'forget': …, 'retain': …, 'index': [B]} and its log fields."""
+        if self.spec.forget == "rmu":
+            return self._rmu(model, batch)
+        f = forward_logps(model, batch["forget"])
+        logs: dict[str, float] = {}
+        if self.spec.forget == "weighted":
+            w = self.weights(f.logps, f.mask, step=step, key_mask=_shifted_keys(batch["forget"]))
+            coarse = self.cfg.granularity in ("instance", "batch")
+            norm = "sequences" if coarse else self.cfg.normalize
+            forget_loss = weighted_ga_loss(f.logps, f.mask, w, normalize=norm)
+            logs |= {f"weight_{k}": v for k, v in weight_stats(w, f.logps.detach(), f.mask).items()}
+        elif self.spec.forget == "npo":
+            ref = self._batch_ref_logps(batch["index"], f.logps)
+            w = self.weights(f.logps, f.mask, step=step, key_mask=_shifted_keys(batch["forget"]))
+            seq, ref_seq = (w * f.logps * f.mask).sum(-1), (w * ref * f.mask).sum(-1)
+            forget_loss = npo_loss(seq, ref_seq, beta=float(self.params["beta"]))
+        else:  # simnpo
+            forget_loss = simnpo_loss(
+                f.seq_logps, f.mask.sum(-1), beta=float(self.params["beta"]),
+                delta=float(self.params["delta"]),
+            )
+        loss = self.gamma * forget_loss
+        logs["forget_loss"] = forget_loss.item()
+        if self.uses_retain:
+            retain_loss = self._retain_loss(model, batch["retain"])
+            loss = loss + self.alpha * retain_loss
+            logs["retain_loss"] = retain_loss.item()
+        return loss, logs
+
+    def _retain_loss(self, model, batch: dict) -> Tensor:
+        if self.retain == "nll":
+            r = forward_logps(model, batch)
+            return nll_loss(r.logps, r.mask)
+        r = forward_logps(model, batch, keep_logits=True)
+        with torch.no_grad():
+            ref = forward_logps(self.ref_model, batch, keep_logits=True)
+        return kl_loss(r.logits, ref.logits, r.mask)
+
+    def _batch_ref_logps(self, index: Tensor, like: Tensor) -> Tensor:
+        """Precomputed reference log-probs of these forget examples, padded to `like` [B, T−1]."""
+        if self.ref_logps is None:
+            raise RuntimeError("Objective.prepare() must run before training with NPO")
+        out = torch.zeros_like(like, dtype=torch.float32)
+        for row, i in enumerate(index.tolist()):
+            r = self.ref_logps[i]
+            out[row, : r.numel()] = r.to(out.device)
+        return out
+
+    def _rmu(self, model, batch: dict) -> tuple[Tensor, dict[str, float]]:
+        k = self.params["layer"] + 1  # hidden_states[0] is the embedding output
+        f = forward_logps(model, batch["forget"], hidden=True)
+        fmask = batch["forget"]["attention_mask"].bool()
+        forget_loss = rmu_forget_loss(f.hidden[k], self.control.to(f.hidden[k].device), fmask)
+        r = forward_logps(model, batch["retain"], hidden=True)
+        with torch.no_grad():
+            ref = forward_logps(self.ref_model, batch["retain"], hidden=True)
+        rmask = batch["retain"]["attention_mask"].bool()
+        retain_loss = rmu_retain_loss(r.hidden[k], ref.hidden[k], rmask)
+        loss = self.gamma * forget_loss + self.alpha * retain_loss
+        return loss, {"forget_loss": forget_loss.item(), "retain_loss": retain_loss.item()}
+
+
+def _shifted_keys(batch: dict) -> Tensor | None:
+    """key_mask [B, T] aligned with labels → [B, T−1] aligned with shifted log-probs."""
+    keys = batch.get("key_mask")
+    return None if keys is None else keys[:, 1:]
+
+
+def finetune_objective(model, batch: dict, *, step: int = 0) -> tuple[Tensor, dict[str, float]]:
+    """Fine-tuning is the same loop with the NLL objective on the 'forget' slot of the batch."""
+    f: TokenLogps = forward_logps(model, batch["forget"])
+    return nll_loss(f.logps, f.mask), {}
+
+
+@torch.no_grad()
+def reference_logps(model, examples: list[Encoded], *, pad_id: int, batch_size: int = 16) -> list[Tensor]:
+    """Per-example reference answer-token log-probs, computed once (NPO without a second model).
+
+    Returns a list (dataset order) of [len_i − 1] float tensors aligned with shifted labels,
+    0 on prompt positions; trailing padding is never stored.
+    """
+    was_training = model.training
+    model.eval()
+    out: list[Tensor | None] = [None] * len(examples)
+    for idx, batch in iter_batches(examples, batch_size, pad_id):
+        device = next(model.parameters()).device
+        r = forward_logps(model, {k: v.to(device) for k, v in batch.items()})
+        for row, i in enumerate(idx):
+            out[i] = r.logps[row, : len(examples[i]) - 1].float().cpu()
+    model.train(was_training)
+    return out
+
+
+LossFn = Callable[..., tuple[Tensor, dict[str, float]]]

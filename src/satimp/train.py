@@ -1,0 +1,180 @@
+"""The one training loop, on `accelerate`, shared by fine-tuning and unlearning.
+
+forward → loss → backward → clip → step → schedule → log, top to bottom. Fine-tuning passes
+`finetune_objective`; unlearning passes an `Objective`. Each optimizer step sees one batch of
+`forget` examples (the training set when fine-tuning), each paired with a random `retain`
+example when the objective uses one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from satimp.config import TrainConfig
+from satimp.data.encoding import Encoded, collate, length_grouped_batches
+
+
+def lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
+    """Multiplier of the peak lr at `step`: linear warm-up over `warmup` steps, then linear
+    decay to 0 at `total` ('linear') or flat ('constant')."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+class PairedDataset(Dataset):
+    """Item i = (forget example i, a retain partner drawn per epoch), for one epoch's order."""
+
+    def __init__(self, forget: Sequence[Encoded], retain: Sequence[Encoded] | None, seed: int):
+        self.forget, self.retain, self.seed = forget, retain, seed
+        self.partners: list[int] = []
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.retain:
+            rng = random.Random(self.seed * 7919 + epoch)
+            self.partners = [rng.randrange(len(self.retain)) for _ in self.forget]
+
+    def __len__(self) -> int:
+        return len(self.forget)
+
+    def __getitem__(self, i: int) -> tuple[int, Encoded, Encoded | None]:
+        return i, self.forget[i], self.retain[self.partners[i]] if self.retain else None
+
+
+def make_collate(pad_id: int) -> Callable:
+    def collate_pairs(items: list[tuple[int, Encoded, Encoded | None]]) -> dict:
+        batch = {
+            "index": torch.tensor([i for i, _, _ in items]),
+            "forget": collate([f for _, f, _ in items], pad_id),
+        }
+        if items[0][2] is not None:
+            batch["retain"] = collate([r for _, _, r in items], pad_id)
+        return batch
+
+    return collate_pairs
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    last: dict = field(default_factory=dict)
+    epochs: list[dict] = field(default_factory=list)
+
+
+def train(
+    model,
+    loss_fn: Callable,
+    forget: Sequence[Encoded],
+    cfg: TrainConfig,
+    *,
+    pad_id: int,
+    retain: Sequence[Encoded] | None = None,
+    params: list[torch.nn.Parameter] | None = None,
+    out_dir: str | Path | None = None,
+    on_epoch_end: Callable[[object, int], dict] | None = None,
+    desc: str = "train",
+) -> TrainResult:
+    """Optimise `model` with `loss_fn(model, batch, step=…) -> (loss, logs)`.
+
+    AdamW on `params` (default: all trainable), warm-up then linear decay (SPEC §3), gradient
+    clipping, accumulation over `cfg.grad_accum` micro-batches. Writes one JSON line per
+    logged step (and per epoch-end evaluation) to `out_dir/metrics.jsonl`.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    cfg.validate()
+    set_seed(cfg.seed)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.grad_accum,
+        mixed_precision={"fp32": "no"}.get(cfg.precision, cfg.precision),
+        cpu=not torch.cuda.is_available(),
+    )
+    micro = cfg.batch_size // cfg.grad_accum
+    steps_per_epoch = math.ceil(len(forget) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, warmup=warmup, total=total, schedule=cfg.schedule)
+    )
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    dataset = PairedDataset(forget, retain, cfg.seed)
+    lengths = [len(e) for e in forget]
+    log = _MetricsLog(out_dir if accelerator.is_main_process else None)
+    result, step, start = TrainResult(0, 0.0), 0, time.time()
+    bar = tqdm(total=total, desc=desc, disable=not accelerator.is_main_process, leave=False)
+    model.train()
+    for epoch in range(cfg.epochs):
+        dataset.set_epoch(epoch)
+        order = length_grouped_batches(lengths, micro, seed=cfg.seed * 1009 + epoch)
+        loader = accelerator.prepare_data_loader(
+            DataLoader(dataset, batch_sampler=order, collate_fn=make_collate(pad_id))
+        )
+        for batch in loader:
+            with accelerator.accumulate(model):
+                loss, logs = loss_fn(model, batch, step=step)
+                accelerator.backward(loss)
+                grad_norm = _clip(accelerator, params, cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss.item(),
+                   "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm, **logs}
+            if step % cfg.log_every == 0 or step == total:
+                log.write(row)
+            result.last = row
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.3f}")
+        if on_epoch_end is not None:
+            model.eval()
+            ev = {"epoch": epoch + 1, "step": step, **on_epoch_end(accelerator.unwrap_model(model), epoch + 1)}
+            model.train()
+            log.write(ev)
+            result.epochs.append(ev)
+    bar.close()
+    result.steps, result.seconds = step, time.time() - start
+    return result
+
+
+def _clip(accelerator, params: list, max_norm: float) -> float:
+    """Clip gradients to `max_norm` (0 = only measure); returns the pre-clip total norm."""
+    if not accelerator.sync_gradients:
+        return 0.0
+    if max_norm > 0:
+        return float(accelerator.clip_grad_norm_(params, max_norm))
+    grads = [p.grad.norm() for p in params if p.grad is not None]
+    return float(torch.stack(grads).norm()) if grads else 0.0
+
+
+class _MetricsLog:
+    """Appends JSON lines to metrics.jsonl (flushed per line, so a crash loses at most one)."""
+
+    def __init__(self, out_dir: str | Path | None):
+        self.path = Path(out_dir) / "metrics.jsonl" if out_dir else None
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("")
+
+    def write(self, row: dict) -> None:
+        if self.path:
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")

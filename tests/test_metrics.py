@@ -1,0 +1,268 @@
+"""Tests for satimp.metrics: hand-computed values, with the derivation beside each number."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from rouge_score import rouge_scorer
+from torch.testing import assert_close
+
+from satimp import metrics as M
+from satimp.errors import InputError
+
+T, F = True, False
+
+
+# ------------------------------------------------------------------------- ES / EM / prob
+
+
+def test_extraction_strength_hand_values() -> None:
+    """Rows of 4 answer tokens, mask all True.
+
+    all right           → k* = 0               → ES = 1
+    last (index 3) wrong → k* = 1 + 3 = 4       → ES = 1 − 4/4 = 0
+    index 1 wrong        → k* = 1 + 1 = 2       → ES = 1 − 2/4 = 0.5
+    index 0 wrong only   → k* = 1               → ES = 1 − 1/4 = 0.75
+    indices 0 and 2 wrong → last wrong is 2, k* = 3 → ES = 0.25
+    """
+    correct = torch.tensor([[T, T, T, T], [T, T, T, F], [T, F, T, T], [F, T, T, T], [F, T, F, T]])
+    mask = torch.ones_like(correct)
+    assert_close(M.extraction_strength(correct, mask), torch.tensor([1.0, 0.0, 0.5, 0.75, 0.25]))
+
+
+def test_extraction_strength_uses_rank_among_masked_positions() -> None:
+    """Left padding, gaps and ragged lengths in one batch; unmasked positions never count.
+
+    row 0: left-padded, answer at positions 2..4 = [T, F, T] → last wrong index 1, k* = 2,
+           ES = 1 − 2/3 = 1/3. The padding positions are wrong but unmasked.
+    row 1: non-contiguous mask at positions 0, 2, 4 = [T, T, F] → k* = 3, ES = 0.
+    row 2: answer of length 1 at position 0, correct → ES = 1.
+    row 3: empty answer (all-False mask) → ES = 0 by convention.
+    """
+    correct = torch.tensor([[F, F, T, F, T], [T, F, T, F, F], [T, F, F, F, F], [T, T, T, T, T]])
+    mask = torch.tensor([[F, F, T, T, T], [T, F, T, F, T], [T, F, F, F, F], [F, F, F, F, F]])
+    assert_close(M.extraction_strength(correct, mask), torch.tensor([1 / 3, 0.0, 1.0, 0.0]))
+
+
+def test_extraction_strength_equals_generation_based() -> None:
+    """One-pass ES equals ES from greedy generation under a toy deterministic 'model'.
+
+    The model's greedy next token is a hash of the whole prefix (so it depends on context).
+    Generation-based k* = min{k : greedy from [x, y_<k] reproduces y_≥k}; ES = 1 − k*/|y|.
+    """
+    g = torch.Generator().manual_seed(0)
+    vocab = 3  # small so that the model is often right
+
+    def greedy(prefix: tuple[int, ...]) -> int:
+        return hash(prefix) % vocab
+
+    for _ in range(50):
+        prompt = tuple(torch.randint(vocab, (2,), generator=g).tolist())
+        n = int(torch.randint(1, 7, (1,), generator=g))
+        y = tuple(torch.randint(vocab, (n,), generator=g).tolist())
+        # occasionally make the answer the model's own greedy continuation
+        if torch.rand(1, generator=g) < 0.3:
+            seq = prompt
+            for _ in range(n):
+                seq += (greedy(seq),)
+            y = seq[len(prompt) :]
+
+        def reproduces(k: int, y: tuple[int, ...] = y, prompt: tuple[int, ...] = prompt) -> bool:
+            seq = prompt + y[:k]
+            for _ in range(len(y) - k):
+                seq += (greedy(seq),)
+            return seq[len(prompt) :] == y
+
+        k_star = min(k for k in range(n + 1) if reproduces(k))  # k = n always reproduces
+        expected = 1 - k_star / n
+        correct = torch.tensor([[greedy(prompt + y[:i]) == y[i] for i in range(n)]])
+        got = M.extraction_strength(correct, torch.ones_like(correct))
+        assert_close(got, torch.tensor([expected]))
+
+
+def test_exact_memorization() -> None:
+    """row 0: 3 of 4 right → 0.75; row 1: masked [T, F] (the unmasked F ignored) → 0.5;
+    row 2: empty → 0."""
+    correct = torch.tensor([[T, F, T, T], [T, F, F, T], [T, T, T, T]])
+    mask = torch.tensor([[T, T, T, T], [T, T, F, F], [F, F, F, F]])
+    assert_close(M.exact_memorization(correct, mask), torch.tensor([0.75, 0.5, 0.0]))
+
+
+def test_mean_nll_and_answer_prob() -> None:
+    """row 0: logps over the mask = [log .5, log .25] → mean NLL = (log 2 + log 4)/2 = 1.5 log 2,
+    prob = 2^-1.5; the unmasked NaN/-inf are ignored.
+    row 1: single token log 0.9 → NLL = −log 0.9, prob = 0.9.
+    row 2: empty → NLL = +inf, prob = 0."""
+    nan, inf = math.nan, math.inf
+    logps = torch.tensor(
+        [[math.log(0.5), math.log(0.25), nan], [-inf, math.log(0.9), 0.0], [-1.0, -2.0, -3.0]]
+    )
+    mask = torch.tensor([[T, T, F], [F, T, F], [F, F, F]])
+    assert_close(M.mean_nll(logps, mask), torch.tensor([1.5 * math.log(2), -math.log(0.9), inf]))
+    assert_close(M.answer_prob(logps, mask), torch.tensor([2**-1.5, 0.9, 0.0]))
+
+
+def test_shape_mismatch_raises() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        M.exact_memorization(torch.ones(2, 3, dtype=torch.bool), torch.ones(2, 4, dtype=torch.bool))
+
+
+# ---------------------------------------------------------------- truth ratio, FQ, MU
+
+
+def test_truth_ratio_and_scores() -> None:
+    """item 0: nll_para = 1, perturbed nll = [2, 4] → mean 3 → R = exp(1 − 3) = e^-2.
+    item 1: nll_para = 2, perturbed [1, 1] → R = exp(1) = e.
+    forget score = mean(min(R, 1/R)) = (e^-2 + e^-1)/2;
+    other score = mean(max(0, 1 − R)) = ((1 − e^-2) + 0)/2."""
+    r = M.truth_ratio(torch.tensor([1.0, 2.0]), torch.tensor([[2.0, 4.0], [1.0, 1.0]]))
+    assert_close(r, torch.tensor([math.exp(-2), math.e]))
+    e2, e1 = math.exp(-2), math.exp(-1)
+    assert M.truth_ratio_score(r, forget=True) == pytest.approx((e2 + e1) / 2)
+    assert M.truth_ratio_score(r, forget=False) == pytest.approx((1 - e2) / 2)
+    # R = 1: forget score 1, non-forget score 0; R = 0: both edge values without errors
+    assert M.truth_ratio_score([1.0], forget=True) == pytest.approx(1.0)
+    assert M.truth_ratio_score([0.0], forget=True) == 0.0
+    assert M.truth_ratio_score([0.0], forget=False) == 1.0
+    with pytest.raises(ValueError):
+        M.truth_ratio_score([], forget=True)
+
+
+def test_normalized_true_prob() -> None:
+    """item 0: p_true = e^-1, p_pert = [e^-2, e^-3] → e^-1/(e^-1 + e^-2 + e^-3) = 1/(1 + e^-1 + e^-2).
+    item 1: very large NLLs (probabilities underflow to 0 in float32) with equal values:
+    the softmax still gives 1/3. item 2: everything +inf → 0 by convention."""
+    inf = math.inf
+    got = M.normalized_true_prob(
+        torch.tensor([1.0, 500.0, inf]), torch.tensor([[2.0, 3.0], [500.0, 500.0], [inf, inf]])
+    )
+    expected = torch.tensor([1 / (1 + math.exp(-1) + math.exp(-2)), 1 / 3, 0.0])
+    assert_close(got, expected)
+
+
+def test_forget_quality() -> None:
+    """Identical samples → KS statistic 0 → p = 1. Disjoint samples of 30 → statistic 1 →
+    exact p = 2/C(60, 30) ≈ 2e-17."""
+    a = torch.linspace(0.1, 0.9, 30)
+    assert M.forget_quality(a, a.clone()) == pytest.approx(1.0)
+    assert M.forget_quality(a, a + 10.0) < 1e-6
+    with pytest.raises(ValueError):
+        M.forget_quality([], [1.0])
+
+
+def test_model_utility() -> None:
+    """H(0.5, 1) = 2/(2 + 1) = 2/3; H(x, x, x) = x; any zero → 0; negatives and empty raise."""
+    assert M.model_utility([0.5, 1.0]) == pytest.approx(2 / 3)
+    assert M.model_utility({"a": 0.3, "b": 0.3, "c": 0.3}) == pytest.approx(0.3)
+    assert M.model_utility([0.5, 0.0, 1.0]) == 0.0
+    with pytest.raises(ValueError):
+        M.model_utility([0.5, -0.1])
+    with pytest.raises(ValueError):
+        M.model_utility([])
+
+
+# --------------------------------------------------------------------------------- ROUGE
+
+ROUGE_PAIRS = [
+    ("The cat sat on the mat.", "the cat is on the mat"),
+    ("He was running and runs daily", "He runs; he ran, running fast"),
+    ("", "a reference"),
+    ("a prediction", ""),
+    ("", ""),
+    ("!!! ... ???", "punctuation only"),
+    ("Born in 1984, she wrote 3 novels.", "She was born in 1984 and wrote three novels"),
+    ("the the the the", "the cat the dog the"),
+    ("Dying skies and the NEWS proceed", "dying sky news proceeds"),
+    ("Jean-Luc's café—naïve résumé", "jean luc s cafe naive resume"),
+    ("Generously, happily, fairly owned", "generous happy fair owner"),
+    ("Tab\tseparated\nnew-lines", "tab separated new lines"),
+    ("x", "x"),
+    ("Completely different words here", "nothing in common at all"),
+    ("a b c d e f g", "g f e d c b a"),
+    ("The author's books include 'Shadows of the Past' (2001).", "Shadows of the Past, 2001"),
+]
+
+
+@pytest.mark.parametrize("stem", [True, False])
+def test_rouge_l_matches_rouge_score(stem: bool) -> None:
+    """Precision, recall and F equal rouge_score's RougeScorer(['rougeL'], use_stemmer=stem);
+    note its score(target, prediction) argument order."""
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=stem)
+    for pred, ref in ROUGE_PAIRS:
+        want = scorer.score(ref, pred)["rougeL"]
+        got = M.rouge_l(pred, ref, stem=stem)
+        assert (got.precision, got.recall, got.fmeasure) == pytest.approx(
+            (want.precision, want.recall, want.fmeasure)
+        ), (pred, ref)
+        if stem:
+            assert M.rouge_l_recall(pred, ref) == pytest.approx(want.recall)
+            assert M.rouge_l_f1(pred, ref) == pytest.approx(want.fmeasure)
+
+
+def test_rouge_l_hand_value() -> None:
+    """pred 'the cat sat on the mat' (6), ref 'the cat is on the mat' (6): LCS = the cat on the
+    mat = 5 → P = R = F = 5/6."""
+    s = M.rouge_l("The cat sat on the mat.", "the cat is on the mat")
+    assert (s.precision, s.recall, s.fmeasure) == pytest.approx((5 / 6, 5 / 6, 5 / 6))
+
+
+# ------------------------------------------------------------------------- MUSE and WMDP
+
+
+def test_min_k_percent() -> None:
+    """row 0: 5 tokens, k = 0.4 → m = floor(2.0) = 2 lowest of [-1,-5,-2,-4,-3] = -5,-4 → -4.5.
+    row 1: mask keeps 2 tokens [-1, -3] → m = max(1, floor(0.8)) = 1 → -3 (the masked -9 ignored).
+    row 2: empty → -inf. 1-D input gives a 0-dim result."""
+    logps = torch.tensor(
+        [[-1.0, -5.0, -2.0, -4.0, -3.0], [-1.0, -9.0, -3.0, 0.0, 0.0]] + [[0.0] * 5]
+    )
+    mask = torch.tensor([[T] * 5, [T, F, T, F, F], [F] * 5])
+    assert_close(M.min_k_percent(logps, mask, k=0.4), torch.tensor([-4.5, -3.0, -math.inf]))
+    one = M.min_k_percent(logps[0], k=0.4)
+    assert one.dim() == 0
+    assert_close(one, torch.tensor(-4.5))
+    # k = 1 is the mean log-prob over the answer
+    assert_close(M.min_k_percent(logps[:1], k=1.0), torch.tensor([-3.0]))
+
+
+def test_auc_roc_and_priv_leak() -> None:
+    """Perfect separation → 1; reversed → 0; identical → 0.5 (all ties).
+    pos [1, 2], neg [2, 0]: pairs (1>2 no, 1>0 yes, 2=2 half, 2>0 yes) → 2.5/4 = 0.625."""
+    assert M.auc_roc([3.0, 4.0], [1.0, 2.0]) == 1.0
+    assert M.auc_roc(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])) == 0.0
+    assert M.auc_roc([1.0, 1.0, 1.0], [1.0, 1.0]) == 0.5
+    assert M.auc_roc([1.0, 2.0], [2.0, 0.0]) == pytest.approx(0.625)
+    # PrivLeak: (0.6 − 0.5)/0.5 × 100 = 20 (under-unlearning); (0.4 − 0.5)/0.5 × 100 = −20
+    assert M.priv_leak(0.6, 0.5) == pytest.approx(20.0)
+    assert M.priv_leak(0.4, 0.5) == pytest.approx(-20.0)
+    assert M.priv_leak(0.5, 0.5) == 0.0
+
+
+def test_mcq_accuracy() -> None:
+    """Item 0 argmax = 2 (right); item 1 argmax = 0 (wrong, answer 1); item 2 has a padded
+    option 3 at -inf and argmax 1 (right) → 2/3. Masking option 0 of item 1 leaves option 1
+    as argmax → 3/3."""
+    inf = math.inf
+    ll = torch.tensor(
+        [[-3.0, -2.0, -1.0, -4.0], [-1.0, -2.0, -3.0, -4.0], [-2.0, -1.0, -3.0, -inf]]
+    )
+    answers = torch.tensor([2, 1, 1])
+    assert M.mcq_accuracy(ll, answers) == pytest.approx(2 / 3)
+    option_mask = torch.tensor([[T, T, T, T], [F, T, T, T], [T, T, T, F]])
+    assert M.mcq_accuracy(ll, answers, option_mask) == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------------------ the table
+
+
+def test_metrics_table_and_unknown_name() -> None:
+    assert set(M.METRICS) == {"es", "em", "prob", "rouge", "truth_ratio"}
+    assert M.get_metric("es").fn is M.extraction_strength
+    assert M.get_metric("es").higher_is_better is True
+    assert "forget" in M.get_metric("es").help
+    with pytest.raises(InputError) as err:
+        M.get_metric("bleu")
+    for name in M.METRICS:
+        assert name in str(err.value)

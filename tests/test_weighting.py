@@ -1,0 +1,345 @@
+"""Tests for satimp.weighting: hand-computed weights for every criterion, granularity and tau.
+
+Convention: logps [B, T] = log p of each label token; mask [B, T] bool. Each expected value
+is derived in a comment next to it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from satimp.weighting import (
+    CRITERIA,
+    group_mean,
+    temperature_smooth,
+    token_weights,
+    weight_stats,
+)
+
+SOFT = [name for name, spec in CRITERIA.items() if spec.kind == "soft"]
+HARD = [name for name, spec in CRITERIA.items() if spec.kind == "hard"]
+
+
+def _logps(p: list[list[float]]) -> torch.Tensor:
+    """log of a probability table (0 → −inf)."""
+    return torch.tensor(p, dtype=torch.float64).log()
+
+
+def _extra(criterion: str, mask: torch.Tensor) -> dict:
+    """key_mask for `annotated` (every other token), nothing for the rest."""
+    if CRITERIA[criterion].needs_key_mask:
+        key = torch.zeros_like(mask)
+        key[:, ::2] = True
+        return {"key_mask": key}
+    return {}
+
+
+# p = [0.5, 0.25, 1.0, 0.0] and a padding slot holding garbage (logp = +3, i.e. "p = e^3").
+P4 = _logps([[0.5, 0.25, 1.0, 0.0, 1.0]])
+P4[0, 4] = 3.0
+M4 = torch.tensor([[True, True, True, True, False]])
+
+
+# ------------------------------------------------------------------------------------------
+# Soft criteria, token level
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("criterion", "params", "expected"),
+    [
+        ("ga", {}, [1.0, 1.0, 1.0, 1.0, 0.0]),
+        # p^1 = p; p = 0 (logp = −inf) → 0
+        ("simsat", {"beta": 1.0}, [0.5, 0.25, 1.0, 0.0, 0.0]),
+        ("wga", {}, [0.5, 0.25, 1.0, 0.0, 0.0]),
+        # (1 − p)^2 = [0.5², 0.75², 0², 1²]
+        ("simimp", {"beta": 2.0}, [0.25, 0.5625, 0.0, 1.0, 0.0]),
+        # default beta = 5: [0.5^5, 0.75^5, 0, 1]
+        ("simimp", {}, [0.03125, 0.2373046875, 0.0, 1.0, 0.0]),
+        # p²(1 − p) = [0.25·0.5, 0.0625·0.75, 1·0, 0·1]
+        ("satimp", {"beta1": 2.0, "beta2": 1.0}, [0.125, 0.046875, 0.0, 0.0, 0.0]),
+        # defaults beta1 = 5, beta2 = 0.1: [0.5^5.1, 0.25^5 · 0.75^0.1, 1·0^0.1 = 0, 0^5 = 0]
+        ("satimp", {}, [0.5**5.1, 0.25**5 * 0.75**0.1, 0.0, 0.0, 0.0]),
+        # beta = 0: 0^0 = 1, so every valid token gets 1, including p = 0 and p = 1
+        ("simsat", {"beta": 0.0}, [1.0, 1.0, 1.0, 1.0, 0.0]),
+        ("simimp", {"beta": 0.0}, [1.0, 1.0, 1.0, 1.0, 0.0]),
+    ],
+)
+def test_soft_criteria_by_hand(criterion: str, params: dict, expected: list[float]) -> None:
+    w = token_weights(criterion, P4, M4, **params)
+    assert_close(w, torch.tensor([expected], dtype=torch.float64))
+    assert torch.isfinite(w).all()
+    assert not torch.signbit(w).any()  # no −0.0 at p = 1
+
+
+def test_registry_defaults_follow_spec() -> None:
+    assert CRITERIA["simsat"].defaults == {"beta": 1.0}
+    assert CRITERIA["wga"].defaults == {"beta": 1.0}
+    assert CRITERIA["simimp"].defaults == {"beta": 5.0}
+    assert CRITERIA["satimp"].defaults == {"beta1": 5.0, "beta2": 0.1}
+    assert CRITERIA["topk"].defaults == CRITERIA["bottomk"].defaults == {"frac": 0.3}
+    assert CRITERIA["random"].defaults == {"frac": 0.3, "seed": 0}
+    assert CRITERIA["annotated"].defaults == {"rho": 0.3}
+    assert all(spec.kind in ("soft", "hard") and spec.help for spec in CRITERIA.values())
+
+
+def test_satimp_zero_exponents_equals_ga() -> None:
+    # p^0 (1 − p)^0 = 1 for every p in [0, 1], including 0^0 at p = 0 and p = 1.
+    logps = torch.log(torch.rand(3, 7, generator=torch.Generator().manual_seed(1)))
+    logps[0, 0], logps[1, 1] = -math.inf, 0.0
+    mask = torch.rand(3, 7, generator=torch.Generator().manual_seed(2)) > 0.3
+    for granularity in ("token", "group", "instance", "batch"):
+        sat = token_weights("satimp", logps, mask, beta1=0.0, beta2=0.0, granularity=granularity)
+        ga = token_weights("ga", logps, mask, granularity=granularity)
+        assert_close(sat, ga)
+        assert_close(ga, mask.float())
+
+
+def test_annotated_by_hand() -> None:
+    # rho = 0.3: key tokens 1 − 0.3 = 0.7, others 0.3; a key flag on padding is ignored.
+    key = torch.tensor([[True, False, True, False, True]])
+    w = token_weights("annotated", P4, M4, key_mask=key)
+    assert_close(w, torch.tensor([[0.7, 0.3, 0.7, 0.3, 0.0]], dtype=torch.float64))
+    w = token_weights("annotated", P4, M4, key_mask=key, rho=0.0)
+    assert_close(w, torch.tensor([[1.0, 0.0, 1.0, 0.0, 0.0]], dtype=torch.float64))
+
+
+# ------------------------------------------------------------------------------------------
+# Hard sampling (Algorithm 1)
+# ------------------------------------------------------------------------------------------
+# n = 10 valid tokens, 2 padding slots. frac 0.3 → s = floor(3 + 0.5) = 3.
+# ascending: 0.05 (7), 0.1 (1), 0.2 (5), 0.3 (3), 0.4 (9), 0.5 (2), 0.6 (8), 0.7 (4), 0.8 (6), 0.9 (0)
+P10 = _logps([[0.9, 0.1, 0.5, 0.3, 0.7, 0.2, 0.8, 0.05, 0.6, 0.4, 0.01, 0.99]])
+M10 = torch.tensor([[True] * 10 + [False] * 2])
+
+
+def _onehot(indices: list[int], T: int) -> torch.Tensor:
+    w = torch.zeros(1, T, dtype=torch.float64)
+    w[0, indices] = 1.0
+    return w
+
+
+def test_topk_bottomk_algorithm1() -> None:
+    # TopK = L[0:3] = positions {7, 1, 5}; BottomK = L[7:10] = positions {4, 6, 0}.
+    # The padding (p = 0.01 and 0.99) would be picked if it leaked in.
+    assert_close(token_weights("topk", P10, M10), _onehot([1, 5, 7], 12))
+    assert_close(token_weights("bottomk", P10, M10), _onehot([0, 4, 6], 12))
+
+
+def test_hard_sampling_ties_and_rounding() -> None:
+    # p = [0.5, 0.2, 0.5, 0.2, 0.5]; stable ascending sort: 0.2(1), 0.2(3), 0.5(0), 0.5(2), 0.5(4).
+    logps = _logps([[0.5, 0.2, 0.5, 0.2, 0.5]])
+    mask = torch.ones(1, 5, dtype=torch.bool)
+    # frac 0.4: s = floor(2 + 0.5) = 2 → TopK L[0:2] = {1, 3}; BottomK L[3:5] = {2, 4}
+    assert_close(token_weights("topk", logps, mask, frac=0.4), _onehot([1, 3], 5))
+    assert_close(token_weights("bottomk", logps, mask, frac=0.4), _onehot([2, 4], 5))
+    # frac 0.2: s = floor(1 + 0.5) = 1 → TopK {1} (first tie), BottomK {4} (last element)
+    assert_close(token_weights("topk", logps, mask, frac=0.2), _onehot([1], 5))
+    assert_close(token_weights("bottomk", logps, mask, frac=0.2), _onehot([4], 5))
+    # frac 0.5: 2.5 rounds half UP to s = 3 (Python's round would give 2) → {1, 3, 0}
+    assert_close(token_weights("topk", logps, mask, frac=0.5), _onehot([0, 1, 3], 5))
+    # frac 1: every token
+    assert_close(token_weights("bottomk", logps, mask, frac=1.0), torch.ones(1, 5).double())
+
+
+def test_hard_sampling_short_rows_take_at_least_one() -> None:
+    # Row 0: n = 2, frac 0.1 → floor(0.2 + 0.5) = 0 → s = max(1, 0) = 1.
+    # Row 1: n = 1 (one-token answer) → s = 1. Row 2: n = 0 → nothing.
+    logps = _logps([[0.3, 0.6, 0.9], [0.4, 0.2, 0.1], [0.5, 0.5, 0.5]])
+    mask = torch.tensor([[True, True, False], [False, True, False], [False, False, False]])
+    exp_top = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=torch.float64)
+    exp_bottom = torch.tensor([[0.0, 1, 0], [0, 1, 0], [0, 0, 0]], dtype=torch.float64)
+    assert_close(token_weights("topk", logps, mask, frac=0.1), exp_top)
+    assert_close(token_weights("bottomk", logps, mask, frac=0.1), exp_bottom)
+
+
+def test_random_sampling_is_seeded_exact_and_valid_only() -> None:
+    gen = torch.Generator().manual_seed(3)
+    logps = torch.rand(4, 20, generator=gen).log()
+    lengths = torch.tensor([20, 13, 7, 1])
+    mask = torch.arange(20)[None, :] < lengths[:, None]
+    a = token_weights("random", logps, mask, seed=5)
+    assert_close(a, token_weights("random", logps, mask, seed=5))  # deterministic
+    # s = max(1, floor(0.3 n + 0.5)): n = 20 → 6, 13 → floor(4.4) = 4, 7 → floor(2.6) = 2, 1 → 1
+    assert a.sum(dim=1).tolist() == [6.0, 4.0, 2.0, 1.0]
+    assert (a[~mask] == 0).all() and set(a.unique().tolist()) <= {0.0, 1.0}
+    assert not torch.equal(a, token_weights("random", logps, mask, seed=6))  # seed matters
+    # identical rows draw independently
+    same = torch.ones(2, 20, dtype=torch.bool)
+    b = token_weights("random", torch.zeros(2, 20), same, seed=0)
+    assert not torch.equal(b[0], b[1])
+
+
+# ------------------------------------------------------------------------------------------
+# Properties shared by every criterion
+# ------------------------------------------------------------------------------------------
+def _cases() -> list[tuple[str, str]]:
+    cases = [(c, g) for c in CRITERIA for g in ("token", "group")]
+    return cases + [(c, g) for c in SOFT for g in ("instance", "batch")]
+
+
+@pytest.mark.parametrize(("criterion", "granularity"), _cases())
+@pytest.mark.parametrize("tau", [None, 0.5])
+def test_masked_positions_have_no_effect_and_no_grad(
+    criterion: str, granularity: str, tau: float | None
+) -> None:
+    gen = torch.Generator().manual_seed(0)
+    logps = torch.rand(3, 6, generator=gen).log()
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]]).bool()
+    kw = {"granularity": granularity, "tau": tau, **_extra(criterion, mask)}
+    base = token_weights(criterion, logps, mask, **kw)
+    for garbage in (-math.inf, 0.0, 5.0, -1e4):
+        noisy = logps.masked_fill(~mask, garbage).requires_grad_(True)
+        w = token_weights(criterion, noisy, mask, **kw)
+        assert_close(w, base)
+        assert not w.requires_grad and w.grad_fn is None
+    assert torch.isfinite(base).all()
+    assert (base[~mask] == 0).all()  # includes the all-masked row
+    # one-token answer (row 1): hard picks it; group/instance keep the token-level value
+    assert base[1, 0] >= 0
+
+
+@pytest.mark.parametrize("criterion", list(CRITERIA))
+def test_all_masked_batch_is_zero(criterion: str) -> None:
+    logps = torch.full((2, 3), -math.inf)
+    mask = torch.zeros(2, 3, dtype=torch.bool)
+    grans = ("token", "group", "instance", "batch") if criterion in SOFT else ("token", "group")
+    for granularity in grans:
+        for tau in (None, 1.0):
+            w = token_weights(
+                criterion, logps, mask, granularity=granularity, tau=tau, **_extra(criterion, mask)
+            )
+            assert_close(w, torch.zeros(2, 3))
+
+
+def test_dtype_follows_logps() -> None:
+    assert token_weights("satimp", P4.float(), M4).dtype == torch.float32
+    assert token_weights("satimp", P4, M4).dtype == torch.float64
+
+
+# ------------------------------------------------------------------------------------------
+# Granularity
+# ------------------------------------------------------------------------------------------
+def test_group_granularity_by_hand() -> None:
+    # simsat beta=1 → w = p = [0.1, 0.9, 0.5, 0.3, 0.7] (+ a padding slot).
+    # Sorted descending: 0.9 (1), 0.7 (4) | 0.5 (2), 0.3 (3) | 0.1 (0); G = 2
+    # group means: 0.8, 0.4, 0.1 → [0.1, 0.8, 0.4, 0.4, 0.8]
+    logps = _logps([[0.1, 0.9, 0.5, 0.3, 0.7, 1.0]])
+    mask = torch.tensor([[True] * 5 + [False]])
+    w = token_weights("simsat", logps, mask, granularity="group", group_size=2)
+    assert_close(w, torch.tensor([[0.1, 0.8, 0.4, 0.4, 0.8, 0.0]], dtype=torch.float64))
+    # G = 3: {0.9, 0.7, 0.5} → 0.7; {0.3, 0.1} → 0.2
+    w = token_weights("simsat", logps, mask, granularity="group", group_size=3)
+    assert_close(w, torch.tensor([[0.2, 0.7, 0.7, 0.2, 0.7, 0.0]], dtype=torch.float64))
+    # G = 1 is token level; G >= n is the row mean (2.5 / 5 = 0.5)
+    token = token_weights("simsat", logps, mask)
+    assert_close(token_weights("simsat", logps, mask, granularity="group", group_size=1), token)
+    w = group_mean(token, mask, 8)
+    assert_close(w, torch.tensor([[0.5] * 5 + [0.0]], dtype=torch.float64))
+
+
+def test_instance_and_batch_granularity_by_hand() -> None:
+    # Row 0: p = [0.5, 0.5] → S = 2 ln 2, P = 0.25. Row 1: p = [0.8] → P = 0.8. Row 2: empty.
+    logps = _logps([[0.5, 0.5], [0.8, 0.1], [0.3, 0.3]])
+    mask = torch.tensor([[True, True], [True, False], [False, False]])
+
+    def expected(w0: float, w1: float) -> torch.Tensor:
+        return torch.tensor([[w0, w0], [w1, 0.0], [0.0, 0.0]], dtype=torch.float64)
+
+    inst = {"granularity": "instance"}
+    # simsat beta=1: P; simimp beta=1: 1 − P; satimp 1,1: P(1 − P) = 0.1875, 0.16
+    assert_close(token_weights("simsat", logps, mask, **inst), expected(0.25, 0.8))
+    assert_close(token_weights("simimp", logps, mask, beta=1.0, **inst), expected(0.75, 0.2))
+    w = token_weights("satimp", logps, mask, beta1=1.0, beta2=1.0, **inst)
+    assert_close(w, expected(0.1875, 0.16))
+    # simsat beta=2: P² = 0.0625, 0.64
+    assert_close(token_weights("wga", logps, mask, beta=2.0, **inst), expected(0.0625, 0.64))
+    # batch: mean over the two non-empty rows: (0.25 + 0.8) / 2 = 0.525; simimp (0.75+0.2)/2
+    assert_close(token_weights("simsat", logps, mask, granularity="batch"), expected(0.525, 0.525))
+    w = token_weights("simimp", logps, mask, beta=1.0, granularity="batch")
+    assert_close(w, expected(0.475, 0.475))
+
+
+# ------------------------------------------------------------------------------------------
+# Temperature
+# ------------------------------------------------------------------------------------------
+def test_tau_by_hand_and_limits() -> None:
+    # simsat beta=1 → f = p = [0.5, 0.25, 1.0] (n = 3, one padding slot).
+    logps = _logps([[0.5, 0.25, 1.0, 0.7]])
+    mask = torch.tensor([[True, True, True, False]])
+    # tau = 1: w_k = 3 e^{f_k} / (e^0.5 + e^0.25 + e^1)
+    z = math.exp(0.5) + math.exp(0.25) + math.exp(1.0)
+    exp = [3 * math.exp(0.5) / z, 3 * math.exp(0.25) / z, 3 * math.exp(1.0) / z, 0.0]
+    w = token_weights("simsat", logps, mask, tau=1.0)
+    assert_close(w, torch.tensor([exp], dtype=torch.float64))
+    assert_close(w.sum(), torch.tensor(3.0, dtype=torch.float64))  # mean weight 1
+    # tau → ∞: uniform 1 (= GA); tau → 0: all n = 3 on the max (position 2)
+    big = token_weights("simsat", logps, mask, tau=1e9)
+    assert_close(big, torch.tensor([[1.0, 1.0, 1.0, 0.0]], dtype=torch.float64))
+    small = token_weights("simsat", logps, mask, tau=1e-300)
+    assert_close(small, torch.tensor([[0.0, 0.0, 3.0, 0.0]], dtype=torch.float64))
+    # one-token row: n · softmax = 1
+    one = token_weights("simsat", logps, torch.tensor([[False, True, False, False]]), tau=0.1)
+    assert_close(one, torch.tensor([[0.0, 1.0, 0.0, 0.0]], dtype=torch.float64))
+
+
+def test_tau_applies_after_granularity() -> None:
+    logps = _logps([[0.1, 0.9, 0.5, 0.3, 0.7]])
+    mask = torch.ones(1, 5, dtype=torch.bool)
+    grouped = token_weights("satimp", logps, mask, granularity="group", group_size=2)
+    w = token_weights("satimp", logps, mask, granularity="group", group_size=2, tau=0.3)
+    assert_close(w, temperature_smooth(grouped, mask, 0.3))
+
+
+# ------------------------------------------------------------------------------------------
+# weight_stats
+# ------------------------------------------------------------------------------------------
+def test_weight_stats() -> None:
+    # simsat on p = [0.5, 0.25, 1, 0]: mean 1.75/4 = 0.4375, min 0, max 1; w = p → corr = +1
+    w = token_weights("simsat", P4, M4)
+    stats = weight_stats(w, P4, M4)
+    assert stats == pytest.approx({"mean": 0.4375, "min": 0.0, "max": 1.0, "corr": 1.0})
+    # importance: decreasing in p → negative correlation; GA: constant → 0
+    assert weight_stats(token_weights("simimp", P4, M4), P4, M4)["corr"] < 0
+    assert weight_stats(token_weights("satimp", P4, M4, beta2=0.0), P4, M4)["corr"] > 0
+    assert weight_stats(token_weights("ga", P4, M4), P4, M4)["corr"] == 0.0
+    empty = torch.zeros_like(M4)
+    assert weight_stats(w, P4, empty) == {"mean": 0.0, "min": 0.0, "max": 0.0, "corr": 0.0}
+
+
+# ------------------------------------------------------------------------------------------
+# Errors
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("criterion", "kwargs", "match"),
+    [
+        ("nope", {}, "unknown criterion 'nope'; valid: ga, simsat, wga, simimp, satimp"),
+        ("satimp", {"beta": 1.0}, r"unknown parameter.*'beta'.*valid: beta1, beta2"),
+        ("ga", {"beta": 1.0}, "valid: none"),
+        ("simsat", {"beta": -1.0}, "beta=-1.0 out of range; need beta >= 0"),
+        ("satimp", {"beta2": float("nan")}, "need beta2 >= 0"),
+        ("topk", {"frac": 0.0}, "need 0 < frac <= 1"),
+        ("bottomk", {"frac": 1.5}, "need 0 < frac <= 1"),
+        ("random", {"seed": 1.5}, "seed an integer"),
+        ("annotated", {"rho": 1.2, "key_mask": M4}, "need 0 <= rho <= 1"),
+        ("annotated", {}, "needs key_mask"),
+        ("simsat", {"group_size": 0}, "need an integer group_size >= 1"),
+        ("simsat", {"tau": 0.0}, "need tau > 0"),
+        ("simsat", {"tau": -2.0}, "need tau > 0"),
+        ("simsat", {"granularity": "word"}, "unknown granularity 'word'; valid: token, group"),
+        ("topk", {"granularity": "instance"}, "token or group granularity only"),
+        ("annotated", {"granularity": "batch", "key_mask": M4}, "token or group granularity"),
+    ],
+)
+def test_errors_name_the_problem(criterion: str, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        token_weights(criterion, P4, M4, **kwargs)
+
+
+def test_bad_shapes_rejected() -> None:
+    with pytest.raises(ValueError, match="bool mask"):
+        token_weights("ga", P4, M4.float())
+    with pytest.raises(ValueError, match=r"\[B, T\]"):
+        token_weights("ga", P4[0], M4[0])
