@@ -33,11 +33,26 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=3e-4")
 
 
-def _train_config(args, section: str = "train"):
-    from satimp.config import TrainConfig, from_dict, merge, parse_overrides, read_yaml
+def _yaml_section(args, section: str) -> dict:
+    """The `section:` mapping of the --config file ({} without a file or an empty section)."""
+    from satimp.config import read_yaml
 
-    data = read_yaml(args.config).get(section, {}) if args.config else {}
-    data = merge(data, parse_overrides(args.overrides).get(section, {}))
+    data = read_yaml(args.config).get(section) if args.config else None
+    if data is not None and not isinstance(data, dict):
+        raise InputError(f"{args.config}: `{section}:` must be a mapping, got {data!r}")
+    return data or {}
+
+
+def _train_config(args, section: str = "train"):
+    from satimp.config import TrainConfig, from_dict, merge, parse_overrides
+
+    data = _yaml_section(args, section)
+    overrides = parse_overrides(args.overrides)
+    unknown = sorted(set(overrides) - set(args.sections))
+    if unknown:  # a typo such as `trian.lr=1` must not be dropped silently
+        raise InputError(f"unknown config key {unknown[0]!s} in the overrides; valid keys at the "
+                         f"top level for `satimp {args.command}`: {', '.join(args.sections)}")
+    data = merge(data, overrides.get(section, {}))
     flags = {name: getattr(args, f"train_{name}") for name, _ in TRAIN_FLAGS.values()}
     data = merge(data, {k: v for k, v in flags.items() if v is not None})
     cfg = from_dict(TrainConfig, data, prefix=f"{section}.")
@@ -77,9 +92,9 @@ def cmd_finetune(args) -> None:
 
 
 def _method_config(args):
-    from satimp.config import MethodConfig, from_dict, merge, parse_overrides, read_yaml
+    from satimp.config import MethodConfig, from_dict, merge, parse_overrides
 
-    data = read_yaml(args.config).get("method", {}) if args.config else {}
+    data = _yaml_section(args, "method")
     data = merge(data, parse_overrides(args.overrides).get("method", {}))
     params = {f[2:]: getattr(args, f"m_{f[2:]}") for f in METHOD_PARAM_FLAGS}
     flags = {"name": args.method, "gamma": args.gamma, "alpha": args.alpha,
@@ -149,6 +164,30 @@ def _read_retain_stats(path: Path, split: str) -> list[float]:
     return values
 
 
+def _run_config(args):
+    from satimp.config import load_config
+    from satimp.study import RunConfig, study_config
+
+    overrides = list(args.overrides)
+    config = args.config
+    if config and "=" in config and not Path(config).exists():
+        config, overrides = None, [config, *overrides]  # `satimp run key=value` without a file
+    cfg = load_config(RunConfig, config, overrides)
+    if getattr(args, "study", None):
+        cfg = study_config(args.study, cfg)
+    cfg.validate()
+    return cfg
+
+
+def cmd_run(args) -> None:
+    from satimp.study import default_out, run
+
+    cfg = _run_config(args)
+    out = _check_out(Path(args.out), args.overwrite) if args.out else default_out(cfg)
+    print(f"satimp run: {cfg.name} → {out}")
+    run(cfg, out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="satimp", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -171,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--overwrite", action="store_true")
     f.add_argument("--trust-remote-code", action="store_true")
     _add_train_flags(f)
-    f.set_defaults(fn=cmd_finetune)
+    f.set_defaults(fn=cmd_finetune, sections=("train",))
 
     u = sub.add_parser("unlearn", help="unlearn a forget split with a method")
     u.add_argument("--model", required=True)
@@ -192,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--overwrite", action="store_true")
     u.add_argument("--trust-remote-code", action="store_true")
     _add_train_flags(u)
-    u.set_defaults(fn=cmd_unlearn)
+    u.set_defaults(fn=cmd_unlearn, sections=("train", "method"))
 
     e = sub.add_parser("eval", help="evaluate a model on the TOFU metric suite")
     e.add_argument("--model", required=True)
@@ -207,6 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true")
     e.add_argument("--trust-remote-code", action="store_true")
     e.set_defaults(fn=cmd_eval)
+
+    for name, helptext in (("run", "the main job: build models, unlearn with each method, "
+                                   "evaluate, report"),
+                           ("study", "one of the paper's ablations, run like `run`")):
+        r = sub.add_parser(name, help=helptext)
+        if name == "study":
+            r.add_argument("study", help="criteria, granularity, smoothness or hardsampling")
+        r.add_argument("config", nargs="?", help="YAML config (see configs/); default: embedded")
+        r.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. unlearn.lr=3e-4")
+        r.add_argument("--out", help="output folder (default runs/NAME/TIMESTAMP)")
+        r.add_argument("--overwrite", action="store_true")
+        r.set_defaults(fn=cmd_run)
     return p
 
 

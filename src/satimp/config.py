@@ -6,6 +6,7 @@ of valid ones, and values are converted to the field's type, so a typo never pas
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -22,8 +23,8 @@ T = TypeVar("T")
 
 def opt(default: Any, help: str, **kw: Any) -> Any:
     """A dataclass field with a default and a help text (mutable defaults are copied)."""
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+    if isinstance(default, (dict, list)) or dataclasses.is_dataclass(default):
+        return field(default_factory=lambda d=default: copy.deepcopy(d), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -105,12 +106,18 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             raise InputError(f"{where}: expected a list, got {value!r}")
         return list(value)
     try:
+        if value is None:  # only Optional fields take None (handled above)
+            raise ValueError(value)
         if tp is bool:
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError(value)
                 return value.lower() in ("true", "1", "yes")
+            if value not in (0, 1):  # True, False, 0, 1 only: `2` is a typo, not True
+                raise ValueError(value)
             return bool(value)
+        if tp in (int, float) and isinstance(value, bool):  # `epochs: true` is not 1
+            raise ValueError(value)
         if tp is int and isinstance(value, float) and not value.is_integer():
             raise ValueError(value)
         return tp(value)
@@ -131,7 +138,13 @@ def from_dict(cls: type[T], data: dict | None, *, prefix: str = "") -> T:
             f"{prefix.rstrip('.') or 'the top level'}: {', '.join(fields)}"
         )
     hints = typing.get_type_hints(cls)
-    kwargs = {k: _convert(v, hints[k], prefix + k) for k, v in data.items()}
+    kwargs = {}
+    for k, v in data.items():
+        factory = fields[k].default_factory
+        if dataclasses.is_dataclass(hints[k]) and isinstance(v, dict) and factory is not dataclasses.MISSING:
+            # A partial mapping overrides the field's own default, not the type's defaults.
+            v = merge(dataclasses.asdict(factory()), v)
+        kwargs[k] = _convert(v, hints[k], prefix + k)
     return cls(**kwargs)
 
 
@@ -167,8 +180,11 @@ def read_yaml(path: str | Path) -> dict:
         raise InputError(f"config file {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise InputError(f"{path}: not valid YAML: {e}") from None
+    except yaml.YAMLError as e:  # one line for the CLI: file:line and the problem
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        reason = getattr(e, "problem", None) or " ".join(str(e).split())
+        raise InputError(f"{where}: not valid YAML ({reason})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: the top level must be a mapping")
     return data

@@ -7,6 +7,7 @@ per item (`per_sample`, dataset order) and aggregated (`summary`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -164,7 +165,8 @@ def evaluate_tofu(model, tokenizer, data, forget_split: str, *,
     sets = {"forget": f"{forget_split}_perturbed", **SET_SPLITS}
     records = {name: load_split(data, split) for name, split in sets.items()}
     per_sample, summary = {}, {}
-    for name, split in tqdm(sets.items(), desc="evaluate", disable=not progress, leave=False):
+    for name, split in tqdm(sets.items(), desc="evaluate", leave=False,
+                            disable=not (progress and sys.stderr.isatty())):
         items = score_split(model, tokenizer, records[name], batch_size=batch_size,
                             answer_prob=name in ("forget", "retain"), es_mode=es_mode,
                             max_new_tokens=max_new_tokens, rouge=rouge)

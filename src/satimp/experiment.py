@@ -22,7 +22,7 @@ import yaml
 import satimp
 from satimp.config import MethodConfig, TrainConfig, opt, to_dict
 from satimp.data.encoding import Encoded, encode_qa
-from satimp.data.tofu import load_split
+from satimp.data.tofu import EXTENSIONS, load_split
 from satimp.errors import InputError
 from satimp.models import PRESETS, build_model, get_preset, load_model, save_model, train_tokenizer
 from satimp.objectives import Objective, finetune_objective
@@ -93,8 +93,9 @@ def benchmark_texts(data: str | Path) -> list[str]:
     if not root.is_dir():
         raise InputError(f"{data}: training a tokenizer needs a local benchmark directory")
     texts = []
-    for path in sorted(root.glob("*.jsonl")):
-        for r in load_split(root, path.stem):
+    splits = sorted({p.stem for p in root.iterdir() if p.suffix in EXTENSIONS})
+    for split in splits:
+        for r in load_split(root, split):
             texts += [r["question"], r["answer"], r.get("paraphrased_answer", "")]
             texts += list(r.get("perturbed_answer", []))
     return [t for t in texts if t]
@@ -127,14 +128,15 @@ def finetune(
     """
     cfg.validate()
     records = [r for s in splits for r in load_split(data, s)]
-    out = start_run(out_dir, {"model": model_src, "data": str(data), "splits": splits,
-                              "train": to_dict(cfg)})
     if model_src in PRESETS:
         preset = get_preset(model_src)
         tokenizer = train_tokenizer(benchmark_texts(data), preset.vocab_size)
         model = build_model(preset, tokenizer, seed=cfg.seed if seed_model is None else seed_model)
     else:
         model, tokenizer = load_model(model_src, trust_remote_code=trust_remote_code)
+    # every input is read and checked above: only now is anything written
+    out = start_run(out_dir, {"model": model_src, "data": str(data), "splits": splits,
+                              "train": to_dict(cfg)})
     examples = encode_records(tokenizer, records, max_length=cfg.max_length)
     result = train(model, finetune_objective, examples, cfg, pad_id=tokenizer.pad_token_id,
                    out_dir=out, desc=f"finetune {'+'.join(splits)}")
@@ -168,9 +170,15 @@ class ModelsConfig:
     base: str = opt("small", "a preset (trained from scratch) or a model dir / hub id")
     base_splits: list = opt(["world_facts", "real_authors"],
                             "pre-training splits for a preset base (general knowledge)")
-    base_train: TrainConfig = opt(None, "recipe for pre-training a preset base")
-    original_train: TrainConfig = opt(None, "recipe for base → original (fine-tune on `full`)")
-    retain_train: TrainConfig = opt(None, "recipe for base → retain (fine-tune on retainXX)")
+    base_train: TrainConfig = opt(
+        TrainConfig(epochs=40, lr=1e-3, batch_size=8, warmup_epochs=2, eval_every_epoch=False),
+        "recipe for pre-training a preset base")
+    original_train: TrainConfig = opt(
+        TrainConfig(epochs=30, lr=1e-3, batch_size=16, warmup_epochs=1, eval_every_epoch=False),
+        "recipe for base → original (fine-tune on `full`)")
+    retain_train: TrainConfig = opt(
+        TrainConfig(epochs=30, lr=1e-3, batch_size=16, warmup_epochs=1, eval_every_epoch=False),
+        "recipe for base → retain (fine-tune on retainXX)")
 
 
 def build_models(data: str | Path, forget: str, models: ModelsConfig, cache_dir: str | Path,
@@ -229,17 +237,17 @@ def unlearn(
     forget_records = load_split(data, forget_split)
     retain_records = load_split(data, retain_split) if objective.uses_retain else None
     model, tokenizer = load_model(model_dir, trust_remote_code=trust_remote_code)
-    out = start_run(out_dir, {"model": str(model_dir), "data": str(data), "forget": forget_split,
-                              "retain": retain_split, "method": to_dict(method),
-                              "resolved_params": objective.params, "train": to_dict(cfg)})
     pad = tokenizer.pad_token_id
     forget = encode_records(tokenizer, forget_records, max_length=cfg.max_length)
     retain = encode_records(tokenizer, retain_records, max_length=cfg.max_length) if retain_records else None
-    objective.prepare(model, forget, pad_id=pad, batch_size=eval_batch_size)
+    objective.prepare(model, forget, pad_id=pad, batch_size=eval_batch_size)  # checks rmu's layer
+    es_retain = _es_retain_examples(tokenizer, data, cfg.max_length) if cfg.eval_every_epoch else []
+    # every input is read and checked above: only now is anything written
+    out = start_run(out_dir, {"model": str(model_dir), "data": str(data), "forget": forget_split,
+                              "retain": retain_split, "method": to_dict(method),
+                              "resolved_params": objective.params, "train": to_dict(cfg)})
     on_epoch_end = None
     if cfg.eval_every_epoch:
-        es_retain = _es_retain_examples(tokenizer, data, cfg.max_length)
-
         def on_epoch_end(m, epoch):
             f = extraction_scores(m, forget, pad_id=pad, batch_size=eval_batch_size)
             r = extraction_scores(m, es_retain, pad_id=pad, batch_size=eval_batch_size)
@@ -255,8 +263,8 @@ def unlearn(
 
 
 def _es_retain_examples(tokenizer, data, max_length: int) -> list[Encoded]:
-    """Retain items for ES: `retain_perturbed` (official practice), else nothing to score."""
-    try:
-        return encode_records(tokenizer, load_split(data, "retain_perturbed"), max_length=max_length)
-    except InputError:
+    """Retain items for ES: `retain_perturbed` (official practice); none when the split is absent."""
+    root = Path(data)
+    if root.is_dir() and not any((root / f"retain_perturbed{e}").is_file() for e in EXTENSIONS):
         return []
+    return encode_records(tokenizer, load_split(data, "retain_perturbed"), max_length=max_length)

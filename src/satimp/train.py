@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -118,7 +119,8 @@ def train(
     lengths = [len(e) for e in forget]
     log = _MetricsLog(out_dir if accelerator.is_main_process else None)
     result, step, start = TrainResult(0, 0.0), 0, time.time()
-    bar = tqdm(total=total, desc=desc, disable=not accelerator.is_main_process, leave=False)
+    bar = tqdm(total=total, desc=desc, leave=False,
+               disable=not (accelerator.is_main_process and sys.stderr.isatty()))
     model.train()
     for epoch in range(cfg.epochs):
         dataset.set_epoch(epoch)

@@ -45,7 +45,12 @@ def _read_rows(path: Path) -> list[tuple[int, object]]:
         except Exception as e:  # pyarrow raises several types for a corrupt file
             raise InputError(f"{path}: not a readable parquet file ({e})") from None
         return list(enumerate(rows, 1))
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise InputError(f"{path}:{line}: not valid UTF-8 ({e.reason})") from None
     if path.suffix == ".json" and text.lstrip().startswith("["):
         try:
             return list(enumerate(json.loads(text), 1))
@@ -114,7 +119,8 @@ def _load_hub(repo_id: str, split: str) -> list[tuple[int, object]]:
     try:
         ds = datasets.load_dataset(repo_id, split, split="train")
     except Exception as e:  # offline, unknown id or config: one clear line
-        raise InputError(f"cannot load {repo_id!r} split {split!r} from the hub: {e}") from None
+        reason = " ".join(str(e).split()) or type(e).__name__  # one line for the CLI
+        raise InputError(f"cannot load {repo_id!r} split {split!r} from the hub: {reason}") from None
     return list(enumerate(ds.to_list(), 1))
 
 

@@ -1,0 +1,417 @@
+"""Tests for the `satimp` command (satimp.cli): bad input exits 2 with one line, writing nothing.
+
+Every command runs in-process through `cli.main(argv)`. Nothing here trains: each run stops at
+the validation under test, so the file stays fast.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from satimp import cli
+from satimp.data.synth import SPLITS, synth_tofu
+from satimp.models import build_model, save_model, train_tokenizer
+from satimp.objectives import METHODS
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach the network: a hub lookup must fail at once."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic benchmark (10 authors × 4 QA), written once; tests copy it to modify."""
+    out = tmp_path_factory.mktemp("bench")
+    synth_tofu(out, authors=10, qa_per_author=4, seed=0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_model(bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved 2-layer random Llama with a tokenizer trained on the benchmark."""
+    texts = [
+        json.loads(line)[k]
+        for line in (bench / "full.jsonl").read_text().splitlines()
+        for k in ("question", "answer")
+    ]
+    tokenizer = train_tokenizer(texts, vocab_size=400)
+    out = tmp_path_factory.mktemp("tiny_model")
+    save_model(build_model("tiny", tokenizer, seed=0), tokenizer, out)
+    return out
+
+
+def corrupt(bench: Path, tmp_path: Path, split: str, line: int = 3) -> tuple[Path, Path]:
+    """A copy of the benchmark whose `split` file has a malformed JSON line `line`."""
+    data = tmp_path / "data"
+    shutil.copytree(bench, data)
+    path = data / f"{split}.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[line - 1] = lines[line - 1][:-10] + "\n"
+    path.write_text("".join(lines))
+    return data, path
+
+
+def error_line(capsys: pytest.CaptureFixture, *, only: bool = True) -> str:
+    """The one `satimp: error:` line on stderr (with `only`, stderr holds nothing else)."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("satimp: error: ")]
+    assert len(lines) == 1, err
+    if only:
+        assert err == lines[0] + "\n"
+    return lines[0]
+
+
+def nothing_written(out: Path) -> bool:
+    return not out.exists() or not any(out.iterdir())
+
+
+# ---------------------------------------------------------------- data synth
+
+
+def test_data_synth_writes_every_split(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "bench"
+    argv = ["data", "synth", "--out", str(out), "--authors", "10", "--qa-per-author", "4"]
+    assert cli.main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{s}.jsonl" for s in SPLITS)
+    full = (out / "full.jsonl").read_text().splitlines()
+    assert len(full) == 40
+    assert f"wrote {len(SPLITS)} splits" in capsys.readouterr().out
+
+
+def test_data_synth_refuses_a_non_empty_out(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "bench"
+    argv = ["data", "synth", "--out", str(out), "--authors", "10", "--qa-per-author", "4"]
+    assert cli.main(argv) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert cli.main([*argv[:-4], "--authors", "12", "--qa-per-author", "5"]) == 2
+    line = error_line(capsys)
+    assert str(out) in line and "--overwrite" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched
+    assert cli.main([*argv[:-4], "--authors", "12", "--qa-per-author", "5", "--overwrite"]) == 0
+    assert len((out / "full.jsonl").read_text().splitlines()) == 60
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--authors", "3"], "authors"),
+        (["--qa-per-author", "1"], "qa_per_author"),
+        (["--benchmark", "muse"], "--benchmark"),
+    ],
+)
+def test_data_synth_bad_arguments(tmp_path: Path, capsys, args: list[str], match: str) -> None:
+    out = tmp_path / "bench"
+    assert cli.main(["data", "synth", "--out", str(out), *args]) == 2
+    assert match in error_line(capsys)
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- finetune
+
+
+def test_finetune_malformed_line_writes_nothing(bench: Path, tmp_path: Path, capsys) -> None:
+    data, path = corrupt(bench, tmp_path, "full", line=3)
+    out = tmp_path / "run"
+    argv = [
+        "finetune",
+        "--data",
+        str(data),
+        "--split",
+        "full",
+        "--model",
+        "tiny",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(argv) == 2
+    line = error_line(capsys)
+    assert f"{path}:3:" in line and "malformed JSON" in line
+    assert not out.exists()
+
+
+def test_finetune_malformed_tokenizer_corpus_writes_nothing(
+    bench: Path, tmp_path: Path, capsys
+) -> None:
+    """A preset trains its tokenizer on every split: a bad line in another split is caught
+    before the run folder is created."""
+    data, path = corrupt(bench, tmp_path, "world_facts", line=2)
+    out = tmp_path / "run"
+    argv = [
+        "finetune",
+        "--data",
+        str(data),
+        "--split",
+        "full",
+        "--model",
+        "tiny",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(argv) == 2
+    assert f"{path}:2:" in error_line(capsys)
+    assert not out.exists()
+
+
+def test_finetune_bad_model_writes_nothing(bench: Path, tmp_path: Path, capsys) -> None:
+    not_a_model = tmp_path / "empty_dir"
+    not_a_model.mkdir()
+    out = tmp_path / "run"
+    argv = ["finetune", "--data", str(bench), "--model", str(not_a_model), "--out", str(out)]
+    assert cli.main(argv) == 2
+    assert "not a model directory" in error_line(capsys)
+    assert not out.exists()
+
+
+def test_finetune_missing_split(bench: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    argv = [
+        "finetune",
+        "--data",
+        str(bench),
+        "--split",
+        "full",
+        "forget11",
+        "--model",
+        "tiny",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(argv) == 2
+    line = error_line(capsys)
+    assert "'forget11'" in line and "splits present" in line and "forget10" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["train.foo=1"], "unknown config key train.foo"),
+        (["trian.lr=1e-4"], "unknown config key trian"),
+        (["lr=1e-4"], "unknown config key lr"),
+        (["method.name=ga"], "unknown config key method"),
+        (["train.lr=fast"], "train.lr: cannot read 'fast' as float"),
+        (["--lr", "-1"], "train.lr=-1.0"),
+        (["--batch-size", "10", "--grad-accum", "3"], "train.grad_accum=3"),
+        (["--schedule", "cosine"], "train.schedule='cosine'"),
+        (["--precision", "fp8"], "train.precision='fp8'"),
+        (["train.lr"], "key=value"),
+    ],
+)
+def test_finetune_bad_config(
+    bench: Path, tmp_path: Path, capsys, extra: list[str], match: str
+) -> None:
+    out = tmp_path / "run"
+    argv = ["finetune", "--data", str(bench), "--model", "tiny", "--out", str(out), *extra]
+    assert cli.main(argv) == 2
+    assert match in error_line(capsys)
+    assert not out.exists()
+
+
+def test_unknown_config_key_lists_the_valid_ones(bench: Path, tmp_path: Path, capsys) -> None:
+    argv = [
+        "finetune",
+        "--data",
+        str(bench),
+        "--model",
+        "tiny",
+        "--out",
+        str(tmp_path / "r"),
+        "train.foo=1",
+    ]
+    assert cli.main(argv) == 2
+    line = error_line(capsys)
+    assert all(k in line for k in ("epochs", "lr", "batch_size", "grad_accum", "schedule"))
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("train:\n  foo: 1\n", "train.foo"),
+        ("train: 5\n", "must be a mapping"),
+        ("train: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_finetune_bad_config_file(
+    bench: Path, tmp_path: Path, capsys, text: str, match: str
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    out = tmp_path / "run"
+    argv = [
+        "finetune",
+        "--data",
+        str(bench),
+        "--model",
+        "tiny",
+        "--out",
+        str(out),
+        "--config",
+        str(config),
+    ]
+    assert cli.main(argv) == 2
+    assert match in error_line(capsys)
+    assert not out.exists()
+
+
+def test_finetune_refuses_a_non_empty_out(bench: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    argv = ["finetune", "--data", str(bench), "--model", "tiny", "--out", str(out)]
+    assert cli.main(argv) == 2
+    assert "--overwrite" in error_line(capsys)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+# ---------------------------------------------------------------- unlearn
+
+
+def _unlearn(bench: Path, tmp_path: Path, *extra: str, model: Path | None = None) -> list[str]:
+    model = model or tmp_path / "no_such_model"
+    return [
+        "unlearn",
+        "--model",
+        str(model),
+        "--data",
+        str(bench),
+        "--out",
+        str(tmp_path / "run"),
+        *extra,
+    ]
+
+
+def test_unlearn_unknown_method_lists_the_methods(bench: Path, tmp_path: Path, capsys) -> None:
+    """The method is checked before the (nonexistent) model is looked at."""
+    assert cli.main(_unlearn(bench, tmp_path, "--method", "gradient_ascent")) == 2
+    line = error_line(capsys)
+    assert "'gradient_ascent'" in line and ", ".join(METHODS) in line
+    assert "model" not in line.replace("valid methods", "")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--method", "npo", "--beta", "-1"], "beta=-1.0"),
+        (["--method", "simnpo", "--beta", "0"], "beta=0.0"),
+        (["--method", "satimp", "--beta1", "-0.5"], "beta1=-0.5"),
+        (["--method", "topk", "--frac", "1.5"], "0 < frac <= 1"),
+        (["--method", "random", "--frac", "0"], "0 < frac <= 1"),
+        (["--method", "annotated", "--rho", "2"], "0 <= rho <= 1"),
+        (["--method", "satimp", "--beta", "1"], "valid: beta1, beta2"),
+        (["--method", "satimp", "method.params.gamma=1"], "valid: beta1, beta2"),
+        (["--method", "satimp", "method.foo=1"], "unknown config key method.foo"),
+        (["--method", "satimp", "method.normalize=sum"], "normalize='sum'; valid: tokens, weights"),
+        (["--method", "ga", "--lr", "0"], "train.lr=0.0"),
+    ],
+)
+def test_unlearn_bad_hyperparameters(
+    bench: Path, tmp_path: Path, capsys, extra: list[str], match: str
+) -> None:
+    assert cli.main(_unlearn(bench, tmp_path, *extra)) == 2
+    line = error_line(capsys)
+    assert match in line and "no_such_model" not in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_unlearn_missing_model(bench: Path, tmp_path: Path, capsys) -> None:
+    assert cli.main(_unlearn(bench, tmp_path, "--method", "ga")) == 2
+    assert "no_such_model" in error_line(capsys, only=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_unlearn_malformed_forget_line_writes_nothing(
+    bench: Path, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    data, path = corrupt(bench, tmp_path, "forget10", line=2)
+    assert cli.main(_unlearn(data, tmp_path, "--method", "ga", model=tiny_model)) == 2
+    assert f"{path}:2:" in error_line(capsys, only=False)
+    assert nothing_written(tmp_path / "run")
+
+
+def test_unlearn_rmu_layer_out_of_range_writes_nothing(
+    bench: Path, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    """RMU's layer is checked against the loaded model, still before the run folder exists."""
+    argv = _unlearn(
+        bench, tmp_path, "--method", "rmu", "--layer", "9", "--epochs", "1", model=tiny_model
+    )
+    assert cli.main(argv) == 2
+    assert "layer=9" in error_line(capsys, only=False)
+    assert nothing_written(tmp_path / "run")
+
+
+# ---------------------------------------------------------------- eval
+
+
+def test_eval_missing_model(bench: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "eval"
+    argv = [
+        "eval",
+        "--model",
+        str(tmp_path / "no_such_model"),
+        "--data",
+        str(bench),
+        "--out",
+        str(out),
+    ]
+    assert cli.main(argv) == 2
+    assert "no_such_model" in error_line(capsys, only=False)
+    assert not out.exists()
+
+
+def test_eval_retain_model_and_stats_are_exclusive(bench: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "eval"
+    argv = [
+        "eval",
+        "--model",
+        "m",
+        "--data",
+        str(bench),
+        "--out",
+        str(out),
+        "--retain-model",
+        "r",
+        "--retain-stats",
+        "s.json",
+    ]
+    assert cli.main(argv) == 2
+    assert "not both" in error_line(capsys)
+    assert not out.exists()
+
+
+def test_eval_bad_retain_stats(bench: Path, tmp_path: Path, capsys) -> None:
+    stats = tmp_path / "stats.json"
+    stats.write_text(json.dumps({"split": "forget05_perturbed", "truth_ratio": [0.5]}))
+    out = tmp_path / "eval"
+    argv = [
+        "eval",
+        "--model",
+        "m",
+        "--data",
+        str(bench),
+        "--out",
+        str(out),
+        "--retain-stats",
+        str(stats),
+    ]
+    assert cli.main(argv) == 2
+    assert "'forget05_perturbed', not 'forget10_perturbed'" in error_line(capsys)
+    assert not out.exists()
+
+
+def test_eval_malformed_data_writes_nothing(
+    bench: Path, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    data, path = corrupt(bench, tmp_path, "forget10_perturbed", line=1)
+    out = tmp_path / "eval"
+    argv = ["eval", "--model", str(tiny_model), "--data", str(data), "--out", str(out)]
+    assert cli.main(argv) == 2
+    assert f"{path}:1:" in error_line(capsys, only=False)
+    assert nothing_written(out)

@@ -1,0 +1,23 @@
+"""Import smoke test: every module under src/satimp imports cleanly (no missing names, no cycles)."""
+
+import importlib
+import pkgutil
+
+import pytest
+
+import satimp
+
+MODULES = sorted(info.name for info in pkgutil.walk_packages(satimp.__path__, prefix="satimp."))
+
+
+def test_the_package_tree_is_found() -> None:
+    assert {"satimp.cli", "satimp.config", "satimp.data.tofu", "satimp.data.encoding"} <= set(
+        MODULES
+    )
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_imports(name: str) -> None:
+    module = importlib.import_module(name)
+    assert module.__name__ == name
+    assert module.__doc__, f"{name} has no module docstring"
