@@ -109,7 +109,8 @@ def extraction_strength_by_generation(model, examples: Sequence[Encoded], *, eos
         while lo < hi:
             mid = (lo + hi) // 2
             lo, hi = (lo, mid) if reproduces(mid) else (mid + 1, hi)
-        scores[i] = 1 - hi / n if n else 0.0
+        # the same float32 arithmetic as metrics.extraction_strength, so equal k* ⇒ equal ES bits
+        scores[i] = 1.0 - torch.tensor(hi) / n if n else 0.0
     model.train(was_training)
     return scores
 

@@ -174,10 +174,10 @@ class ModelsConfig:
         TrainConfig(epochs=40, lr=1e-3, batch_size=8, warmup_epochs=2, eval_every_epoch=False),
         "recipe for pre-training a preset base")
     original_train: TrainConfig = opt(
-        TrainConfig(epochs=30, lr=1e-3, batch_size=16, warmup_epochs=1, eval_every_epoch=False),
+        TrainConfig(epochs=20, lr=1e-3, batch_size=16, warmup_epochs=1, eval_every_epoch=False),
         "recipe for base → original (fine-tune on `full`)")
     retain_train: TrainConfig = opt(
-        TrainConfig(epochs=30, lr=1e-3, batch_size=16, warmup_epochs=1, eval_every_epoch=False),
+        TrainConfig(epochs=20, lr=1e-3, batch_size=16, warmup_epochs=1, eval_every_epoch=False),
         "recipe for base → retain (fine-tune on retainXX)")
 
 

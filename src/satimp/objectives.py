@@ -187,7 +187,8 @@ class Objective:
 
     @property
     def needs_ref_model(self) -> bool:
-        return self.retain == "kl" or self.spec.forget == "rmu"
+        # KL only when its retain term is used (α ≠ 0): never build a model nobody reads.
+        return (self.retain == "kl" and self.uses_retain) or self.spec.forget == "rmu"
 
     def _check_weights(self) -> None:
         """Validate criterion parameters now, before any work (token_weights raises ValueError)."""

@@ -133,6 +133,7 @@ def train(
                 loss, logs = loss_fn(model, batch, step=step)
                 accelerator.backward(loss)
                 grad_norm = _clip(accelerator, params, cfg.max_grad_norm)
+                lr = scheduler.get_last_lr()[0]  # the rate this step applies (log it, not the next)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -140,7 +141,7 @@ def train(
                 continue
             step += 1
             row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss.item(),
-                   "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm, **logs}
+                   "lr": lr, "grad_norm": grad_norm, **logs}
             if step % cfg.log_every == 0 or step == total:
                 log.write(row)
             result.last = row

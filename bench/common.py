@@ -1,0 +1,36 @@
+"""Shared set-up for the benchmarks: fixed threads, the default benchmark and its models."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+THREADS = int(os.environ.get("SATIMP_BENCH_THREADS", "2"))
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+
+import torch  # noqa: E402
+
+torch.set_num_threads(THREADS)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {THREADS} threads"
+
+
+def default_setup(log=print):
+    """The embedded default: (RunConfig, data path, {base, original, retain} model paths)."""
+    from satimp.experiment import build_models
+    from satimp.study import RunConfig, prepare_data
+
+    cfg = RunConfig()
+    data = prepare_data(cfg, log)
+    t0 = time.time()
+    paths = build_models(data, cfg.forget, cfg.models, f"{cfg.cache_dir}/models", log=log)
+    return cfg, data, paths, time.time() - t0

@@ -1,0 +1,244 @@
+"""Tests for satimp.evaluate on the tiny memorising model of conftest: one-pass ES against
+greedy generation, the EOS exclusion, a short unlearning run, and evaluate_tofu's outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from satimp import metrics as M
+from satimp.config import MethodConfig, TrainConfig
+from satimp.data.encoding import IGNORE, Encoded, collate, encode_qa
+from satimp.data.tofu import load_split
+from satimp.evaluate import (
+    evaluate_tofu,
+    extraction_scores,
+    extraction_strength_by_generation,
+    score_split,
+)
+from satimp.experiment import encode_records, unlearn
+from satimp.logprobs import forward_logps
+from satimp.models import load_model
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_trained: Path):
+    """(model, tokenizer) of the tiny fine-tuned model, in eval mode; tests here never train it."""
+    model, tok = load_model(tiny_trained)
+    return model.eval(), tok
+
+
+@pytest.fixture(scope="module")
+def forget_items(trained, bench_dir: Path) -> list[Encoded]:
+    """The forget split's answers (4, trained on) followed by its paraphrased answers (4,
+    never seen): ES = 1, ES = 0 and values in between all occur among them."""
+    _, tok = trained
+    records = load_split(bench_dir, "forget10_perturbed")
+    return [
+        encode_qa(tok, r["question"], r[field])
+        for field in ("answer", "paraphrased_answer")
+        for r in records
+    ]
+
+
+def _literal_correct(model, e: Encoded) -> torch.Tensor:
+    """Per answer token (final EOS excluded), is the teacher-forced argmax the label?
+
+    One unpadded forward pass; the logits at position t predict token t + 1.
+    """
+    start = next(i for i, lab in enumerate(e.labels) if lab != IGNORE)
+    ids = torch.tensor([e.input_ids])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0]  # [T, V]
+    answer = ids[0, start:-1]  # drop the EOS
+    return logits[start - 1 : len(e) - 2].argmax(-1) == answer
+
+
+def test_one_pass_es_equals_generation_es(trained, forget_items) -> None:
+    """ES from one teacher-forced pass (batched, padded) equals ES from greedy decoding from
+    true prefixes, item by item, exactly; the items cover ES = 0, ES = 1 and in between.
+    EM equals a literal per-token argmax count, and ES the literal 1 − k*/|y|."""
+    model, tok = trained
+    fast = extraction_scores(model, forget_items, pad_id=tok.pad_token_id, batch_size=3)
+    slow = extraction_strength_by_generation(model, forget_items, eos_id=tok.eos_token_id)
+    assert fast["es"].tolist() == slow.tolist()
+
+    n_answers = len(forget_items) // 2
+    es = fast["es"]
+    assert (es[:n_answers] == 1).any(), f"no trained forget answer fully reproduced: {es}"
+    assert (es == 0).any(), f"no item with ES = 0: {es}"
+    assert ((es > 0) & (es < 1)).any(), f"no item with 0 < ES < 1: {es}"
+
+    for i, e in enumerate(forget_items):
+        correct = _literal_correct(model, e)
+        n = correct.numel()
+        wrong = (~correct).nonzero().flatten().tolist()
+        k_star = 1 + wrong[-1] if wrong else 0  # 1 + index of the last wrong token
+        assert fast["es"][i].item() == pytest.approx(1 - k_star / n, abs=1e-7)
+        assert fast["em"][i].item() == pytest.approx(correct.float().mean().item(), abs=1e-7)
+        if es[i] == 0:
+            assert not correct[-1], "ES = 0 must mean the last answer token is wrong"
+        if es[i] == 1:
+            assert correct.all()
+
+
+def test_extraction_scores_exclude_the_final_eos(trained, bench_dir: Path) -> None:
+    """An answer the model reproduces, cut before its final '.': the EOS now sits where the
+    model predicts '.', so it is wrong. Scores without the EOS: ES = EM = 1; had the EOS been
+    counted, ES would be 0 and EM < 1. ES/EM/prob/mean NLL equal the metric functions on the
+    answer mask with the last answer token removed by hand."""
+    model, tok = trained
+    pad = tok.pad_token_id
+    example = None
+    for r in load_split(bench_dir, "full"):
+        full_ids = tok(r["answer"], add_special_tokens=False).input_ids
+        cut_ids = tok(r["answer"][:-1], add_special_tokens=False).input_ids
+        if r["answer"].endswith(".") and full_ids[: len(cut_ids)] == cut_ids:
+            cand = encode_qa(tok, r["question"], r["answer"][:-1])
+            if extraction_scores(model, [cand], pad_id=pad)["es"].item() == 1.0:
+                example = cand
+                break
+    assert example is not None, "no memorised answer ending in a separately tokenised '.'"
+
+    scores = extraction_scores(model, [example], pad_id=pad)
+    batch = collate([example], pad)
+    r = forward_logps(model, batch)
+    eos_pos = len(example) - 2  # shifted coordinates: position t scores label t + 1
+    assert r.mask[0, eos_pos] and batch["labels"][0, -1] == tok.eos_token_id
+    assert not r.correct[0, eos_pos]  # the model wants '.', not EOS
+    no_eos = r.mask.clone()
+    no_eos[0, eos_pos] = False
+
+    assert scores["es"].item() == 1.0 and scores["em"].item() == 1.0
+    assert_close(scores["es"], M.extraction_strength(r.correct, no_eos).float())
+    assert_close(scores["em"], M.exact_memorization(r.correct, no_eos).float())
+    assert_close(scores["prob"], M.answer_prob(r.logps, no_eos))
+    assert_close(scores["mean_nll"], M.mean_nll(r.logps, no_eos))
+    assert M.extraction_strength(r.correct, r.mask).item() == 0.0  # with the EOS
+    assert M.exact_memorization(r.correct, r.mask).item() < 1.0
+
+
+STEP_FIELDS = (
+    "loss",
+    "forget_loss",
+    "retain_loss",
+    "lr",
+    "grad_norm",
+    "weight_mean",
+    "weight_min",
+    "weight_max",
+    "weight_corr",
+)
+
+
+def test_unlearn_lowers_forget_likelihood_and_logs_every_field(
+    tiny_trained: Path, bench_dir: Path, tmp_path: Path
+) -> None:
+    """SatImp, 2 epochs × 2 steps at lr 1e-3: the forget answers' mean NLL rises; metrics.jsonl
+    has every per-step field on every step and forget/retain ES after every epoch."""
+    model, tok = load_model(tiny_trained)
+    forget = encode_records(tok, load_split(bench_dir, "forget10"), max_length=512)
+    before = extraction_scores(model, forget, pad_id=tok.pad_token_id)["mean_nll"].mean()
+
+    out = tmp_path / "run"
+    result = unlearn(
+        tiny_trained,
+        bench_dir,
+        "forget10",
+        "retain90",
+        MethodConfig("satimp"),
+        TrainConfig(epochs=2, batch_size=2, lr=1e-3),
+        out,
+    )
+    unlearned, _ = load_model(out)
+    after = extraction_scores(unlearned, forget, pad_id=tok.pad_token_id)["mean_nll"].mean()
+    assert after > before
+
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "loss" in r]
+    epochs = [r for r in rows if "forget_es" in r]
+    assert len(steps) == result.steps == 4 and len(epochs) == 2
+    assert [r["step"] for r in steps] == [1, 2, 3, 4]
+    for r in steps:
+        missing = [k for k in STEP_FIELDS if k not in r]
+        assert not missing, f"step {r['step']} lacks {missing}"
+        assert all(math.isfinite(r[k]) for k in STEP_FIELDS)
+    for r in epochs:
+        assert 0 <= r["forget_es"] <= 1 and 0 <= r["retain_es"] <= 1
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    for name in ("config.yaml", "run_info.json", "model.safetensors"):
+        assert (out / name).is_file()
+
+
+SUMMARY_KEYS = (
+    "forget_es",
+    "forget_em",
+    "forget_prob",
+    "forget_rouge",
+    "forget_truth_ratio",
+    "forget_quality",
+    "retain_es",
+    "retain_em",
+    "retain_prob",
+    "retain_rouge",
+    "retain_truth_ratio",
+    "real_authors_prob",
+    "real_authors_rouge",
+    "real_authors_truth_ratio",
+    "world_facts_prob",
+    "world_facts_rouge",
+    "world_facts_truth_ratio",
+    "model_utility",
+)
+UTILITY_KEYS = tuple(
+    f"{s}_{m}"
+    for s in ("retain", "real_authors", "world_facts")
+    for m in ("prob", "rouge", "truth_ratio")
+)
+PER_SAMPLE_SPLITS = (
+    "forget10_perturbed",
+    "retain_perturbed",
+    "real_authors_perturbed",
+    "world_facts_perturbed",
+)
+
+
+def test_evaluate_tofu_outputs(trained, bench_dir: Path) -> None:
+    """Every summary key; per-item values for every split and metric; forget quality = 1 when
+    the 'retain model' truth ratios are the model's own; utility = harmonic mean of the 9."""
+    model, tok = trained
+    own = score_split(model, tok, load_split(bench_dir, "forget10_perturbed"), rouge=False)[
+        "truth_ratio"
+    ]
+    summary, per_sample = evaluate_tofu(
+        model,
+        tok,
+        bench_dir,
+        "forget10",
+        retain_truth_ratios=own,
+        max_new_tokens=20,
+        progress=False,
+    )
+    missing = [k for k in SUMMARY_KEYS if k not in summary]
+    assert not missing, f"summary lacks {missing}"
+    assert all(math.isfinite(summary[k]) for k in SUMMARY_KEYS)
+    assert summary["forget_quality"] == 1.0
+
+    assert set(per_sample) == set(PER_SAMPLE_SPLITS)
+    for split in PER_SAMPLE_SPLITS:
+        n = len(load_split(bench_dir, split))
+        for metric in ("es", "em", "prob", "rouge", "truth_ratio"):
+            assert len(per_sample[split][metric]) == n, (split, metric)
+    assert per_sample["forget10_perturbed"]["truth_ratio"] == pytest.approx(own)
+    forget_es = per_sample["forget10_perturbed"]["es"]
+    assert summary["forget_es"] == pytest.approx(sum(forget_es) / len(forget_es))
+    assert summary["forget_es"] == 1.0  # the model reproduces every trained forget answer
+
+    values = [summary[k] for k in UTILITY_KEYS]
+    harmonic = 0.0 if min(values) == 0 else len(values) / sum(1 / v for v in values)
+    assert summary["model_utility"] == pytest.approx(harmonic)

@@ -1,0 +1,422 @@
+"""Tests for satimp.objectives: the pure losses by hand, their gradients, NPO's precomputed
+reference, and every method of METHODS end to end through the training loop."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from satimp.config import MethodConfig, TrainConfig
+from satimp.data.tofu import load_split
+from satimp.errors import InputError
+from satimp.experiment import encode_records
+from satimp.logprobs import forward_logps
+from satimp.models import load_model
+from satimp.objectives import (
+    METHODS,
+    Objective,
+    kl_loss,
+    nll_loss,
+    npo_loss,
+    rmu_forget_loss,
+    rmu_retain_loss,
+    simnpo_loss,
+    weighted_ga_loss,
+)
+from satimp.train import make_collate, train
+from satimp.weighting import CRITERIA, token_weights
+
+T, F_ = True, False
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+# ------------------------------------------------------------------ weighted GA, by hand
+
+# logps, mask and weights of two sequences (the last token of row 0 and two of row 1 masked).
+LOGPS = torch.tensor([[-1.0, -2.0, -3.0], [-4.0, -5.0, -6.0]])
+MASK = torch.tensor([[T, T, F_], [T, F_, F_]])
+W = torch.tensor([[0.5, 1.0, 0.0], [2.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize(
+    ("normalize", "expected"),
+    [
+        # Σ_k w_k log p_k over valid tokens = 0.5·(−1) + 1·(−2) + 2·(−4) = −10.5
+        ("tokens", -10.5 / 3),  # N = 3 valid tokens
+        ("weights", -10.5 / 3.5),  # Σ w = 0.5 + 1 + 2 = 3.5
+        ("sequences", -10.5 / 2),  # 2 sequences with a valid token
+    ],
+)
+def test_weighted_ga_loss_by_hand(normalize: str, expected: float) -> None:
+    """L = (1/N) Σ_k w_k log p_k = −(1/N) Σ_k w_k ℓ_k; masked entries never count."""
+    loss = weighted_ga_loss(LOGPS, MASK, W, normalize=normalize)
+    assert_close(loss, torch.tensor(expected))
+
+
+def test_weighted_ga_loss_ignores_masked_entries() -> None:
+    """Changing logps and weights on masked positions leaves the loss unchanged."""
+    logps2 = LOGPS.clone()
+    logps2[~MASK] = -123.0
+    w2 = W.clone()
+    w2[~MASK] = 7.0
+    for normalize in ("tokens", "sequences"):
+        assert_close(
+            weighted_ga_loss(logps2, MASK, w2, normalize=normalize),
+            weighted_ga_loss(LOGPS, MASK, W, normalize=normalize),
+        )
+
+
+@pytest.mark.parametrize("normalize", ["tokens", "weights", "sequences"])
+def test_weighted_ga_loss_all_masked_is_zero(normalize: str) -> None:
+    """No valid token: loss 0 and gradient 0, never NaN (0/0)."""
+    logps = LOGPS.clone().requires_grad_(True)
+    mask = torch.zeros_like(MASK)
+    loss = weighted_ga_loss(logps, mask, torch.zeros_like(W), normalize=normalize)
+    (grad,) = torch.autograd.grad(loss, logps)
+    assert loss.item() == 0.0
+    assert torch.isfinite(grad).all() and (grad == 0).all()
+
+
+def test_weighted_ga_loss_rejects_unknown_normalize() -> None:
+    with pytest.raises(ValueError, match="tokens"):
+        weighted_ga_loss(LOGPS, MASK, W, normalize="batch")
+
+
+# ------------------------------------------------------------------ the gradient property
+
+
+def _criterion_inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random logps [3, 6] (p spread over (0, 1)), a ragged mask and a key mask."""
+    g = torch.Generator().manual_seed(seed)
+    logps = torch.rand(3, 6, generator=g).clamp_min(0.02).log()
+    mask = torch.tensor([[T, T, T, T, T, F_], [T, T, T, F_, F_, F_], [F_, T, T, T, T, T]])
+    keys = torch.rand(3, 6, generator=g) < 0.5
+    return logps, mask, keys
+
+
+@pytest.mark.parametrize("criterion", list(CRITERIA))
+def test_gradient_of_token_weighted_loss_is_w_over_n(criterion: str) -> None:
+    """For L = (1/N) Σ_k w_k log p_k with w = sg(f(p)) computed from the SAME logps that carry
+    gradient, ∂L/∂log p_k = w_k / N on valid tokens and 0 elsewhere: the weights steer the
+    gradient and carry none. With normalize='weights', ∂L/∂log p_k = w_k / Σ w."""
+    base, mask, keys = _criterion_inputs()
+    logps = base.clone().requires_grad_(True)
+    w = token_weights(criterion, logps, mask, key_mask=keys)
+    assert not w.requires_grad
+    n = mask.sum()
+    (grad,) = torch.autograd.grad(weighted_ga_loss(logps, mask, w), logps)
+    assert_close(grad, torch.where(mask, w / n, torch.zeros_like(w)))
+    (grad,) = torch.autograd.grad(weighted_ga_loss(logps, mask, w, normalize="weights"), logps)
+    assert_close(grad, torch.where(mask, w / (w * mask).sum(), torch.zeros_like(w)))
+
+
+def test_satimp_with_zero_exponents_is_ga() -> None:
+    """SatImp with β1 = β2 = 0: w = p^0 (1 − p)^0 = 1 on valid tokens, so the loss is GA's
+    (1/N) Σ log p_k = −NLL and the gradient 1/N on valid tokens — exactly."""
+    base, mask, _ = _criterion_inputs(1)
+    logps = base.clone().requires_grad_(True)
+    w = token_weights("satimp", logps, mask, beta1=0.0, beta2=0.0)
+    assert torch.equal(w, mask.float())
+    loss = weighted_ga_loss(logps, mask, w)
+    ga = weighted_ga_loss(logps, mask, token_weights("ga", logps, mask))
+    assert torch.equal(loss, ga)
+    assert_close(loss, -nll_loss(base, mask))
+    (grad,) = torch.autograd.grad(loss, logps)
+    assert_close(grad, mask.float() / mask.sum())
+
+
+def test_satimp_with_zero_exponents_equals_ga_objective(tiny_tok) -> None:
+    """The same through `Objective` on a model: loss and every parameter gradient equal GA's."""
+    from satimp.models import build_model
+
+    model = build_model("tiny", tiny_tok, seed=0)
+    ex = _tok_examples(tiny_tok, ["How are you?", "Who?"], ["I am fine, thank you.", "Me."])
+    batch = make_collate(tiny_tok.pad_token_id)([(i, e, None) for i, e in enumerate(ex)])
+    results = []
+    for cfg in (
+        MethodConfig("satimp", alpha=0, params={"beta1": 0, "beta2": 0}),
+        MethodConfig("ga"),
+    ):
+        model.zero_grad()
+        loss, _ = Objective(cfg)(model, batch)
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    (loss_s, grads_s), (loss_g, grads_g) = results
+    assert torch.equal(loss_s, loss_g)
+    for a, b in zip(grads_s, grads_g, strict=True):
+        assert torch.equal(a, b)
+
+
+def _tok_examples(tok, questions: list[str], answers: list[str]):
+    from satimp.data.encoding import encode_qa
+
+    return [encode_qa(tok, q, a) for q, a in zip(questions, answers, strict=True)]
+
+
+# ------------------------------------------------------------------ NPO, SimNPO, KL, RMU
+
+
+def test_npo_loss_by_hand() -> None:
+    """NPO: (2/β) softplus(β (log π_θ − log π_ref)), mean over sequences.
+
+    seq = −2, ref = −1, β = 0.1 → (2/0.1) · softplus(0.1 · (−1)) = 20 · log(1 + e^−0.1).
+    seq = ref → 20 · softplus(0) = 20 log 2.
+    """
+    loss = npo_loss(torch.tensor([-2.0]), torch.tensor([-1.0]), beta=0.1)
+    assert_close(loss, torch.tensor(20 * softplus(-0.1)))
+    loss = npo_loss(torch.tensor([-2.0, -1.0]), torch.tensor([-1.0, -1.0]), beta=0.1)
+    assert_close(loss, torch.tensor((20 * softplus(-0.1) + 20 * math.log(2)) / 2))
+
+
+def test_npo_gradient_at_reference_equals_ga() -> None:
+    """∂/∂seq_i of mean_i (2/β) softplus(β Δ_i) = (2/B) σ(β Δ_i); at θ = ref (Δ = 0) this is
+    1/B for every β — NPO starts as gradient ascent on the sequence log-likelihood."""
+    for beta in (0.1, 1.0, 5.0):
+        seq = torch.tensor([-3.0, -7.0, -1.0], requires_grad=True)
+        (grad,) = torch.autograd.grad(npo_loss(seq, seq.detach().clone(), beta=beta), seq)
+        assert_close(grad, torch.full((3,), 1 / 3))
+    seq = torch.tensor([-2.0], requires_grad=True)
+    (grad,) = torch.autograd.grad(npo_loss(seq, torch.tensor([-1.0]), beta=0.1), seq)
+    assert_close(grad, torch.tensor([2 * torch.sigmoid(torch.tensor(-0.1)).item()]))
+
+
+def test_simnpo_loss_by_hand() -> None:
+    """SimNPO: (2/β) softplus(β · seq/|y| + δ), mean over sequences.
+
+    seq = −6, |y| = 3, β = 2.5, δ = 0   → 0.8 · softplus(−5)
+    seq = −6, |y| = 3, β = 2.5, δ = 0.5 → 0.8 · softplus(−4.5)
+    seq = −1, |y| = 1, β = 1,   δ = 0   → 2 · softplus(−1)
+    """
+    seq, lengths = torch.tensor([-6.0]), torch.tensor([3])
+    assert_close(simnpo_loss(seq, lengths, beta=2.5, delta=0.0), torch.tensor(0.8 * softplus(-5)))
+    assert_close(simnpo_loss(seq, lengths, beta=2.5, delta=0.5), torch.tensor(0.8 * softplus(-4.5)))
+    both = simnpo_loss(torch.tensor([-6.0, -1.0]), torch.tensor([3, 1]), beta=1.0, delta=0.0)
+    assert_close(both, torch.tensor((2 * softplus(-2) + 2 * softplus(-1)) / 2))
+
+
+def test_kl_loss_zero_for_identical_logits() -> None:
+    logits = torch.randn(2, 4, 7, generator=torch.Generator().manual_seed(0))
+    mask = torch.tensor([[T, T, F_, T], [F_, T, T, T]])
+    assert_close(kl_loss(logits, logits.clone(), mask), torch.tensor(0.0))
+
+
+def test_kl_loss_by_hand_two_token_vocab() -> None:
+    """KL(π_ref ‖ π_θ), averaged over valid tokens.
+
+    token 0: π_θ = (1/2, 1/2) (logits 0, 0), π_ref = (3/4, 1/4) (logits log 3, 0):
+             KL = 3/4 · log(3/4 ÷ 1/2) + 1/4 · log(1/4 ÷ 1/2) = 0.75 log 1.5 + 0.25 log 0.5
+             (the reverse KL(π_θ ‖ π_ref) = 0.5 log(2/3) + 0.5 log 2 would differ).
+    token 1: identical distributions → 0.   token 2: masked, wildly different → ignored.
+    Mean over the 2 valid tokens = KL_0 / 2.
+    """
+    logits = torch.tensor([[[0.0, 0.0], [1.0, 2.0], [5.0, -5.0]]])
+    ref = torch.tensor([[[math.log(3), 0.0], [1.0, 2.0], [-5.0, 5.0]]])
+    mask = torch.tensor([[T, T, F_]])
+    kl0 = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    assert_close(kl_loss(logits, ref, mask), torch.tensor(kl0 / 2))
+
+
+def test_rmu_losses_by_hand() -> None:
+    """RMU: mean over valid tokens of ‖h − target‖² / D.
+
+    h = [[1, 2], [3, 4]] (2 tokens, D = 2), control c·u = [1, 1]:
+      token 0: ((1−1)² + (2−1)²)/2 = 0.5; token 1: ((3−1)² + (4−1)²)/2 = 6.5.
+      mask [T, F] → 0.5; mask [T, T] → 3.5.
+    Retain against ref h = [[0, 2], [3, 0]]: token 0 (1 + 0)/2 = 0.5, token 1 (0 + 16)/2 = 8.
+    """
+    h = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
+    control = torch.tensor([1.0, 1.0])
+    assert_close(rmu_forget_loss(h, control, torch.tensor([[T, F_]])), torch.tensor(0.5))
+    assert_close(rmu_forget_loss(h, control, torch.tensor([[T, T]])), torch.tensor(3.5))
+    ref = torch.tensor([[[0.0, 2.0], [3.0, 0.0]]])
+    assert_close(rmu_retain_loss(h, ref, torch.tensor([[T, T]])), torch.tensor(4.25))
+    assert_close(rmu_retain_loss(h, ref, torch.tensor([[F_, T]])), torch.tensor(8.0))
+
+
+# ------------------------------------------------------------------ NPO's reference, fast = slow
+
+
+@pytest.fixture(scope="module")
+def data(tiny_trained: Path, bench_dir: Path):
+    """(tokenizer, forget examples (forget10, 4), retain examples (8 of retain90))."""
+    _, tok = load_model(tiny_trained)
+    forget = encode_records(tok, load_split(bench_dir, "forget10"), max_length=128)
+    retain = encode_records(tok, load_split(bench_dir, "retain90")[:8], max_length=128)
+    return tok, forget, retain
+
+
+def test_npo_precomputed_reference_equals_live_reference(tiny_trained: Path, data) -> None:
+    """Objective('npo') with reference log-probs computed once in prepare() gives the same loss
+    and gradient as the literal form: npo_loss with a live frozen copy of the model's forward
+    pass on the same batch (+ α · retain NLL). No reference model is kept for NPO."""
+    tok, forget, retain = data
+    model, _ = load_model(tiny_trained)
+    objective = Objective(MethodConfig("npo"))
+    objective.prepare(model, forget, pad_id=tok.pad_token_id, batch_size=3)  # padded batches
+    assert objective.ref_model is None and objective.ref_logps is not None
+    ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    with torch.no_grad():  # move the policy away from the reference, as training does
+        g = torch.Generator().manual_seed(0)
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=g))
+    order = [3, 0, 2]  # dataset indices in a shuffled batch, with padding
+    batch = make_collate(tok.pad_token_id)([(i, forget[i], retain[j]) for j, i in enumerate(order)])
+
+    loss, logs = objective(model, batch)
+    f = forward_logps(model, batch["forget"])
+    with torch.no_grad():
+        ref = forward_logps(ref_model, batch["forget"])
+    r = forward_logps(model, batch["retain"])
+    assert not torch.allclose(f.seq_logps, ref.seq_logps, atol=1e-3)  # a real difference
+    forget_expected = npo_loss(f.seq_logps, ref.seq_logps, beta=0.1)
+    expected = forget_expected + 1.0 * nll_loss(r.logps, r.mask)
+    assert_close(loss, expected)
+    assert logs["forget_loss"] == pytest.approx(forget_expected.item(), rel=1e-5)
+    params = [p for p in model.parameters()]
+    for a, b in zip(
+        torch.autograd.grad(loss, params), torch.autograd.grad(expected, params), strict=True
+    ):
+        assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_reference_model_only_when_needed(name: str, tiny_trained: Path, data) -> None:
+    """With its default retain loss, only RMU keeps a frozen copy of the model; NPO keeps its
+    precomputed reference log-probs instead (one [len_i − 1] tensor per forget example)."""
+    tok, forget, _ = data
+    model, _ = load_model(tiny_trained)
+    objective = Objective(MethodConfig(name))
+    objective.prepare(model, forget, pad_id=tok.pad_token_id)
+    assert (objective.ref_model is not None) == (name == "rmu")
+    assert (objective.ref_logps is not None) == (name == "npo")
+    if name == "npo":
+        assert [r.numel() for r in objective.ref_logps] == [len(e) - 1 for e in forget]
+
+
+def test_kl_retain_keeps_frozen_reference(tiny_trained: Path, data) -> None:
+    """retain='kl' keeps a frozen copy — but not when α = 0 makes the retain term unused."""
+    tok, forget, _ = data
+    model, _ = load_model(tiny_trained)
+    kl = Objective(MethodConfig("gd", retain="kl"))
+    kl.prepare(model, forget, pad_id=tok.pad_token_id)
+    assert kl.ref_model is not None and kl.ref_model is not model
+    assert all(not p.requires_grad for p in kl.ref_model.parameters())
+    unused = Objective(MethodConfig("ga", retain="kl"))  # ga: α = 0
+    unused.prepare(model, forget, pad_id=tok.pad_token_id)
+    assert unused.ref_model is None
+
+
+# ------------------------------------------------------------------ every method, end to end
+
+CASES = [MethodConfig(name) for name in METHODS] + [MethodConfig("gd", retain="kl")]
+STEP_FIELDS = ("step", "loss", "lr", "grad_norm", "forget_loss")
+WEIGHT_FIELDS = ("weight_mean", "weight_min", "weight_max", "weight_corr")
+
+
+def _case_id(cfg: MethodConfig) -> str:
+    return cfg.name + (f"-{cfg.retain}" if cfg.retain else "")
+
+
+@pytest.mark.parametrize("cfg", CASES, ids=_case_id)
+def test_method_end_to_end(cfg: MethodConfig, tiny_trained: Path, data, tmp_path: Path) -> None:
+    """2 steps of satimp.train.train on 4 forget examples (+ retain): finite loss, every trained
+    parameter changed, RMU leaves everything outside layers ℓ−2..ℓ alone, and metrics.jsonl has
+    the step fields (+ retain_loss, + weight statistics for token-weighted methods)."""
+    tok, forget, retain = data
+    model, _ = load_model(tiny_trained)
+    objective = Objective(cfg, seed=0)
+    objective.prepare(model, forget, pad_id=tok.pad_token_id)
+    params = objective.trainable(model)
+    trained = {id(p) for p in params}
+    before = {n: p.detach().cpu().clone() for n, p in model.named_parameters()}
+    train_cfg = TrainConfig(epochs=1, batch_size=2, lr=1e-3, warmup_epochs=0, seed=0)
+    result = train(
+        model,
+        objective,
+        forget,
+        train_cfg,
+        pad_id=tok.pad_token_id,
+        retain=retain if objective.uses_retain else None,
+        params=params,
+        out_dir=tmp_path,
+        desc=cfg.name,
+    )
+
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert result.steps == len(rows) == 2
+    fields = list(STEP_FIELDS)
+    if objective.uses_retain:
+        fields.append("retain_loss")
+    if METHODS[cfg.name].forget == "weighted":
+        fields += WEIGHT_FIELDS
+    for row in rows:
+        missing = [k for k in fields if k not in row]
+        assert not missing, f"{cfg.name}: metrics.jsonl lacks {missing}"
+        assert all(math.isfinite(row[k]) for k in fields), row
+
+    changed = {n: not torch.equal(before[n], p.detach().cpu()) for n, p in model.named_parameters()}
+    for n, p in model.named_parameters():
+        if id(p) in trained:
+            assert changed[n], f"{cfg.name}: trainable parameter {n} did not change"
+        else:
+            assert not changed[n], f"{cfg.name}: frozen parameter {n} changed"
+    if cfg.name == "rmu":
+        layer = objective.params["layer"]
+        keep = set(range(max(0, layer - 2), layer + 1))
+        for n in before:
+            m = re.search(r"layers\.(\d+)\.", n)
+            assert changed[n] == (m is not None and int(m.group(1)) in keep), n
+    else:
+        assert trained == {id(p) for p in model.parameters()}
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_unknown_method_lists_valid_names() -> None:
+    with pytest.raises(InputError) as err:
+        Objective(MethodConfig("gradient_ascent"))
+    assert "gradient_ascent" in str(err.value)
+    for name in METHODS:
+        assert name in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "pattern"),
+    [
+        (MethodConfig("simsat", params={"beta": -1}), "beta"),
+        (MethodConfig("satimp", params={"beta1": -1}), "beta1"),
+        (MethodConfig("npo", params={"beta": -1}), "beta"),
+        (MethodConfig("npo", params={"beta": 0}), "beta"),
+        (MethodConfig("simnpo", params={"beta": 0}), "beta"),
+        (MethodConfig("topk", params={"frac": 1.5}), "frac"),
+        (MethodConfig("random", params={"frac": 0}), "frac"),
+        (MethodConfig("annotated", params={"rho": 2}), "rho"),
+        (MethodConfig("satimp", params={"beta": 1}), "beta"),  # satimp has beta1/beta2
+        (MethodConfig("ga", params={"typo": 1}), "typo"),
+        (MethodConfig("satimp", normalize="sum"), "normalize"),
+        (MethodConfig("gd", retain="mse"), "retain"),
+        (MethodConfig("satimp", granularity="word"), "granularity"),
+        (MethodConfig("topk", granularity="instance"), "instance"),
+    ],
+)
+def test_bad_hyperparameter_raises_input_error(cfg: MethodConfig, pattern: str) -> None:
+    with pytest.raises(InputError, match=pattern):
+        Objective(cfg)
+
+
+def test_softplus_helper_matches_torch() -> None:
+    """The hand formulas above use softplus(x) = log(1 + e^x)."""
+    for x in (-5.0, -0.1, 0.0, 2.0):
+        assert softplus(x) == pytest.approx(F.softplus(torch.tensor(x)).item(), rel=1e-6)
