@@ -39,7 +39,7 @@ def main() -> None:
     t0 = time.perf_counter()
     summary, _ = evaluate_tofu(model, tok, data, cfg.forget, progress=False)
     t_full = time.perf_counter() - t0
-    print(f"\n| quantity | value |\n|---|---|")
+    print("\n| quantity | value |\n|---|---|")
     print(f"| items ({cfg.forget}) | {len(examples)} |")
     print(f"| ES one pass | {t_fast:.3f} s |")
     print(f"| ES by generation | {t_slow:.2f} s |")

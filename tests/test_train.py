@@ -108,3 +108,48 @@ def test_same_seed_gives_identical_weights(tiny_tok, full_examples, tmp_path: Pa
     pa, pb, pc = (dict(m.named_parameters()) for m in (a, b, c))
     assert all(torch.equal(pa[n], pb[n]) for n in pa)
     assert not all(torch.equal(pa[n], pc[n]) for n in pa)
+
+
+class _NanGrad(torch.autograd.Function):
+    """Identity forward (a finite loss), NaN backward (a poisoned gradient)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
+@pytest.mark.parametrize("where", ["loss", "grad"])
+def test_non_finite_loss_or_gradient_stops_the_run(tiny_tok, full_examples, tmp_path, where) -> None:
+    """A NaN loss (or a NaN gradient from a finite loss) raises Diverged naming the step,
+    before the optimizer applies anything: the weights stay those of the last good step."""
+    from satimp.train import Diverged
+
+    model = build_model("tiny", tiny_tok, seed=0)
+    calls = []
+
+    def poisoned(m, batch, *, step=0):
+        loss, logs = finetune_objective(m, batch, step=step)
+        calls.append(step)
+        if step == 2:
+            loss = loss * float("nan") if where == "loss" else _NanGrad.apply(loss)
+        return loss, logs
+
+    before = {}
+
+    def snapshot(m, batch, *, step=0):
+        if step == 2:
+            before.update({k: v.detach().clone() for k, v in m.state_dict().items()})
+        return poisoned(m, batch, step=step)
+
+    cfg = TrainConfig(epochs=2, lr=1e-3, batch_size=4, warmup_epochs=0, eval_every_epoch=False)
+    with pytest.raises(Diverged, match=f"diverged at step 3: {'loss' if where == 'loss' else 'gradient'}"):
+        train(model, snapshot, full_examples, cfg, pad_id=tiny_tok.pad_token_id, out_dir=tmp_path)
+    assert calls == [0, 1, 2]
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]

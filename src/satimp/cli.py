@@ -276,6 +276,8 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from satimp.train import Diverged
+
     args = build_parser().parse_args(argv)
     _quiet_libraries()
     try:
@@ -283,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"satimp: error: {e}", file=sys.stderr)
         return 2
+    except Diverged as e:
+        print(f"satimp: {e}; the model was not saved", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("satimp: interrupted", file=sys.stderr)
         return 130

@@ -95,24 +95,27 @@ def extraction_strength_by_generation(model, examples: Sequence[Encoded], *, eos
         start = next(j for j, lab in enumerate(e.labels) if lab != IGNORE)
         prompt, answer = e.input_ids[:start], e.input_ids[start:-1]  # drop EOS
         n = len(answer)
-
-        def reproduces(k: int) -> bool:
-            if k == n:
-                return True
-            ids = torch.tensor([prompt + answer[:k]], device=device)
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                 max_new_tokens=n - k, do_sample=False, num_beams=1,
-                                 pad_token_id=eos_id, eos_token_id=eos_id)
-            return out[0, ids.size(1):].tolist() == answer[k:]
-
-        lo, hi = 0, n  # invariant: reproduces(hi) is True
+        lo, hi = 0, n  # invariant: reproduction from prefix `hi` succeeds (k = n trivially)
         while lo < hi:
             mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if reproduces(mid) else (mid + 1, hi)
+            ok = _reproduces(model, prompt, answer, mid, eos_id=eos_id, device=device)
+            lo, hi = (lo, mid) if ok else (mid + 1, hi)
         # the same float32 arithmetic as metrics.extraction_strength, so equal k* ⇒ equal ES bits
         scores[i] = 1.0 - torch.tensor(hi) / n if n else 0.0
     model.train(was_training)
     return scores
+
+
+def _reproduces(model, prompt: list[int], answer: list[int], k: int, *, eos_id: int,
+                device) -> bool:
+    """Does greedy decoding of |y|−k tokens from [x, y_<k] give exactly y_≥k?"""
+    if k == len(answer):
+        return True
+    ids = torch.tensor([prompt + answer[:k]], device=device)
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                         max_new_tokens=len(answer) - k, do_sample=False, num_beams=1,
+                         pad_token_id=eos_id, eos_token_id=eos_id)
+    return out[0, ids.size(1):].tolist() == answer[k:]
 
 
 def score_split(model, tokenizer, records: list[dict], *, answer_prob: bool = True,
@@ -147,7 +150,7 @@ def score_split(model, tokenizer, records: list[dict], *, answer_prob: bool = Tr
     if rouge:
         gens = generate_answers(model, tokenizer, [r["question"] for r in records],
                                 batch_size=batch_size, max_new_tokens=max_new_tokens)
-        out["rouge"] = [M.rouge_l_recall(g, r["answer"]) for g, r in zip(gens, records)]
+        out["rouge"] = [M.rouge_l_recall(g, r["answer"]) for g, r in zip(gens, records, strict=True)]
     return out
 
 

@@ -170,6 +170,8 @@ class ModelsConfig:
     base: str = opt("small", "a preset (trained from scratch) or a model dir / hub id")
     base_splits: list = opt(["world_facts", "real_authors"],
                             "pre-training splits for a preset base (general knowledge)")
+    replay_base: bool = opt(True, "preset base: mix base_splits into the original and retain "
+                                  "fine-tuning, so general knowledge stays as in a large model")
     base_train: TrainConfig = opt(
         TrainConfig(epochs=40, lr=1e-3, batch_size=8, warmup_epochs=2, eval_every_epoch=False),
         "recipe for pre-training a preset base")
@@ -200,12 +202,14 @@ def build_models(data: str | Path, forget: str, models: ModelsConfig, cache_dir:
     else:
         base = models.base
     paths = {"base": Path(base)}
+    extra = list(models.base_splits) if models.base in PRESETS and models.replay_base else []
     for name, split, cfg in (("original", "full", models.original_train),
                              ("retain", retain_split, models.retain_train)):
         t0 = time.time()
+        splits = [split, *extra]
         key = {"data": fp, "from": key_base if models.base in PRESETS else models.base,
-               "split": split, "train": to_dict(cfg), "v": satimp.__version__}
-        paths[name] = cached(cache_dir, key, lambda d, s=split, c=cfg: finetune(str(base), data, [s], c, d))
+               "splits": splits, "train": to_dict(cfg), "v": satimp.__version__}
+        paths[name] = cached(cache_dir, key, lambda d, s=splits, c=cfg: finetune(str(base), data, s, c, d))
         log(f"  {name:<15} {paths[name]}  ({time.time() - t0:.1f}s)")
     return paths
 

@@ -114,6 +114,9 @@ METHODS: dict[str, MethodSpec] = {
     "ga": MethodSpec("weighted", "ga", gamma=1, alpha=0, retain="none", help="gradient ascent"),
     "gd": MethodSpec("weighted", "ga", help="gradient difference: GA + retain NLL"),
     "npo": MethodSpec("npo", "ga", {"beta": 0.1}, help="negative preference optimisation"),
+    "npo_topk": MethodSpec("npo", "topk", {"beta": 0.1}, help="NPO on the s lowest-p tokens"),
+    "npo_bottomk": MethodSpec("npo", "bottomk", {"beta": 0.1}, help="NPO on the s highest-p tokens"),
+    "npo_random": MethodSpec("npo", "random", {"beta": 0.1}, help="NPO on s random tokens"),
     "simnpo": MethodSpec("simnpo", "ga", {"beta": 2.5, "delta": 0.0}, alpha=0.1375, help="SimNPO"),
     "wga": MethodSpec("weighted", "wga", help="weighted GA, w = p^β"),
     "simsat": MethodSpec("weighted", "simsat", help="saturation, w = p^β"),
@@ -264,6 +267,8 @@ class Objective:
             w = self.weights(f.logps, f.mask, step=step, key_mask=_shifted_keys(batch["forget"]))
             seq, ref_seq = (w * f.logps * f.mask).sum(-1), (w * ref * f.mask).sum(-1)
             forget_loss = npo_loss(seq, ref_seq, beta=float(self.params["beta"]))
+            if self.spec.criterion != "ga":
+                logs |= {f"weight_{k}": v for k, v in weight_stats(w, f.logps.detach(), f.mask).items()}
         else:  # simnpo
             forget_loss = simnpo_loss(
                 f.seq_logps, f.mask.sum(-1), beta=float(self.params["beta"]),

@@ -16,9 +16,15 @@ import torch
 from satimp.config import MethodConfig, TrainConfig, from_dict, opt, to_dict
 from satimp.errors import InputError
 from satimp.experiment import (
-    ModelsConfig, build_models, data_fingerprint, encode_records, unlearn, write_json,
+    ModelsConfig,
+    build_models,
+    data_fingerprint,
+    encode_records,
+    unlearn,
+    write_json,
 )
 from satimp.objectives import Objective
+from satimp.train import Diverged
 
 DEFAULT_METHODS = ["ga", "gd", "npo", "simnpo", "wga", "simsat", "simimp", "satimp", "topk",
                    "bottomk", "random"]
@@ -52,7 +58,7 @@ class RunConfig:
     forget: str = opt("forget10", "forget split (forget01, forget05, forget10)")
     models: ModelsConfig = opt(ModelsConfig(), "base/original/retain models")
     unlearn: TrainConfig = opt(
-        TrainConfig(epochs=5, lr=1e-4, batch_size=16, warmup_epochs=1),
+        TrainConfig(epochs=5, lr=2e-4, batch_size=16, warmup_epochs=1),
         "unlearning recipe (SPEC §3 for 7B models; the embedded default is tuned for `small`)")
     methods: list = opt(list(DEFAULT_METHODS),
                         "methods: names, or mappings of MethodConfig fields plus a `label`")
@@ -123,16 +129,17 @@ def study_config(name: str, base: RunConfig) -> RunConfig:
 
 
 def prepare_data(cfg: RunConfig, log=print) -> Path | str:
-    """The benchmark location: the embedded synthetic data is written once into the cache."""
+    """The benchmark location. The embedded synthetic data is regenerated every run (0.3 s,
+    byte-identical for the same settings and generator), so a changed generator can never be
+    hidden behind stale files; the model cache keys on the content."""
     if cfg.data != "synthetic":
         return cfg.data
     from satimp.data.synth import synth_tofu
 
     s = cfg.synth
     path = Path(cfg.cache_dir) / f"data-synth-{s.authors}x{s.qa_per_author}-seed{s.seed}"
-    if not (path / "full.jsonl").is_file():
-        synth_tofu(path, authors=s.authors, qa_per_author=s.qa_per_author, seed=s.seed)
-        log(f"  wrote the synthetic benchmark to {path}")
+    synth_tofu(path, authors=s.authors, qa_per_author=s.qa_per_author, seed=s.seed)
+    log(f"  synthetic benchmark: {path}")
     return path
 
 
@@ -168,11 +175,63 @@ def _row(method: str, status: str, summary: dict | None, seconds: float) -> dict
     return row
 
 
+def reference_rows(cfg: RunConfig, data, paths: dict, out: Path, log=print) -> tuple[list, list]:
+    """Evaluate the original and retain models: (rows, the retain model's forget truth ratios).
+
+    The retain model's truth ratios are saved as `retain_stats.json` (for `eval --retain-stats`).
+    """
+    from satimp.evaluate import evaluate_tofu
+    from satimp.metrics import forget_quality
+    from satimp.models import load_model
+
+    rows, retain_tr = [], None
+    split = f"{cfg.forget}_perturbed"
+    for name in ("retain", "original"):
+        t0 = time.time()
+        model, tok = load_model(paths[name])
+        summary, per_sample = evaluate_tofu(model, tok, data, cfg.forget,
+                                            retain_truth_ratios=retain_tr, **_eval_kw(cfg))
+        if name == "retain":
+            retain_tr = per_sample[split]["truth_ratio"]
+            summary["forget_quality"] = forget_quality(retain_tr, retain_tr)  # = 1 by definition
+            write_json(out / "retain_stats.json", {"split": split, "truth_ratio": retain_tr})
+        rows.append(_row(name, "reference", summary, time.time() - t0))
+        log(f"  {name:<9} forget ES {summary['forget_es']:.3f}  retain ES {summary['retain_es']:.3f}")
+    return rows[::-1], retain_tr  # original first
+
+
+def method_row(cfg: RunConfig, label: str, method: MethodConfig, data, model_dir: Path,
+               out: Path, retain_tr) -> tuple[dict, list[dict]]:
+    """Unlearn with one method and evaluate it: (result row, per-epoch ES curve). A failure
+    becomes a `failed: …` row with the traceback in `methods/LABEL/error.txt`."""
+    from satimp.evaluate import evaluate_tofu
+    from satimp.models import load_model
+
+    t0 = time.time()
+    run_dir = out / "methods" / label
+    try:
+        result = unlearn(model_dir, data, cfg.forget, _retain_split(cfg), method, cfg.unlearn,
+                         run_dir, trust_remote_code=cfg.trust_remote_code,
+                         eval_batch_size=cfg.eval.batch_size)
+        model, tok = load_model(run_dir)
+        summary, per_sample = evaluate_tofu(model, tok, data, cfg.forget,
+                                            retain_truth_ratios=retain_tr, **_eval_kw(cfg))
+        write_json(run_dir / "summary.json", summary)
+        write_json(run_dir / "per_sample.json", per_sample)
+        if not cfg.save_models:
+            for f in run_dir.glob("*.safetensors"):
+                f.unlink()
+        return _row(label, "ok", summary, time.time() - t0), result.epochs
+    except Exception as e:  # one method's failure must not sink the study
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "error.txt").write_text(traceback.format_exc())
+        status = str(e) if isinstance(e, Diverged) else f"failed: {type(e).__name__}: {e}"
+        return _row(label, status[:200], None, time.time() - t0), []
+
+
 def run(cfg: RunConfig, out_dir: str | Path, *, log=print, title: str | None = None) -> list[dict]:
     """Run the whole study; returns the result rows (references first). A method that fails
     is reported in its row and the others still run."""
-    from satimp.evaluate import evaluate_tofu
-    from satimp.models import load_model
     from satimp.report import format_table, write_report
 
     t_start = time.time()
@@ -184,46 +243,12 @@ def run(cfg: RunConfig, out_dir: str | Path, *, log=print, title: str | None = N
     log("[2/4] base, original and retain models (cached)")
     paths = build_models(data, cfg.forget, cfg.models, Path(cfg.cache_dir) / "models", log=log)
     log("[3/4] reference rows: original and retain models")
-    ev = dict(batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
-              es_mode=cfg.eval.es_mode)
-    rows, retain_tr = [], None
-    for name in ("retain", "original"):
-        t0 = time.time()
-        model, tok = load_model(paths[name])
-        summary, per_sample = evaluate_tofu(model, tok, data, cfg.forget,
-                                            retain_truth_ratios=retain_tr, **ev)
-        if name == "retain":
-            retain_tr = per_sample[f"{cfg.forget}_perturbed"]["truth_ratio"]
-            summary["forget_quality"] = 1.0
-            write_json(out / "retain_stats.json", {"split": f"{cfg.forget}_perturbed",
-                                                   "truth_ratio": retain_tr})
-        rows.append(_row(name, "reference", summary, time.time() - t0))
-        log(f"  {name:<9} forget ES {summary['forget_es']:.3f}  retain ES {summary['retain_es']:.3f}")
-    rows.reverse()  # original first
+    rows, retain_tr = reference_rows(cfg, data, paths, out, log)
     variants = cfg.variants()
     log(f"[4/4] unlearning {cfg.forget} with {len(variants)} methods")
     curves = {}
     for i, (label, method) in enumerate(variants, 1):
-        t0 = time.time()
-        run_dir = out / "methods" / label
-        try:
-            result = unlearn(paths["original"], data, cfg.forget, _retain_split(cfg), method,
-                             cfg.unlearn, run_dir, trust_remote_code=cfg.trust_remote_code,
-                             eval_batch_size=cfg.eval.batch_size)
-            curves[label] = result.epochs
-            model, tok = load_model(run_dir)
-            summary, per_sample = evaluate_tofu(model, tok, data, cfg.forget,
-                                                retain_truth_ratios=retain_tr, **ev)
-            write_json(run_dir / "summary.json", summary)
-            write_json(run_dir / "per_sample.json", per_sample)
-            row = _row(label, "ok", summary, time.time() - t0)
-            if not cfg.save_models:
-                for f in run_dir.glob("*.safetensors"):
-                    f.unlink()
-        except Exception as e:  # one method's failure must not sink the study
-            (run_dir).mkdir(parents=True, exist_ok=True)
-            (run_dir / "error.txt").write_text(traceback.format_exc())
-            row = _row(label, f"failed: {type(e).__name__}: {e}"[:200], None, time.time() - t0)
+        row, curves[label] = method_row(cfg, label, method, data, paths["original"], out, retain_tr)
         rows.append(row)
         log(f"  [{i}/{len(variants)}] {label:<16} {row['status']:<8} forget ES "
             f"{_num(row['forget_es'])}  retain ES {_num(row['retain_es'])}  ({row['seconds']:.0f}s)")
@@ -239,6 +264,11 @@ def run(cfg: RunConfig, out_dir: str | Path, *, log=print, title: str | None = N
     print(format_table(rows))
     log(f"report: {report}  (total {time.time() - t_start:.0f}s)")
     return rows
+
+
+def _eval_kw(cfg: RunConfig) -> dict:
+    return dict(batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
+                es_mode=cfg.eval.es_mode)
 
 
 def _retain_split(cfg: RunConfig) -> str:

@@ -25,6 +25,14 @@ from satimp.config import TrainConfig
 from satimp.data.encoding import Encoded, collate, length_grouped_batches
 
 
+class Diverged(RuntimeError):
+    """A non-finite loss or gradient: the step is not applied and the run stops."""
+
+    def __init__(self, step: int, what: str):
+        super().__init__(f"diverged at step {step}: {what}")
+        self.step = step
+
+
 def lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
     """Multiplier of the peak lr at `step`: linear warm-up over `warmup` steps, then linear
     decay to 0 at `total` ('linear') or flat ('constant')."""
@@ -131,8 +139,12 @@ def train(
         for batch in loader:
             with accelerator.accumulate(model):
                 loss, logs = loss_fn(model, batch, step=step)
+                if not torch.isfinite(loss):
+                    raise Diverged(step + 1, f"loss is {loss.item()}")
                 accelerator.backward(loss)
                 grad_norm = _clip(accelerator, params, cfg.max_grad_norm)
+                if not math.isfinite(grad_norm):
+                    raise Diverged(step + 1, f"gradient norm is {grad_norm}")
                 lr = scheduler.get_last_lr()[0]  # the rate this step applies (log it, not the next)
                 optimizer.step()
                 scheduler.step()

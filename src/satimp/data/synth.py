@@ -326,9 +326,11 @@ def _perturbed_answers(
     kinds: Mapping[str, str],
     rng: random.Random,
 ) -> list[str]:
-    """N_PERTURBED distinct answers of the same form, every key fact replaced by a wrong value.
+    """N_PERTURBED distinct answers in `form`, every key fact replaced by a wrong value.
 
     A wrong value is a fresh draw of the same kind, never one of the answer's true values.
+    As in TOFU, `form` is the paraphrased answer's wording, so the truth ratio compares
+    sentences that differ only in their facts.
     """
     true_values = {facts[slot] for slot in template.slots}
     answer = _render(form, facts)
@@ -354,12 +356,12 @@ def _qa_record(
 ) -> Record:
     """A full perturbed-layout record; `form` picks the phrasing, form + 1 the paraphrase."""
     questions, answers = template.questions, template.answers
-    answer_form = answers[form % len(answers)]
+    paraphrase_form = answers[(form + 1) % len(answers)]
     return {
         "question": _render(questions[form % len(questions)], facts),
-        "answer": _render(answer_form, facts),
-        "paraphrased_answer": _render(answers[(form + 1) % len(answers)], facts),
-        "perturbed_answer": _perturbed_answers(answer_form, template, facts, kinds, rng),
+        "answer": _render(answers[form % len(answers)], facts),
+        "paraphrased_answer": _render(paraphrase_form, facts),
+        "perturbed_answer": _perturbed_answers(paraphrase_form, template, facts, kinds, rng),
         "paraphrased_question": _render(questions[(form + 1) % len(questions)], facts),
         "keywords": [facts[slot] for slot in template.slots],
     }

@@ -1,0 +1,135 @@
+"""The main job end to end on a tiny setting, the model cache, and a user-added method."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from satimp.config import TrainConfig, load_config
+from satimp.errors import InputError
+from satimp.experiment import ModelsConfig, cached
+from satimp.study import RunConfig, run, study_config
+from satimp.train import Diverged
+
+TINY = TrainConfig(epochs=2, lr=3e-3, batch_size=16, warmup_epochs=0, eval_every_epoch=False)
+
+
+def tiny_config(tmp_path, methods) -> RunConfig:
+    return RunConfig(
+        name="tiny-e2e", synth=dataclasses.replace(RunConfig().synth, authors=10, qa_per_author=4),
+        models=ModelsConfig(base="tiny", base_train=TINY, original_train=TINY, retain_train=TINY),
+        unlearn=TrainConfig(epochs=1, lr=1e-3, batch_size=4, warmup_epochs=0),
+        methods=methods, cache_dir=str(tmp_path / "cache"),
+        eval=dataclasses.replace(RunConfig().eval, max_new_tokens=8),
+    )
+
+
+def test_run_writes_every_report_file_and_reports_a_failed_method(tmp_path, monkeypatch):
+    import satimp.study as study
+
+    real = study.unlearn
+
+    def flaky(model_dir, data, forget, retain, method, *a, **kw):
+        if method.name == "gd":
+            raise RuntimeError("injected failure")
+        if method.name == "npo":
+            raise Diverged(4, "loss is nan")
+        return real(model_dir, data, forget, retain, method, *a, **kw)
+
+    monkeypatch.setattr(study, "unlearn", flaky)
+    out = tmp_path / "run"
+    rows = run(tiny_config(tmp_path, ["ga", "gd", "npo", "satimp"]), out, log=lambda *a: None)
+    for name in ("report.md", "results.csv", "results.json", "tradeoff.png", "ablation.png",
+                 "es_per_epoch.png", "weights_vs_likelihood.png", "retain_stats.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    results = json.loads((out / "results.json").read_text())
+    assert [r["method"] for r in results] == ["original", "retain", "ga", "gd", "npo", "satimp"]
+    assert results == rows
+    by_name = {r["method"]: r for r in results}
+    assert by_name["gd"]["status"].startswith("failed: RuntimeError: injected failure")
+    assert by_name["gd"]["forget_es"] is None
+    assert by_name["npo"]["status"] == "diverged at step 4: loss is nan"
+    for name in ("ga", "satimp"):
+        r = by_name[name]
+        assert r["status"] == "ok"
+        for key in ("forget_es", "forget_em", "retain_es", "forget_quality", "model_utility"):
+            assert isinstance(r[key], float) and 0 <= r[key] <= 1, (name, key)
+        assert r["seconds"] > 0
+    report = (out / "report.md").read_text()
+    for name in by_name:
+        assert f"| {name} |" in report
+    assert "injected failure" in (out / "methods" / "gd" / "error.txt").read_text()
+    # A second run reuses the cached models: no new model folder appears.
+    before = sorted(p.name for p in (tmp_path / "cache" / "models").iterdir())
+    run(tiny_config(tmp_path, ["ga"]), tmp_path / "run2", log=lambda *a: None)
+    assert sorted(p.name for p in (tmp_path / "cache" / "models").iterdir()) == before
+
+
+def test_cache_key_changes_with_every_input(tmp_path):
+    built = []
+
+    def build(d):
+        d.mkdir(parents=True)
+        (d / "config.json").write_text("{}")
+        built.append(d)
+
+    key = {"data": "abc", "model": "tiny", "train": {"lr": 1e-3, "epochs": 2}}
+    first = cached(tmp_path, key, build)
+    assert cached(tmp_path, dict(key), build) == first and len(built) == 1
+    variants = [{**key, "data": "abd"}, {**key, "model": "small"},
+                {**key, "train": {"lr": 2e-3, "epochs": 2}}, {**key, "train": {"lr": 1e-3, "epochs": 3}}]
+    paths = {cached(tmp_path, k, build) for k in variants}
+    assert len(paths) == 4 and first not in paths and len(built) == 5
+    assert not list(tmp_path.glob("*.tmp*"))  # builds land atomically
+
+
+def test_interrupted_build_is_not_a_cache_hit(tmp_path):
+    def broken(d):
+        d.mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cached(tmp_path, {"k": 1}, broken)
+    assert not [p for p in tmp_path.iterdir() if not p.name.count(".tmp")]
+
+
+def test_run_config_validation_and_studies(tmp_path):
+    cfg = load_config(RunConfig, None, ["unlearn.lr=3e-4", "models.original_train.epochs=7"])
+    assert cfg.unlearn.lr == 3e-4
+    assert cfg.models.original_train.epochs == 7
+    assert cfg.models.original_train.lr == RunConfig().models.original_train.lr  # kept default
+    with pytest.raises(InputError, match="valid keys"):
+        load_config(RunConfig, None, ["unlearn.lrr=3"])
+    with pytest.raises(InputError, match="valid methods"):
+        load_config(RunConfig, None, ["methods=[ga,nope]"])
+    with pytest.raises(InputError, match="twice"):
+        load_config(RunConfig, None, ["methods=[ga,ga]"])
+    for name in ("criteria", "granularity", "smoothness", "hardsampling"):
+        s = study_config(name, RunConfig())
+        s.validate()
+        assert len(s.variants()) >= 4
+    with pytest.raises(InputError, match="valid studies"):
+        study_config("nope", RunConfig())
+
+
+def test_a_user_criterion_is_one_function_and_two_registry_lines(monkeypatch):
+    """The README's 'Add your own criterion' recipe, run as written."""
+    from satimp import objectives, weighting
+    from satimp.config import MethodConfig
+
+    def entropy_weights(logps, mask, *, beta):
+        p = logps.detach().exp()
+        return torch.where(mask, (-(p * logps.detach())).clamp_min(0).pow(beta), 0.0)
+
+    monkeypatch.setitem(weighting.CRITERIA, "entropy",
+                        weighting.CriterionSpec(entropy_weights, {"beta": 1.0}, "soft", "entropy"))
+    monkeypatch.setitem(objectives.METHODS, "entropy", objectives.MethodSpec("weighted", "entropy"))
+    obj = objectives.Objective(MethodConfig(name="entropy", params={"beta": 2.0}))
+    logps = torch.log(torch.tensor([[0.5, 0.25]]))
+    w = obj.weights(logps, torch.ones(1, 2, dtype=torch.bool), step=0, key_mask=None)
+    expected = torch.tensor([[(0.5 * torch.log(torch.tensor(2.0))) ** 2,
+                              (0.25 * torch.log(torch.tensor(4.0))) ** 2]])
+    torch.testing.assert_close(w, expected)
