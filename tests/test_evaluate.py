@@ -35,14 +35,19 @@ def trained(tiny_trained: Path):
 
 @pytest.fixture(scope="module")
 def forget_items(trained, bench_dir: Path) -> list[Encoded]:
-    """The forget split's answers (4, trained on) followed by its paraphrased answers (4,
-    never seen): ES = 1, ES = 0 and values in between all occur among them."""
+    """The forget split's answers (4, trained on), its paraphrased answers (4, never seen),
+    and the trained answers with their last key fact swapped for another item's (4: a
+    memorised template around one wrong fact): ES = 1, ES = 0 and values in between."""
     _, tok = trained
     records = load_split(bench_dir, "forget10_perturbed")
+    edited = []
+    for i, r in enumerate(records):
+        other = records[(i + 1) % len(records)]["keywords"][-1]
+        edited.append(r["answer"].replace(r["keywords"][-1], other))
     return [
-        encode_qa(tok, r["question"], r[field])
-        for field in ("answer", "paraphrased_answer")
-        for r in records
+        *(encode_qa(tok, r["question"], r[field]) for field in ("answer", "paraphrased_answer")
+          for r in records),
+        *(encode_qa(tok, r["question"], a) for r, a in zip(records, edited, strict=True)),
     ]
 
 
@@ -68,7 +73,7 @@ def test_one_pass_es_equals_generation_es(trained, forget_items) -> None:
     slow = extraction_strength_by_generation(model, forget_items, eos_id=tok.eos_token_id)
     assert fast["es"].tolist() == slow.tolist()
 
-    n_answers = len(forget_items) // 2
+    n_answers = len(forget_items) // 3
     es = fast["es"]
     assert (es[:n_answers] == 1).any(), f"no trained forget answer fully reproduced: {es}"
     assert (es == 0).any(), f"no item with ES = 0: {es}"

@@ -94,12 +94,14 @@ def plot_es_curves(curves: dict[str, list[dict]], path: Path) -> None:
     """Forget and retain ES after each epoch, one line per method."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
-    for name, points in curves.items():
+    colors = plt.cm.tab20.colors  # more methods than the default 10-colour cycle
+    for i, (name, points) in enumerate(curves.items()):
         if not points:
             continue
+        style = dict(marker="os^Dv"[i % 5], ms=3, color=colors[(2 * i) % 20 + (i >= 10)], label=name)
         epochs = [p["epoch"] for p in points]
-        axes[0].plot(epochs, [p["forget_es"] for p in points], marker="o", ms=3, label=name)
-        axes[1].plot(epochs, [p["retain_es"] for p in points], marker="o", ms=3, label=name)
+        axes[0].plot(epochs, [p["forget_es"] for p in points], **style)
+        axes[1].plot(epochs, [p.get("retain_es", math.nan) for p in points], **style)
     for ax, title in zip(axes, ("forget ES ↓", "retain ES ↑"), strict=True):
         ax.set_title(title)
         ax.set_xlabel("epoch")

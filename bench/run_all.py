@@ -1,0 +1,21 @@
+"""Run every benchmark in sequence (`make bench`), each in its own process, 2 threads.
+
+Figures go in README with the machine named. Not timed tests: a shared machine's timings
+vary, so ratios are measured within one run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+SCRIPTS = ["models.py", "unlearn_cost.py", "eval_speed.py", "sweep_unlearn.py"]
+
+if __name__ == "__main__":
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("SATIMP_BENCH_THREADS", "2")}
+    for script in SCRIPTS:
+        print(f"\n## bench/{script}\n", flush=True)
+        subprocess.run([sys.executable, str(HERE / script)], check=True, env=env)
