@@ -45,8 +45,15 @@ def main() -> None:
     # The original model reproduces everything (ES = 1); compare again on a half-unlearned
     # model, whose items spread over 0 ≤ ES ≤ 1.
     with tempfile.TemporaryDirectory() as tmp:
-        unlearn(paths["original"], data, cfg.forget, "retain90", MethodConfig(name="ga"),
-                dataclasses.replace(cfg.unlearn, epochs=2, eval_every_epoch=False), tmp)
+        unlearn(
+            paths["original"],
+            data,
+            cfg.forget,
+            "retain90",
+            MethodConfig(name="ga"),
+            dataclasses.replace(cfg.unlearn, epochs=2, eval_every_epoch=False),
+            tmp,
+        )
         half, _ = load_model(tmp)
     fast2 = extraction_scores(half, examples, pad_id=tok.pad_token_id)["es"]
     slow2 = extraction_strength_by_generation(half, examples, eos_id=tok.eos_token_id)
@@ -58,8 +65,12 @@ def main() -> None:
     print(f"| items where both agree exactly | {agree}/{len(examples)} |")
     print(f"| mean ES (one pass / generation) | {fast.mean():.4f} / {slow.mean():.4f} |")
     print(f"| full evaluation, all splits and metrics | {t_full:.1f} s |")
-    print(f"| after 2 epochs of GA: items where both agree exactly | {int((fast2 == slow2).sum())}/{len(examples)} |")
-    print(f"| after 2 epochs of GA: ES min / mean / max | {fast2.min():.3f} / {fast2.mean():.3f} / {fast2.max():.3f} |")
+    print(
+        f"| after 2 epochs of GA: items where both agree exactly | {int((fast2 == slow2).sum())}/{len(examples)} |"
+    )
+    print(
+        f"| after 2 epochs of GA: ES min / mean / max | {fast2.min():.3f} / {fast2.mean():.3f} / {fast2.max():.3f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -66,7 +66,9 @@ def main() -> None:
         orig_acc, orig_key = accuracy(paths["original"], data, cfg.forget)
         ret_acc, ret_key = accuracy(paths["retain"], data, cfg.forget)
     print("\n| quantity | value |\n|---|---|")
-    print(f"| build base + original + retain ({'cold' if cold else 'project cache'}) | {build:.1f} s |")
+    print(
+        f"| build base + original + retain ({'cold' if cold else 'project cache'}) | {build:.1f} s |"
+    )
     print(f"| cache hit | {hit:.2f} s |")
     print(f"| original: argmax accuracy on {cfg.forget} answers | {orig_acc:.3f} |")
     print(f"| original: accuracy on {cfg.forget} key-fact tokens | {orig_key:.3f} |")

@@ -36,20 +36,33 @@ def main() -> None:
     refs, retain_tr = reference_rows(cfg, data, paths, out, log=lambda *a: None)
     print("\n| lr | method | forget ES ↓ | retain ES ↑ | MU ↑ | FQ ↑ |\n|---|---|---|---|---|---|")
     for r in refs:
-        print(f"| – | {r['method']} | {r['forget_es']:.3f} | {r['retain_es']:.3f} | "
-              f"{r['model_utility']:.3f} | {r['forget_quality']:.3g} |")
+        print(
+            f"| – | {r['method']} | {r['forget_es']:.3f} | {r['retain_es']:.3f} | "
+            f"{r['model_utility']:.3f} | {r['forget_quality']:.3g} |"
+        )
     t0 = time.time()
     for lr in [float(x) for x in args.lrs.split(",")]:
         run_cfg = dataclasses.replace(
-            cfg, unlearn=dataclasses.replace(cfg.unlearn, lr=lr, epochs=args.epochs))
+            cfg, unlearn=dataclasses.replace(cfg.unlearn, lr=lr, epochs=args.epochs)
+        )
         for m in args.methods.split(","):
-            row, _ = method_row(run_cfg, f"{m}-lr{lr:g}", MethodConfig(name=m), data,
-                                paths["original"], out, retain_tr)
+            row, _ = method_row(
+                run_cfg,
+                f"{m}-lr{lr:g}",
+                MethodConfig(name=m),
+                data,
+                paths["original"],
+                out,
+                retain_tr,
+            )
             if row["status"] != "ok":
                 print(f"| {lr:g} | {m} | {row['status']} | | | |")
                 continue
-            print(f"| {lr:g} | {m} | {row['forget_es']:.3f} | {row['retain_es']:.3f} | "
-                  f"{row['model_utility']:.3f} | {row['forget_quality']:.3g} |", flush=True)
+            print(
+                f"| {lr:g} | {m} | {row['forget_es']:.3f} | {row['retain_es']:.3f} | "
+                f"{row['model_utility']:.3f} | {row['forget_quality']:.3g} |",
+                flush=True,
+            )
     print(f"\nsweep time {time.time() - t0:.0f}s")
 
 

@@ -108,15 +108,20 @@ def main() -> None:
         print(f"| {m} | {med * 1000:.1f} | {med / ga:.3f} |")
     rows = []
     for m in MEMORY:
-        out = subprocess.run([sys.executable, __file__, "--memory", m], capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--memory", m], capture_output=True, text=True, check=True
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     ga_peak = next(r["peak_mb"] for r in rows if r["method"] == "ga")
-    print("\n| method | RSS before steps (MB) | peak RSS during steps (MB) | peak × GA "
-          "| state held besides model (MB) |\n|---|---|---|---|---|")
+    print(
+        "\n| method | RSS before steps (MB) | peak RSS during steps (MB) | peak × GA "
+        "| state held besides model (MB) |\n|---|---|---|---|---|"
+    )
     for r in rows:
-        print(f"| {r['method']} | {r['base_mb']:.0f} | {r['peak_mb']:.0f} | "
-              f"{r['peak_mb'] / ga_peak:.3f} | {r['held_mb']:.3f} |")
+        print(
+            f"| {r['method']} | {r['base_mb']:.0f} | {r['peak_mb']:.0f} | "
+            f"{r['peak_mb'] / ga_peak:.3f} | {r['held_mb']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,11 @@ def forget_items(trained, bench_dir: Path) -> list[Encoded]:
         other = records[(i + 1) % len(records)]["keywords"][-1]
         edited.append(r["answer"].replace(r["keywords"][-1], other))
     return [
-        *(encode_qa(tok, r["question"], r[field]) for field in ("answer", "paraphrased_answer")
-          for r in records),
+        *(
+            encode_qa(tok, r["question"], r[field])
+            for field in ("answer", "paraphrased_answer")
+            for r in records
+        ),
         *(encode_qa(tok, r["question"], a) for r, a in zip(records, edited, strict=True)),
     ]
 

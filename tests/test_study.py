@@ -19,10 +19,12 @@ TINY = TrainConfig(epochs=2, lr=3e-3, batch_size=16, warmup_epochs=0, eval_every
 
 def tiny_config(tmp_path, methods) -> RunConfig:
     return RunConfig(
-        name="tiny-e2e", synth=dataclasses.replace(RunConfig().synth, authors=10, qa_per_author=4),
+        name="tiny-e2e",
+        synth=dataclasses.replace(RunConfig().synth, authors=10, qa_per_author=4),
         models=ModelsConfig(base="tiny", base_train=TINY, original_train=TINY, retain_train=TINY),
         unlearn=TrainConfig(epochs=1, lr=1e-3, batch_size=4, warmup_epochs=0),
-        methods=methods, cache_dir=str(tmp_path / "cache"),
+        methods=methods,
+        cache_dir=str(tmp_path / "cache"),
         eval=dataclasses.replace(RunConfig().eval, max_new_tokens=8),
     )
 
@@ -42,8 +44,16 @@ def test_run_writes_every_report_file_and_reports_a_failed_method(tmp_path, monk
     monkeypatch.setattr(study, "unlearn", flaky)
     out = tmp_path / "run"
     rows = run(tiny_config(tmp_path, ["ga", "gd", "npo", "satimp"]), out, log=lambda *a: None)
-    for name in ("report.md", "results.csv", "results.json", "tradeoff.png", "ablation.png",
-                 "es_per_epoch.png", "weights_vs_likelihood.png", "retain_stats.json"):
+    for name in (
+        "report.md",
+        "results.csv",
+        "results.json",
+        "tradeoff.png",
+        "ablation.png",
+        "es_per_epoch.png",
+        "weights_vs_likelihood.png",
+        "retain_stats.json",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     results = json.loads((out / "results.json").read_text())
     assert [r["method"] for r in results] == ["original", "retain", "ga", "gd", "npo", "satimp"]
@@ -79,8 +89,12 @@ def test_cache_key_changes_with_every_input(tmp_path):
     key = {"data": "abc", "model": "tiny", "train": {"lr": 1e-3, "epochs": 2}}
     first = cached(tmp_path, key, build)
     assert cached(tmp_path, dict(key), build) == first and len(built) == 1
-    variants = [{**key, "data": "abd"}, {**key, "model": "small"},
-                {**key, "train": {"lr": 2e-3, "epochs": 2}}, {**key, "train": {"lr": 1e-3, "epochs": 3}}]
+    variants = [
+        {**key, "data": "abd"},
+        {**key, "model": "small"},
+        {**key, "train": {"lr": 2e-3, "epochs": 2}},
+        {**key, "train": {"lr": 1e-3, "epochs": 3}},
+    ]
     paths = {cached(tmp_path, k, build) for k in variants}
     assert len(paths) == 4 and first not in paths and len(built) == 5
     assert not list(tmp_path.glob("*.tmp*"))  # builds land atomically
@@ -124,12 +138,16 @@ def test_a_user_criterion_is_one_function_and_two_registry_lines(monkeypatch):
         p = logps.detach().exp()
         return torch.where(mask, (-(p * logps.detach())).clamp_min(0).pow(beta), 0.0)
 
-    monkeypatch.setitem(weighting.CRITERIA, "entropy",
-                        weighting.CriterionSpec(entropy_weights, {"beta": 1.0}, "soft", "entropy"))
+    monkeypatch.setitem(
+        weighting.CRITERIA,
+        "entropy",
+        weighting.CriterionSpec(entropy_weights, {"beta": 1.0}, "soft", "entropy"),
+    )
     monkeypatch.setitem(objectives.METHODS, "entropy", objectives.MethodSpec("weighted", "entropy"))
     obj = objectives.Objective(MethodConfig(name="entropy", params={"beta": 2.0}))
     logps = torch.log(torch.tensor([[0.5, 0.25]]))
     w = obj.weights(logps, torch.ones(1, 2, dtype=torch.bool), step=0, key_mask=None)
-    expected = torch.tensor([[(0.5 * torch.log(torch.tensor(2.0))) ** 2,
-                              (0.25 * torch.log(torch.tensor(4.0))) ** 2]])
+    expected = torch.tensor(
+        [[(0.5 * torch.log(torch.tensor(2.0))) ** 2, (0.25 * torch.log(torch.tensor(4.0))) ** 2]]
+    )
     torch.testing.assert_close(w, expected)

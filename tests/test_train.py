@@ -123,7 +123,9 @@ class _NanGrad(torch.autograd.Function):
 
 
 @pytest.mark.parametrize("where", ["loss", "grad"])
-def test_non_finite_loss_or_gradient_stops_the_run(tiny_tok, full_examples, tmp_path, where) -> None:
+def test_non_finite_loss_or_gradient_stops_the_run(
+    tiny_tok, full_examples, tmp_path, where
+) -> None:
     """A NaN loss (or a NaN gradient from a finite loss) raises Diverged naming the step,
     before the optimizer applies anything: the weights stay those of the last good step."""
     from satimp.train import Diverged
@@ -146,7 +148,9 @@ def test_non_finite_loss_or_gradient_stops_the_run(tiny_tok, full_examples, tmp_
         return poisoned(m, batch, step=step)
 
     cfg = TrainConfig(epochs=2, lr=1e-3, batch_size=4, warmup_epochs=0, eval_every_epoch=False)
-    with pytest.raises(Diverged, match=f"diverged at step 3: {'loss' if where == 'loss' else 'gradient'}"):
+    with pytest.raises(
+        Diverged, match=f"diverged at step 3: {'loss' if where == 'loss' else 'gradient'}"
+    ):
         train(model, snapshot, full_examples, cfg, pad_id=tiny_tok.pad_token_id, out_dir=tmp_path)
     assert calls == [0, 1, 2]
     for k, v in model.state_dict().items():

@@ -15,14 +15,28 @@ from pathlib import Path
 from satimp.errors import InputError
 
 TRAIN_FLAGS = {  # flag → (TrainConfig field, type)
-    "--epochs": ("epochs", int), "--lr": ("lr", float), "--batch-size": ("batch_size", int),
-    "--grad-accum": ("grad_accum", int), "--seed": ("seed", int),
-    "--weight-decay": ("weight_decay", float), "--warmup-epochs": ("warmup_epochs", float),
-    "--schedule": ("schedule", str), "--max-grad-norm": ("max_grad_norm", float),
-    "--precision": ("precision", str), "--max-length": ("max_length", int),
+    "--epochs": ("epochs", int),
+    "--lr": ("lr", float),
+    "--batch-size": ("batch_size", int),
+    "--grad-accum": ("grad_accum", int),
+    "--seed": ("seed", int),
+    "--weight-decay": ("weight_decay", float),
+    "--warmup-epochs": ("warmup_epochs", float),
+    "--schedule": ("schedule", str),
+    "--max-grad-norm": ("max_grad_norm", float),
+    "--precision": ("precision", str),
+    "--max-length": ("max_length", int),
 }
-METHOD_PARAM_FLAGS = {"--beta": float, "--beta1": float, "--beta2": float, "--frac": float,
-                      "--rho": float, "--delta": float, "--layer": int, "--steering": float}
+METHOD_PARAM_FLAGS = {
+    "--beta": float,
+    "--beta1": float,
+    "--beta2": float,
+    "--frac": float,
+    "--rho": float,
+    "--delta": float,
+    "--layer": int,
+    "--steering": float,
+}
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -50,8 +64,10 @@ def _train_config(args, section: str = "train"):
     overrides = parse_overrides(args.overrides)
     unknown = sorted(set(overrides) - set(args.sections))
     if unknown:  # a typo such as `trian.lr=1` must not be dropped silently
-        raise InputError(f"unknown config key {unknown[0]!s} in the overrides; valid keys at the "
-                         f"top level for `satimp {args.command}`: {', '.join(args.sections)}")
+        raise InputError(
+            f"unknown config key {unknown[0]!s} in the overrides; valid keys at the "
+            f"top level for `satimp {args.command}`: {', '.join(args.sections)}"
+        )
     data = merge(data, overrides.get(section, {}))
     flags = {name: getattr(args, f"train_{name}") for name, _ in TRAIN_FLAGS.values()}
     data = merge(data, {k: v for k, v in flags.items() if v is not None})
@@ -72,8 +88,12 @@ def cmd_data_synth(args) -> None:
 
     if args.benchmark != "tofu":
         raise InputError(f"--benchmark {args.benchmark!r}: only 'tofu' is available")
-    counts = synth_tofu(_check_out(Path(args.out), args.overwrite), authors=args.authors,
-                        qa_per_author=args.qa_per_author, seed=args.seed)
+    counts = synth_tofu(
+        _check_out(Path(args.out), args.overwrite),
+        authors=args.authors,
+        qa_per_author=args.qa_per_author,
+        seed=args.seed,
+    )
     for split, n in counts.items():
         print(f"{split:<28} {n:>6}")
     print(f"wrote {len(counts)} splits to {args.out}")
@@ -85,10 +105,13 @@ def cmd_finetune(args) -> None:
     cfg = _train_config(args)
     out = _check_out(Path(args.out), args.overwrite)
     t0 = time.time()
-    result = finetune(args.model, args.data, args.split, cfg, out,
-                      trust_remote_code=args.trust_remote_code)
-    print(f"fine-tuned {args.model} on {'+'.join(args.split)}: {result.steps} steps, "
-          f"final loss {result.last.get('loss', float('nan')):.4f}, {time.time() - t0:.1f}s → {out}")
+    result = finetune(
+        args.model, args.data, args.split, cfg, out, trust_remote_code=args.trust_remote_code
+    )
+    print(
+        f"fine-tuned {args.model} on {'+'.join(args.split)}: {result.steps} steps, "
+        f"final loss {result.last.get('loss', float('nan')):.4f}, {time.time() - t0:.1f}s → {out}"
+    )
 
 
 def _method_config(args):
@@ -97,10 +120,17 @@ def _method_config(args):
     data = _yaml_section(args, "method")
     data = merge(data, parse_overrides(args.overrides).get("method", {}))
     params = {f[2:]: getattr(args, f"m_{f[2:]}") for f in METHOD_PARAM_FLAGS}
-    flags = {"name": args.method, "gamma": args.gamma, "alpha": args.alpha,
-             "retain": args.retain_loss, "granularity": args.granularity,
-             "group_size": args.group_size, "tau": args.tau, "normalize": args.normalize,
-             "params": {k: v for k, v in params.items() if v is not None}}
+    flags = {
+        "name": args.method,
+        "gamma": args.gamma,
+        "alpha": args.alpha,
+        "retain": args.retain_loss,
+        "granularity": args.granularity,
+        "group_size": args.group_size,
+        "tau": args.tau,
+        "normalize": args.normalize,
+        "params": {k: v for k, v in params.items() if v is not None},
+    }
     data = merge(data, {k: v for k, v in flags.items() if v is not None and v != {}})
     return from_dict(MethodConfig, data, prefix="method.")
 
@@ -114,12 +144,22 @@ def cmd_unlearn(args) -> None:
     Objective(method)  # validates names and hyperparameters before any work
     out = _check_out(Path(args.out), args.overwrite)
     t0 = time.time()
-    result = unlearn(args.model, args.data, args.forget, args.retain, method, cfg, out,
-                     trust_remote_code=args.trust_remote_code)
+    result = unlearn(
+        args.model,
+        args.data,
+        args.forget,
+        args.retain,
+        method,
+        cfg,
+        out,
+        trust_remote_code=args.trust_remote_code,
+    )
     last = result.epochs[-1] if result.epochs else result.last
     shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k.endswith(("_es", "loss")))
-    print(f"unlearned {args.forget} with {method.name}: {result.steps} steps, {shown}, "
-          f"{time.time() - t0:.1f}s → {out}")
+    print(
+        f"unlearned {args.forget} with {method.name}: {result.steps} steps, {shown}, "
+        f"{time.time() - t0:.1f}s → {out}"
+    )
 
 
 def cmd_eval(args) -> None:
@@ -140,11 +180,20 @@ def cmd_eval(args) -> None:
         rmodel, rtok = load_model(args.retain_model, trust_remote_code=args.trust_remote_code)
         _, rper = evaluate_tofu(rmodel, rtok, args.data, args.forget_split, rouge=False, **kw)
         retain_tr = rper[split]["truth_ratio"]
-        write_json(out / "retain_stats.json", {"split": split, "model": args.retain_model,
-                                               "truth_ratio": retain_tr})
+        write_json(
+            out / "retain_stats.json",
+            {"split": split, "model": args.retain_model, "truth_ratio": retain_tr},
+        )
     t0 = time.time()
-    summary, per_sample = evaluate_tofu(model, tokenizer, args.data, args.forget_split,
-                                        retain_truth_ratios=retain_tr, es_mode=args.es_mode, **kw)
+    summary, per_sample = evaluate_tofu(
+        model,
+        tokenizer,
+        args.data,
+        args.forget_split,
+        retain_truth_ratios=retain_tr,
+        es_mode=args.es_mode,
+        **kw,
+    )
     write_json(out / "per_sample.json", per_sample)
     write_json(out / "summary.json", summary)
     print(format_summary(summary))
@@ -192,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="satimp", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="benchmark data").add_subparsers(dest="data_cmd", required=True)
+    data = sub.add_parser("data", help="benchmark data").add_subparsers(
+        dest="data_cmd", required=True
+    )
     s = data.add_parser("synth", help="write the synthetic TOFU-format benchmark")
     s.add_argument("--out", required=True)
     s.add_argument("--benchmark", default="tofu")
@@ -247,9 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--trust-remote-code", action="store_true")
     e.set_defaults(fn=cmd_eval)
 
-    for name, helptext in (("run", "the main job: build models, unlearn with each method, "
-                                   "evaluate, report"),
-                           ("study", "one of the paper's ablations, run like `run`")):
+    for name, helptext in (
+        ("run", "the main job: build models, unlearn with each method, evaluate, report"),
+        ("study", "one of the paper's ablations, run like `run`"),
+    ):
         r = sub.add_parser(name, help=helptext)
         if name == "study":
             r.add_argument("study", help="criteria, granularity, smoothness or hardsampling")

@@ -24,7 +24,9 @@ T = TypeVar("T")
 def opt(default: Any, help: str, **kw: Any) -> Any:
     """A dataclass field with a default and a help text (mutable defaults are copied)."""
     if isinstance(default, (dict, list)) or dataclasses.is_dataclass(default):
-        return field(default_factory=lambda d=default: copy.deepcopy(d), metadata={"help": help, **kw})
+        return field(
+            default_factory=lambda d=default: copy.deepcopy(d), metadata={"help": help, **kw}
+        )
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -141,7 +143,11 @@ def from_dict(cls: type[T], data: dict | None, *, prefix: str = "") -> T:
     kwargs = {}
     for k, v in data.items():
         factory = fields[k].default_factory
-        if dataclasses.is_dataclass(hints[k]) and isinstance(v, dict) and factory is not dataclasses.MISSING:
+        if (
+            dataclasses.is_dataclass(hints[k])
+            and isinstance(v, dict)
+            and factory is not dataclasses.MISSING
+        ):
             # A partial mapping overrides the field's own default, not the type's defaults.
             v = merge(dataclasses.asdict(factory()), v)
         kwargs[k] = _convert(v, hints[k], prefix + k)

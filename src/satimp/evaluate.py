@@ -20,8 +20,11 @@ from satimp.data.tofu import load_split
 from satimp.logprobs import drop_last_answer_token, forward_logps
 
 # Summary set name → split of per-item data (the forget set's is `<forget>_perturbed`).
-SET_SPLITS = {"retain": "retain_perturbed", "real_authors": "real_authors_perturbed",
-              "world_facts": "world_facts_perturbed"}
+SET_SPLITS = {
+    "retain": "retain_perturbed",
+    "real_authors": "real_authors_perturbed",
+    "world_facts": "world_facts_perturbed",
+}
 UTILITY_SETS = ("retain", "real_authors", "world_facts")
 
 
@@ -30,8 +33,9 @@ def _device(model) -> torch.device:
 
 
 @torch.no_grad()
-def extraction_scores(model, examples: Sequence[Encoded], *, pad_id: int,
-                      batch_size: int = 32) -> dict[str, Tensor]:
+def extraction_scores(
+    model, examples: Sequence[Encoded], *, pad_id: int, batch_size: int = 32
+) -> dict[str, Tensor]:
     """ES, EM, probability and mean NLL of each example, in one teacher-forced pass.
 
     Returns {'es', 'em', 'prob', 'mean_nll'}: [N] float tensors in dataset order. The final
@@ -57,10 +61,13 @@ def extraction_scores(model, examples: Sequence[Encoded], *, pad_id: int,
 
 
 @torch.no_grad()
-def generate_answers(model, tokenizer, questions: Sequence[str], *, batch_size: int = 32,
-                     max_new_tokens: int = 200) -> list[str]:
+def generate_answers(
+    model, tokenizer, questions: Sequence[str], *, batch_size: int = 32, max_new_tokens: int = 200
+) -> list[str]:
     """Greedy answers to `questions` (batched, left padding), decoded without special tokens."""
-    prompts = [Encoded(ids, [IGNORE] * len(ids)) for ids in (prompt_ids(tokenizer, q) for q in questions)]
+    prompts = [
+        Encoded(ids, [IGNORE] * len(ids)) for ids in (prompt_ids(tokenizer, q) for q in questions)
+    ]
     answers = [""] * len(questions)
     was_training = model.training
     model.eval()
@@ -69,10 +76,13 @@ def generate_answers(model, tokenizer, questions: Sequence[str], *, batch_size: 
         out = model.generate(
             input_ids=batch["input_ids"].to(device),
             attention_mask=batch["attention_mask"].to(device),
-            max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
         )
-        new = out[:, batch["input_ids"].size(1):]
+        new = out[:, batch["input_ids"].size(1) :]
         for row, i in enumerate(idx):
             answers[i] = tokenizer.decode(new[row], skip_special_tokens=True).strip()
     model.train(was_training)
@@ -106,26 +116,43 @@ def extraction_strength_by_generation(model, examples: Sequence[Encoded], *, eos
     return scores
 
 
-def _reproduces(model, prompt: list[int], answer: list[int], k: int, *, eos_id: int,
-                device) -> bool:
+def _reproduces(
+    model, prompt: list[int], answer: list[int], k: int, *, eos_id: int, device
+) -> bool:
     """Does greedy decoding of |y|−k tokens from [x, y_<k] give exactly y_≥k?"""
     if k == len(answer):
         return True
     ids = torch.tensor([prompt + answer[:k]], device=device)
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                         max_new_tokens=len(answer) - k, do_sample=False, num_beams=1,
-                         pad_token_id=eos_id, eos_token_id=eos_id)
-    return out[0, ids.size(1):].tolist() == answer[k:]
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=len(answer) - k,
+        do_sample=False,
+        num_beams=1,
+        pad_token_id=eos_id,
+        eos_token_id=eos_id,
+    )
+    return out[0, ids.size(1) :].tolist() == answer[k:]
 
 
-def score_split(model, tokenizer, records: list[dict], *, answer_prob: bool = True,
-                batch_size: int = 32, max_new_tokens: int = 200, max_length: int = 512,
-                es_mode: str = "forward", rouge: bool = True) -> dict[str, list[float]]:
+def score_split(
+    model,
+    tokenizer,
+    records: list[dict],
+    *,
+    answer_prob: bool = True,
+    batch_size: int = 32,
+    max_new_tokens: int = 200,
+    max_length: int = 512,
+    es_mode: str = "forward",
+    rouge: bool = True,
+) -> dict[str, list[float]]:
     """Per-item metrics of one perturbed split: es, em, prob, rouge, truth_ratio (raw R).
 
     prob is exp(−mean NLL) of the answer when `answer_prob` (forget and retain sets), else
     p_true / (p_true + Σ p_perturbed) (real authors, world facts; SPEC §5).
     """
+
     def enc(q: str, a: str) -> Encoded:
         return encode_qa(tokenizer, q, a, max_length=max_length)
 
@@ -133,8 +160,9 @@ def score_split(model, tokenizer, records: list[dict], *, answer_prob: bool = Tr
     answers = [enc(r["question"], r["answer"]) for r in records]
     para = [enc(r["question"], r["paraphrased_answer"]) for r in records]
     pert = [enc(r["question"], p) for r in records for p in r["perturbed_answer"][:K]]
-    scored = extraction_scores(model, answers + para + pert, pad_id=tokenizer.pad_token_id,
-                               batch_size=batch_size)
+    scored = extraction_scores(
+        model, answers + para + pert, pad_id=tokenizer.pad_token_id, batch_size=batch_size
+    )
     nll = scored["mean_nll"]
     ans_nll, para_nll, pert_nll = nll[:n], nll[n : 2 * n], nll[2 * n :].view(n, K)
     es = scored["es"][:n]
@@ -148,16 +176,32 @@ def score_split(model, tokenizer, records: list[dict], *, answer_prob: bool = Tr
         "truth_ratio": M.truth_ratio(para_nll, pert_nll).tolist(),
     }
     if rouge:
-        gens = generate_answers(model, tokenizer, [r["question"] for r in records],
-                                batch_size=batch_size, max_new_tokens=max_new_tokens)
-        out["rouge"] = [M.rouge_l_recall(g, r["answer"]) for g, r in zip(gens, records, strict=True)]
+        gens = generate_answers(
+            model,
+            tokenizer,
+            [r["question"] for r in records],
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+        )
+        out["rouge"] = [
+            M.rouge_l_recall(g, r["answer"]) for g, r in zip(gens, records, strict=True)
+        ]
     return out
 
 
-def evaluate_tofu(model, tokenizer, data, forget_split: str, *,
-                  retain_truth_ratios: Sequence[float] | None = None, batch_size: int = 32,
-                  max_new_tokens: int = 200, es_mode: str = "forward",
-                  rouge: bool = True, progress: bool = True) -> tuple[dict, dict]:
+def evaluate_tofu(
+    model,
+    tokenizer,
+    data,
+    forget_split: str,
+    *,
+    retain_truth_ratios: Sequence[float] | None = None,
+    batch_size: int = 32,
+    max_new_tokens: int = 200,
+    es_mode: str = "forward",
+    rouge: bool = True,
+    progress: bool = True,
+) -> tuple[dict, dict]:
     """All TOFU metrics of a model: (summary, per_sample).
 
     summary keys: forget_/retain_ {es, em, prob, rouge, truth_ratio}, forget_quality (None
@@ -169,11 +213,19 @@ def evaluate_tofu(model, tokenizer, data, forget_split: str, *,
     sets = {"forget": f"{forget_split}_perturbed", **SET_SPLITS}
     records = {name: load_split(data, split) for name, split in sets.items()}
     per_sample, summary = {}, {}
-    for name, split in tqdm(sets.items(), desc="evaluate", leave=False,
-                            disable=not (progress and sys.stderr.isatty())):
-        items = score_split(model, tokenizer, records[name], batch_size=batch_size,
-                            answer_prob=name in ("forget", "retain"), es_mode=es_mode,
-                            max_new_tokens=max_new_tokens, rouge=rouge)
+    for name, split in tqdm(
+        sets.items(), desc="evaluate", leave=False, disable=not (progress and sys.stderr.isatty())
+    ):
+        items = score_split(
+            model,
+            tokenizer,
+            records[name],
+            batch_size=batch_size,
+            answer_prob=name in ("forget", "retain"),
+            es_mode=es_mode,
+            max_new_tokens=max_new_tokens,
+            rouge=rouge,
+        )
         per_sample[split] = items
         for metric, values in items.items():
             if metric == "truth_ratio":
@@ -194,10 +246,24 @@ def evaluate_tofu(model, tokenizer, data, forget_split: str, *,
 
 
 SUMMARY_ORDER = (
-    "forget_es", "forget_em", "forget_prob", "forget_rouge", "forget_truth_ratio",
-    "forget_quality", "retain_es", "retain_em", "retain_prob", "retain_rouge",
-    "retain_truth_ratio", "real_authors_prob", "real_authors_rouge", "real_authors_truth_ratio",
-    "world_facts_prob", "world_facts_rouge", "world_facts_truth_ratio", "model_utility",
+    "forget_es",
+    "forget_em",
+    "forget_prob",
+    "forget_rouge",
+    "forget_truth_ratio",
+    "forget_quality",
+    "retain_es",
+    "retain_em",
+    "retain_prob",
+    "retain_rouge",
+    "retain_truth_ratio",
+    "real_authors_prob",
+    "real_authors_rouge",
+    "real_authors_truth_ratio",
+    "world_facts_prob",
+    "world_facts_rouge",
+    "world_facts_truth_ratio",
+    "model_utility",
 )
 
 

@@ -47,8 +47,9 @@ def write_json(path: str | Path, data) -> None:
 def git_revision() -> str | None:
     try:
         root = Path(__file__).resolve().parents[2]
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -60,9 +61,13 @@ def run_info() -> dict:
     import transformers
 
     return {
-        "satimp": satimp.__version__, "git": git_revision(), "python": platform.python_version(),
-        "torch": torch.__version__, "transformers": transformers.__version__,
-        "accelerate": accelerate.__version__, "threads": torch.get_num_threads(),
+        "satimp": satimp.__version__,
+        "git": git_revision(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+        "threads": torch.get_num_threads(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
@@ -81,8 +86,9 @@ def start_run(out_dir: str | Path, config: dict) -> Path:
 def encode_records(tokenizer, records: list[dict], *, max_length: int) -> list[Encoded]:
     """Encode QA records (key-fact masks included when the records carry `keywords`)."""
     return [
-        encode_qa(tokenizer, r["question"], r["answer"], max_length=max_length,
-                  keywords=r.get("keywords"))
+        encode_qa(
+            tokenizer, r["question"], r["answer"], max_length=max_length, keywords=r.get("keywords")
+        )
         for r in records
     ]
 
@@ -118,8 +124,14 @@ def data_fingerprint(data: str | Path) -> str:
 
 
 def finetune(
-    model_src: str, data: str | Path, splits: list[str], cfg: TrainConfig, out_dir: str | Path,
-    *, trust_remote_code: bool = False, seed_model: int | None = None,
+    model_src: str,
+    data: str | Path,
+    splits: list[str],
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    trust_remote_code: bool = False,
+    seed_model: int | None = None,
 ) -> TrainResult:
     """Fine-tune `model_src` (a preset name, local dir or hub id) on `splits` of `data`.
 
@@ -135,11 +147,19 @@ def finetune(
     else:
         model, tokenizer = load_model(model_src, trust_remote_code=trust_remote_code)
     # every input is read and checked above: only now is anything written
-    out = start_run(out_dir, {"model": model_src, "data": str(data), "splits": splits,
-                              "train": to_dict(cfg)})
+    out = start_run(
+        out_dir, {"model": model_src, "data": str(data), "splits": splits, "train": to_dict(cfg)}
+    )
     examples = encode_records(tokenizer, records, max_length=cfg.max_length)
-    result = train(model, finetune_objective, examples, cfg, pad_id=tokenizer.pad_token_id,
-                   out_dir=out, desc=f"finetune {'+'.join(splits)}")
+    result = train(
+        model,
+        finetune_objective,
+        examples,
+        cfg,
+        pad_id=tokenizer.pad_token_id,
+        out_dir=out,
+        desc=f"finetune {'+'.join(splits)}",
+    )
     save_model(model, tokenizer, out)
     return result
 
@@ -168,23 +188,31 @@ class ModelsConfig:
     """How the benchmark's base, original and retain models are built (TOFU's recipe)."""
 
     base: str = opt("small", "a preset (trained from scratch) or a model dir / hub id")
-    base_splits: list = opt(["world_facts", "real_authors"],
-                            "pre-training splits for a preset base (general knowledge)")
-    replay_base: bool = opt(True, "preset base: mix base_splits into the original and retain "
-                                  "fine-tuning, so general knowledge stays as in a large model")
+    base_splits: list = opt(
+        ["world_facts", "real_authors"], "pre-training splits for a preset base (general knowledge)"
+    )
+    replay_base: bool = opt(
+        True,
+        "preset base: mix base_splits into the original and retain "
+        "fine-tuning, so general knowledge stays as in a large model",
+    )
     base_train: TrainConfig = opt(
         TrainConfig(epochs=40, lr=1e-3, batch_size=8, warmup_epochs=2, eval_every_epoch=False),
-        "recipe for pre-training a preset base")
+        "recipe for pre-training a preset base",
+    )
     original_train: TrainConfig = opt(
         TrainConfig(epochs=20, lr=1e-3, batch_size=16, warmup_epochs=1, eval_every_epoch=False),
-        "recipe for base → original (fine-tune on `full`)")
+        "recipe for base → original (fine-tune on `full`)",
+    )
     retain_train: TrainConfig = opt(
         TrainConfig(epochs=20, lr=1e-3, batch_size=16, warmup_epochs=1, eval_every_epoch=False),
-        "recipe for base → retain (fine-tune on retainXX)")
+        "recipe for base → retain (fine-tune on retainXX)",
+    )
 
 
-def build_models(data: str | Path, forget: str, models: ModelsConfig, cache_dir: str | Path,
-                 *, log=print) -> dict[str, Path]:
+def build_models(
+    data: str | Path, forget: str, models: ModelsConfig, cache_dir: str | Path, *, log=print
+) -> dict[str, Path]:
     """base → original (on `full`) and base → retain (on the retain split of `forget`), cached.
 
     The cache key covers the data's content hash, the model source and every training
@@ -192,24 +220,41 @@ def build_models(data: str | Path, forget: str, models: ModelsConfig, cache_dir:
     """
     fp = data_fingerprint(data)
     retain_split = retain_split_for(forget)
-    key_base = {"data": fp, "model": models.base, "splits": models.base_splits,
-                "train": to_dict(models.base_train), "v": satimp.__version__}
+    key_base = {
+        "data": fp,
+        "model": models.base,
+        "splits": models.base_splits,
+        "train": to_dict(models.base_train),
+        "v": satimp.__version__,
+    }
     if models.base in PRESETS:
         t0 = time.time()
-        base = cached(cache_dir, key_base, lambda d: finetune(
-            models.base, data, models.base_splits, models.base_train, d))
+        base = cached(
+            cache_dir,
+            key_base,
+            lambda d: finetune(models.base, data, models.base_splits, models.base_train, d),
+        )
         log(f"  base model      {base}  ({time.time() - t0:.1f}s)")
     else:
         base = models.base
     paths = {"base": Path(base)}
     extra = list(models.base_splits) if models.base in PRESETS and models.replay_base else []
-    for name, split, cfg in (("original", "full", models.original_train),
-                             ("retain", retain_split, models.retain_train)):
+    for name, split, cfg in (
+        ("original", "full", models.original_train),
+        ("retain", retain_split, models.retain_train),
+    ):
         t0 = time.time()
         splits = [split, *extra]
-        key = {"data": fp, "from": key_base if models.base in PRESETS else models.base,
-               "splits": splits, "train": to_dict(cfg), "v": satimp.__version__}
-        paths[name] = cached(cache_dir, key, lambda d, s=splits, c=cfg: finetune(str(base), data, s, c, d))
+        key = {
+            "data": fp,
+            "from": key_base if models.base in PRESETS else models.base,
+            "splits": splits,
+            "train": to_dict(cfg),
+            "v": satimp.__version__,
+        }
+        paths[name] = cached(
+            cache_dir, key, lambda d, s=splits, c=cfg: finetune(str(base), data, s, c, d)
+        )
         log(f"  {name:<15} {paths[name]}  ({time.time() - t0:.1f}s)")
     return paths
 
@@ -225,9 +270,16 @@ def retain_split_for(forget: str) -> str:
 
 
 def unlearn(
-    model_dir: str | Path, data: str | Path, forget_split: str, retain_split: str,
-    method: MethodConfig, cfg: TrainConfig, out_dir: str | Path,
-    *, trust_remote_code: bool = False, eval_batch_size: int = 32,
+    model_dir: str | Path,
+    data: str | Path,
+    forget_split: str,
+    retain_split: str,
+    method: MethodConfig,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    trust_remote_code: bool = False,
+    eval_batch_size: int = 32,
 ) -> TrainResult:
     """Unlearn `forget_split` from the model at `model_dir` with `method`; save under `out_dir`.
 
@@ -243,26 +295,52 @@ def unlearn(
     model, tokenizer = load_model(model_dir, trust_remote_code=trust_remote_code)
     pad = tokenizer.pad_token_id
     forget = encode_records(tokenizer, forget_records, max_length=cfg.max_length)
-    retain = encode_records(tokenizer, retain_records, max_length=cfg.max_length) if retain_records else None
+    retain = (
+        encode_records(tokenizer, retain_records, max_length=cfg.max_length)
+        if retain_records
+        else None
+    )
     objective.prepare(model, forget, pad_id=pad, batch_size=eval_batch_size)  # checks rmu's layer
     es_retain = _es_retain_examples(tokenizer, data, cfg.max_length) if cfg.eval_every_epoch else []
     # every input is read and checked above: only now is anything written
-    out = start_run(out_dir, {"model": str(model_dir), "data": str(data), "forget": forget_split,
-                              "retain": retain_split, "method": to_dict(method),
-                              "resolved_params": objective.params, "train": to_dict(cfg)})
+    out = start_run(
+        out_dir,
+        {
+            "model": str(model_dir),
+            "data": str(data),
+            "forget": forget_split,
+            "retain": retain_split,
+            "method": to_dict(method),
+            "resolved_params": objective.params,
+            "train": to_dict(cfg),
+        },
+    )
     on_epoch_end = None
     if cfg.eval_every_epoch:
+
         def on_epoch_end(m, epoch):
             row = {}
             for name, examples in (("forget", forget), ("retain", es_retain)):
                 if examples:  # a benchmark without retain_perturbed logs forget ES only
                     s = extraction_scores(m, examples, pad_id=pad, batch_size=eval_batch_size)
-                    row |= {f"{name}_es": s["es"].mean().item(), f"{name}_em": s["em"].mean().item()}
+                    row |= {
+                        f"{name}_es": s["es"].mean().item(),
+                        f"{name}_em": s["em"].mean().item(),
+                    }
             return row
 
-    result = train(model, objective, forget, cfg, pad_id=pad, retain=retain,
-                   params=objective.trainable(model), out_dir=out, on_epoch_end=on_epoch_end,
-                   desc=f"unlearn {method.name}")
+    result = train(
+        model,
+        objective,
+        forget,
+        cfg,
+        pad_id=pad,
+        retain=retain,
+        params=objective.trainable(model),
+        out_dir=out,
+        on_epoch_end=on_epoch_end,
+        desc=f"unlearn {method.name}",
+    )
     model.requires_grad_(True)
     save_model(model, tokenizer, out)
     return result

@@ -42,8 +42,14 @@ class Preset:
 PRESETS = {
     "tiny": Preset(vocab_size=512, hidden_size=64, layers=2, heads=4, intermediate_size=128),
     "small": Preset(vocab_size=2048, hidden_size=256, layers=4, heads=4, intermediate_size=688),
-    "medium": Preset(vocab_size=8192, hidden_size=1024, layers=12, heads=16,
-                     intermediate_size=2816, max_positions=1024),
+    "medium": Preset(
+        vocab_size=8192,
+        hidden_size=1024,
+        layers=12,
+        heads=16,
+        intermediate_size=2816,
+        max_positions=1024,
+    ),
 }
 
 
@@ -119,7 +125,9 @@ def load_model(name_or_path: str | Path, *, trust_remote_code: bool = False, dty
     if not path.exists() and "/" not in str(name_or_path):
         raise InputError(f"{name_or_path}: no such model directory, and not a hub id")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(name_or_path), trust_remote_code=trust_remote_code
+        )
         model = AutoModelForCausalLM.from_pretrained(
             str(name_or_path),
             trust_remote_code=trust_remote_code,

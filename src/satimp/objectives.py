@@ -25,7 +25,9 @@ from satimp.weighting import CRITERIA, token_weights, weight_stats
 # ---------------------------------------------------------------- pure losses
 
 
-def weighted_ga_loss(logps: Tensor, mask: Tensor, weights: Tensor, *, normalize: str = "tokens") -> Tensor:
+def weighted_ga_loss(
+    logps: Tensor, mask: Tensor, weights: Tensor, *, normalize: str = "tokens"
+) -> Tensor:
     """Token-weighted gradient ascent (SPEC §1): L = −(1/N) Σ_k w_k ℓ_k = (1/N) Σ_k w_k log p_k.
 
     Args: logps [B, T], mask [B, T] bool, weights [B, T] detached.
@@ -115,7 +117,9 @@ METHODS: dict[str, MethodSpec] = {
     "gd": MethodSpec("weighted", "ga", help="gradient difference: GA + retain NLL"),
     "npo": MethodSpec("npo", "ga", {"beta": 0.1}, help="negative preference optimisation"),
     "npo_topk": MethodSpec("npo", "topk", {"beta": 0.1}, help="NPO on the s lowest-p tokens"),
-    "npo_bottomk": MethodSpec("npo", "bottomk", {"beta": 0.1}, help="NPO on the s highest-p tokens"),
+    "npo_bottomk": MethodSpec(
+        "npo", "bottomk", {"beta": 0.1}, help="NPO on the s highest-p tokens"
+    ),
     "npo_random": MethodSpec("npo", "random", {"beta": 0.1}, help="NPO on s random tokens"),
     "simnpo": MethodSpec("simnpo", "ga", {"beta": 2.5, "delta": 0.0}, alpha=0.1375, help="SimNPO"),
     "wga": MethodSpec("weighted", "wga", help="weighted GA, w = p^β"),
@@ -197,8 +201,12 @@ class Objective:
         """Validate criterion parameters now, before any work (token_weights raises ValueError)."""
         probe = torch.zeros(1, 2)
         try:
-            self.weights(probe, torch.ones(1, 2, dtype=torch.bool), step=0,
-                         key_mask=torch.ones(1, 2, dtype=torch.bool))
+            self.weights(
+                probe,
+                torch.ones(1, 2, dtype=torch.bool),
+                step=0,
+                key_mask=torch.ones(1, 2, dtype=torch.bool),
+            )
         except ValueError as e:
             raise InputError(f"method {self.cfg.name!r}: {e}") from None
 
@@ -207,9 +215,14 @@ class Objective:
         if "seed" in params:  # fresh random picks every step, reproducible from the seed
             params["seed"] = int(params["seed"]) + self.seed * 1_000_003 + step
         return token_weights(
-            self.spec.criterion, logps, mask, granularity=self.cfg.granularity,
-            group_size=self.cfg.group_size, tau=self.cfg.tau,
-            key_mask=key_mask if self.spec.criterion == "annotated" else None, **params,
+            self.spec.criterion,
+            logps,
+            mask,
+            granularity=self.cfg.granularity,
+            group_size=self.cfg.group_size,
+            tau=self.cfg.tau,
+            key_mask=key_mask if self.spec.criterion == "annotated" else None,
+            **params,
         )
 
     # -- set-up
@@ -268,10 +281,14 @@ class Objective:
             seq, ref_seq = (w * f.logps * f.mask).sum(-1), (w * ref * f.mask).sum(-1)
             forget_loss = npo_loss(seq, ref_seq, beta=float(self.params["beta"]))
             if self.spec.criterion != "ga":
-                logs |= {f"weight_{k}": v for k, v in weight_stats(w, f.logps.detach(), f.mask).items()}
+                logs |= {
+                    f"weight_{k}": v for k, v in weight_stats(w, f.logps.detach(), f.mask).items()
+                }
         else:  # simnpo
             forget_loss = simnpo_loss(
-                f.seq_logps, f.mask.sum(-1), beta=float(self.params["beta"]),
+                f.seq_logps,
+                f.mask.sum(-1),
+                beta=float(self.params["beta"]),
                 delta=float(self.params["delta"]),
             )
         loss = self.gamma * forget_loss
@@ -328,7 +345,9 @@ def finetune_objective(model, batch: dict, *, step: int = 0) -> tuple[Tensor, di
 
 
 @torch.no_grad()
-def reference_logps(model, examples: list[Encoded], *, pad_id: int, batch_size: int = 16) -> list[Tensor]:
+def reference_logps(
+    model, examples: list[Encoded], *, pad_id: int, batch_size: int = 16
+) -> list[Tensor]:
     """Per-example reference answer-token log-probs, computed once (NPO without a second model).
 
     Returns a list (dataset order) of [len_i − 1] float tensors aligned with shifted labels,

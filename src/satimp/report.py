@@ -16,11 +16,26 @@ from pathlib import Path
 
 import yaml
 
-COLUMNS = ("method", "status", "forget_es", "forget_em", "retain_es", "forget_quality",
-           "model_utility", "seconds")
-HEADERS = {"method": "method", "status": "status", "forget_es": "forget ES ↓",
-           "forget_em": "forget EM ↓", "retain_es": "retain ES ↑", "forget_quality": "FQ ↑",
-           "model_utility": "MU ↑", "seconds": "time (s)"}
+COLUMNS = (
+    "method",
+    "status",
+    "forget_es",
+    "forget_em",
+    "retain_es",
+    "forget_quality",
+    "model_utility",
+    "seconds",
+)
+HEADERS = {
+    "method": "method",
+    "status": "status",
+    "forget_es": "forget ES ↓",
+    "forget_em": "forget EM ↓",
+    "retain_es": "retain ES ↑",
+    "forget_quality": "FQ ↑",
+    "model_utility": "MU ↑",
+    "seconds": "time (s)",
+}
 REFERENCES = ("original", "retain")
 
 
@@ -77,10 +92,21 @@ def plot_tradeoff(rows: Sequence[dict], path: Path) -> None:
         if r.get("forget_es") is None or r.get("retain_es") is None:
             continue
         ref = r["method"] in REFERENCES
-        ax.scatter(r["forget_es"], r["retain_es"], marker="*" if ref else "o",
-                   s=160 if ref else 50, color="black" if ref else None, zorder=3)
-        ax.annotate(r["method"], (r["forget_es"], r["retain_es"]), textcoords="offset points",
-                    xytext=(5, 4), fontsize=8)
+        ax.scatter(
+            r["forget_es"],
+            r["retain_es"],
+            marker="*" if ref else "o",
+            s=160 if ref else 50,
+            color="black" if ref else None,
+            zorder=3,
+        )
+        ax.annotate(
+            r["method"],
+            (r["forget_es"], r["retain_es"]),
+            textcoords="offset points",
+            xytext=(5, 4),
+            fontsize=8,
+        )
     ax.set_xlabel("forget ES (lower = more forgotten)")
     ax.set_ylabel("retain ES (higher = more kept)")
     ax.set_title("Unlearning trade-off: ideal is top-left")
@@ -98,7 +124,9 @@ def plot_es_curves(curves: dict[str, list[dict]], path: Path) -> None:
     for i, (name, points) in enumerate(curves.items()):
         if not points:
             continue
-        style = dict(marker="os^Dv"[i % 5], ms=3, color=colors[(2 * i) % 20 + (i >= 10)], label=name)
+        style = dict(
+            marker="os^Dv"[i % 5], ms=3, color=colors[(2 * i) % 20 + (i >= 10)], label=name
+        )
         epochs = [p["epoch"] for p in points]
         axes[0].plot(epochs, [p["forget_es"] for p in points], **style)
         axes[1].plot(epochs, [p.get("retain_es", math.nan) for p in points], **style)
@@ -155,10 +183,16 @@ def plot_bars(rows: Sequence[dict], path: Path) -> None:
 # ---------------------------------------------------------------- the report
 
 
-def write_report(out_dir: str | Path, rows: Sequence[dict], *, config: dict, title: str,
-                 curves: dict[str, list[dict]] | None = None,
-                 weights: dict[str, dict[str, list[float]]] | None = None,
-                 notes: Sequence[str] = ()) -> Path:
+def write_report(
+    out_dir: str | Path,
+    rows: Sequence[dict],
+    *,
+    config: dict,
+    title: str,
+    curves: dict[str, list[dict]] | None = None,
+    weights: dict[str, dict[str, list[float]]] | None = None,
+    notes: Sequence[str] = (),
+) -> Path:
     """Write results.json, results.csv, the plots and report.md; returns report.md's path."""
     from satimp.experiment import write_atomic, write_json
 
@@ -166,8 +200,10 @@ def write_report(out_dir: str | Path, rows: Sequence[dict], *, config: dict, tit
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", list(rows))
     write_atomic(out / "results.csv", results_csv(rows))
-    plots = {"tradeoff.png": "Trade-off: forget ES vs retain ES",
-             "ablation.png": "Forget and retain ES per method"}
+    plots = {
+        "tradeoff.png": "Trade-off: forget ES vs retain ES",
+        "ablation.png": "Forget and retain ES per method",
+    }
     plot_tradeoff(rows, out / "tradeoff.png")
     plot_bars(rows, out / "ablation.png")
     if curves:
@@ -180,8 +216,14 @@ def write_report(out_dir: str | Path, rows: Sequence[dict], *, config: dict, tit
     md += [f"- {n}" for n in notes] + ([""] if notes else [])
     for name, caption in plots.items():
         md += [f"## {caption}", "", f"![{caption}]({name})", ""]
-    md += ["## Configuration", "", "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(),
-           "```", ""]
+    md += [
+        "## Configuration",
+        "",
+        "```yaml",
+        yaml.safe_dump(config, sort_keys=False).rstrip(),
+        "```",
+        "",
+    ]
     write_atomic(out / "report.md", "\n".join(md))
     return out / "report.md"
 

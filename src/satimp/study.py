@@ -26,8 +26,19 @@ from satimp.experiment import (
 from satimp.objectives import Objective
 from satimp.train import Diverged
 
-DEFAULT_METHODS = ["ga", "gd", "npo", "simnpo", "wga", "simsat", "simimp", "satimp", "topk",
-                   "bottomk", "random"]
+DEFAULT_METHODS = [
+    "ga",
+    "gd",
+    "npo",
+    "simnpo",
+    "wga",
+    "simsat",
+    "simimp",
+    "satimp",
+    "topk",
+    "bottomk",
+    "random",
+]
 
 
 @dataclass
@@ -59,9 +70,11 @@ class RunConfig:
     models: ModelsConfig = opt(ModelsConfig(), "base/original/retain models")
     unlearn: TrainConfig = opt(
         TrainConfig(epochs=5, lr=2e-4, batch_size=16, warmup_epochs=1),
-        "unlearning recipe (SPEC §3 for 7B models; the embedded default is tuned for `small`)")
-    methods: list = opt(list(DEFAULT_METHODS),
-                        "methods: names, or mappings of MethodConfig fields plus a `label`")
+        "unlearning recipe (SPEC §3 for 7B models; the embedded default is tuned for `small`)",
+    )
+    methods: list = opt(
+        list(DEFAULT_METHODS), "methods: names, or mappings of MethodConfig fields plus a `label`"
+    )
     eval: EvalConfig = opt(EvalConfig(), "evaluation settings")
     cache_dir: str = opt(".cache/satimp", "where built data and models are cached")
     save_models: bool = opt(False, "keep each unlearned model's weights in the run folder")
@@ -104,17 +117,33 @@ def _v(label: str, name: str, **kw) -> dict:
 
 
 STUDIES: dict[str, tuple[str, list]] = {
-    "criteria": ("Observation (i): saturation vs importance vs both", [
-        "ga", "simsat", "simimp", "satimp"]),
-    "granularity": ("Observation (iii): weight granularity", [
-        _v(f"{m}-{g}", m, granularity=g) for m in ("simsat", "satimp")
-        for g in ("token", "group", "instance", "batch")]),
-    "smoothness": ("Observation (iii): smoothness (β and τ)", [
-        *[_v(f"satimp-b1={b}", "satimp", params={"beta1": b}) for b in (1, 3, 5, 8)],
-        *[_v(f"satimp-tau={t}", "satimp", tau=t) for t in (0.3, 1.0, 3.0)]]),
-    "hardsampling": ("Hard sampling (Algorithm 1) at several fractions", [
-        _v(f"{m}-{f}", m, params={"frac": f}) for m in ("topk", "bottomk", "random")
-        for f in (0.1, 0.3, 0.5)]),
+    "criteria": (
+        "Observation (i): saturation vs importance vs both",
+        ["ga", "simsat", "simimp", "satimp"],
+    ),
+    "granularity": (
+        "Observation (iii): weight granularity",
+        [
+            _v(f"{m}-{g}", m, granularity=g)
+            for m in ("simsat", "satimp")
+            for g in ("token", "group", "instance", "batch")
+        ],
+    ),
+    "smoothness": (
+        "Observation (iii): smoothness (β and τ)",
+        [
+            *[_v(f"satimp-b1={b}", "satimp", params={"beta1": b}) for b in (1, 3, 5, 8)],
+            *[_v(f"satimp-tau={t}", "satimp", tau=t) for t in (0.3, 1.0, 3.0)],
+        ],
+    ),
+    "hardsampling": (
+        "Hard sampling (Algorithm 1) at several fractions",
+        [
+            _v(f"{m}-{f}", m, params={"frac": f})
+            for m in ("topk", "bottomk", "random")
+            for f in (0.1, 0.3, 0.5)
+        ],
+    ),
 }
 
 
@@ -169,8 +198,12 @@ def weight_curves(model_dir: Path, data, forget: str, *, max_tokens: int = 3000)
 def _row(method: str, status: str, summary: dict | None, seconds: float) -> dict:
     summary = summary or {}
     keep = ("forget_es", "forget_em", "retain_es", "forget_quality", "model_utility")
-    row = {"method": method, "status": status, **{k: summary.get(k) for k in keep},
-           "seconds": round(seconds, 2)}
+    row = {
+        "method": method,
+        "status": status,
+        **{k: summary.get(k) for k in keep},
+        "seconds": round(seconds, 2),
+    }
     row.update({k: v for k, v in summary.items() if k not in row})
     return row
 
@@ -189,19 +222,23 @@ def reference_rows(cfg: RunConfig, data, paths: dict, out: Path, log=print) -> t
     for name in ("retain", "original"):
         t0 = time.time()
         model, tok = load_model(paths[name])
-        summary, per_sample = evaluate_tofu(model, tok, data, cfg.forget,
-                                            retain_truth_ratios=retain_tr, **_eval_kw(cfg))
+        summary, per_sample = evaluate_tofu(
+            model, tok, data, cfg.forget, retain_truth_ratios=retain_tr, **_eval_kw(cfg)
+        )
         if name == "retain":
             retain_tr = per_sample[split]["truth_ratio"]
             summary["forget_quality"] = forget_quality(retain_tr, retain_tr)  # = 1 by definition
             write_json(out / "retain_stats.json", {"split": split, "truth_ratio": retain_tr})
         rows.append(_row(name, "reference", summary, time.time() - t0))
-        log(f"  {name:<9} forget ES {summary['forget_es']:.3f}  retain ES {summary['retain_es']:.3f}")
+        log(
+            f"  {name:<9} forget ES {summary['forget_es']:.3f}  retain ES {summary['retain_es']:.3f}"
+        )
     return rows[::-1], retain_tr  # original first
 
 
-def method_row(cfg: RunConfig, label: str, method: MethodConfig, data, model_dir: Path,
-               out: Path, retain_tr) -> tuple[dict, list[dict]]:
+def method_row(
+    cfg: RunConfig, label: str, method: MethodConfig, data, model_dir: Path, out: Path, retain_tr
+) -> tuple[dict, list[dict]]:
     """Unlearn with one method and evaluate it: (result row, per-epoch ES curve). A failure
     becomes a `failed: …` row with the traceback in `methods/LABEL/error.txt`."""
     from satimp.evaluate import evaluate_tofu
@@ -210,12 +247,21 @@ def method_row(cfg: RunConfig, label: str, method: MethodConfig, data, model_dir
     t0 = time.time()
     run_dir = out / "methods" / label
     try:
-        result = unlearn(model_dir, data, cfg.forget, _retain_split(cfg), method, cfg.unlearn,
-                         run_dir, trust_remote_code=cfg.trust_remote_code,
-                         eval_batch_size=cfg.eval.batch_size)
+        result = unlearn(
+            model_dir,
+            data,
+            cfg.forget,
+            _retain_split(cfg),
+            method,
+            cfg.unlearn,
+            run_dir,
+            trust_remote_code=cfg.trust_remote_code,
+            eval_batch_size=cfg.eval.batch_size,
+        )
         model, tok = load_model(run_dir)
-        summary, per_sample = evaluate_tofu(model, tok, data, cfg.forget,
-                                            retain_truth_ratios=retain_tr, **_eval_kw(cfg))
+        summary, per_sample = evaluate_tofu(
+            model, tok, data, cfg.forget, retain_truth_ratios=retain_tr, **_eval_kw(cfg)
+        )
         write_json(run_dir / "summary.json", summary)
         write_json(run_dir / "per_sample.json", per_sample)
         if not cfg.save_models:
@@ -250,25 +296,40 @@ def run(cfg: RunConfig, out_dir: str | Path, *, log=print, title: str | None = N
     for i, (label, method) in enumerate(variants, 1):
         row, curves[label] = method_row(cfg, label, method, data, paths["original"], out, retain_tr)
         rows.append(row)
-        log(f"  [{i}/{len(variants)}] {label:<16} {row['status']:<8} forget ES "
-            f"{_num(row['forget_es'])}  retain ES {_num(row['retain_es'])}  ({row['seconds']:.0f}s)")
+        log(
+            f"  [{i}/{len(variants)}] {label:<16} {row['status']:<8} forget ES "
+            f"{_num(row['forget_es'])}  retain ES {_num(row['retain_es'])}  ({row['seconds']:.0f}s)"
+        )
     weights = None
     try:
         weights = weight_curves(paths["original"], data, cfg.forget)
     except Exception as e:  # the plot is a nicety; the table is the result
         log(f"  (weight plot skipped: {e})")
-    config = {**to_dict(cfg), "data_fingerprint": data_fingerprint(data),
-              "models_built": {k: str(v) for k, v in paths.items()}}
-    report = write_report(out, rows, config=config, title=title or cfg.name, curves=curves,
-                          weights=weights, notes=[f"total time {time.time() - t_start:.0f}s"])
+    config = {
+        **to_dict(cfg),
+        "data_fingerprint": data_fingerprint(data),
+        "models_built": {k: str(v) for k, v in paths.items()},
+    }
+    report = write_report(
+        out,
+        rows,
+        config=config,
+        title=title or cfg.name,
+        curves=curves,
+        weights=weights,
+        notes=[f"total time {time.time() - t_start:.0f}s"],
+    )
     print(format_table(rows))
     log(f"report: {report}  (total {time.time() - t_start:.0f}s)")
     return rows
 
 
 def _eval_kw(cfg: RunConfig) -> dict:
-    return dict(batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
-                es_mode=cfg.eval.es_mode)
+    return dict(
+        batch_size=cfg.eval.batch_size,
+        max_new_tokens=cfg.eval.max_new_tokens,
+        es_mode=cfg.eval.es_mode,
+    )
 
 
 def _retain_split(cfg: RunConfig) -> str:

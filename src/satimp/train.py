@@ -127,8 +127,12 @@ def train(
     lengths = [len(e) for e in forget]
     log = _MetricsLog(out_dir if accelerator.is_main_process else None)
     result, step, start = TrainResult(0, 0.0), 0, time.time()
-    bar = tqdm(total=total, desc=desc, leave=False,
-               disable=not (accelerator.is_main_process and sys.stderr.isatty()))
+    bar = tqdm(
+        total=total,
+        desc=desc,
+        leave=False,
+        disable=not (accelerator.is_main_process and sys.stderr.isatty()),
+    )
     model.train()
     for epoch in range(cfg.epochs):
         dataset.set_epoch(epoch)
@@ -152,8 +156,14 @@ def train(
             if not accelerator.sync_gradients:
                 continue
             step += 1
-            row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss.item(),
-                   "lr": lr, "grad_norm": grad_norm, **logs}
+            row = {
+                "step": step,
+                "epoch": round(step / steps_per_epoch, 4),
+                "loss": loss.item(),
+                "lr": lr,
+                "grad_norm": grad_norm,
+                **logs,
+            }
             if step % cfg.log_every == 0 or step == total:
                 log.write(row)
             result.last = row
@@ -161,7 +171,11 @@ def train(
             bar.set_postfix(loss=f"{row['loss']:.3f}")
         if on_epoch_end is not None:
             model.eval()
-            ev = {"epoch": epoch + 1, "step": step, **on_epoch_end(accelerator.unwrap_model(model), epoch + 1)}
+            ev = {
+                "epoch": epoch + 1,
+                "step": step,
+                **on_epoch_end(accelerator.unwrap_model(model), epoch + 1),
+            }
             model.train()
             log.write(ev)
             result.epochs.append(ev)

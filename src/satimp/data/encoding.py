@@ -57,7 +57,11 @@ def key_token_flags(tokenizer, answer: str, keywords: Sequence[str]) -> list[boo
 
 
 def encode_qa(
-    tokenizer, question: str, answer: str, *, max_length: int = 512,
+    tokenizer,
+    question: str,
+    answer: str,
+    *,
+    max_length: int = 512,
     keywords: Sequence[str] | None = None,
 ) -> Encoded:
     """Encode one QA pair (SPEC §4). Truncation keeps the whole prompt and cuts the answer.
@@ -80,9 +84,7 @@ def encode_text(tokenizer, text: str, *, max_length: int = 512) -> list[Encoded]
     return [Encoded(input_ids=c, labels=list(c)) for c in chunks if len(c) > 1]
 
 
-def collate(
-    examples: Sequence[Encoded], pad_id: int, *, left: bool = False
-) -> dict[str, Tensor]:
+def collate(examples: Sequence[Encoded], pad_id: int, *, left: bool = False) -> dict[str, Tensor]:
     """Pad a list of examples to one batch.
 
     Returns input_ids [B, T], attention_mask [B, T], labels [B, T] (−100 on padding), and

@@ -113,14 +113,18 @@ def load_split(source: str | Path, split: str) -> list[dict]:
 def _load_hub(repo_id: str, split: str) -> list[tuple[int, object]]:
     """Records of one TOFU split from the hub (needs network access)."""
     if "/" not in repo_id:
-        raise InputError(f"{repo_id}: neither a local directory nor a hub id of the form owner/name")
+        raise InputError(
+            f"{repo_id}: neither a local directory nor a hub id of the form owner/name"
+        )
     import datasets
 
     try:
         ds = datasets.load_dataset(repo_id, split, split="train")
     except Exception as e:  # offline, unknown id or config: one clear line
         reason = " ".join(str(e).split()) or type(e).__name__  # one line for the CLI
-        raise InputError(f"cannot load {repo_id!r} split {split!r} from the hub: {reason}") from None
+        raise InputError(
+            f"cannot load {repo_id!r} split {split!r} from the hub: {reason}"
+        ) from None
     return list(enumerate(ds.to_list(), 1))
 
 
