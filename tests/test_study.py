@@ -72,6 +72,18 @@ def test_run_writes_every_report_file_and_reports_a_failed_method(tmp_path, monk
     for name in by_name:
         assert f"| {name} |" in report
     assert "injected failure" in (out / "methods" / "gd" / "error.txt").read_text()
+    # --resume: finished methods are taken from their row.json, failed ones run again.
+    calls = []
+    monkeypatch.setattr(
+        study, "unlearn", lambda *a, **kw: calls.append(a[4].name) or flaky(*a, **kw)
+    )
+    again = run(
+        tiny_config(tmp_path, ["ga", "gd", "npo", "satimp"]), out, log=lambda *a: None, resume=True
+    )
+    assert calls == ["gd", "npo"]
+    for old, new in zip(rows[2:], again[2:], strict=True):
+        assert new == old or (new["method"] in ("gd", "npo") and new["status"] == old["status"])
+    assert not list((out / "methods").glob("*/checkpoints"))  # finished methods keep none
     # A second run reuses the cached models: no new model folder appears.
     before = sorted(p.name for p in (tmp_path / "cache" / "models").iterdir())
     run(tiny_config(tmp_path, ["ga"]), tmp_path / "run2", log=lambda *a: None)
@@ -151,3 +163,17 @@ def test_a_user_criterion_is_one_function_and_two_registry_lines(monkeypatch):
         [[(0.5 * torch.log(torch.tensor(2.0))) ** 2, (0.25 * torch.log(torch.tensor(4.0))) ** 2]]
     )
     torch.testing.assert_close(w, expected)
+
+
+def test_same_seed_and_config_give_identical_results(tmp_path):
+    """Two runs of one config (models cached after the first): every field of results.json
+    equal except the wall-clock `seconds`."""
+    cfg = tiny_config(tmp_path, ["satimp", "random"])
+    first = run(cfg, tmp_path / "a", log=lambda *a: None)
+    second = run(cfg, tmp_path / "b", log=lambda *a: None)
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    assert strip(first) == strip(second)
+    assert strip(json.loads((tmp_path / "a" / "results.json").read_text())) == strip(second)

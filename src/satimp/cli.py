@@ -25,6 +25,7 @@ TRAIN_FLAGS = {  # flag → (TrainConfig field, type)
     "--schedule": ("schedule", str),
     "--max-grad-norm": ("max_grad_norm", float),
     "--precision": ("precision", str),
+    "--save-every": ("save_every", int),
     "--max-length": ("max_length", int),
 }
 METHOD_PARAM_FLAGS = {
@@ -76,10 +77,16 @@ def _train_config(args, section: str = "train"):
     return cfg
 
 
-def _check_out(out: Path, overwrite: bool) -> Path:
-    """An existing, non-empty output folder is only reused with --overwrite."""
+def _check_out(out: Path, overwrite: bool, resume: bool = False) -> Path:
+    """An existing, non-empty output folder is only reused with --overwrite or --resume."""
+    if resume:
+        if not out.is_dir():
+            raise InputError(f"--resume: output folder {out} does not exist")
+        return out
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"output folder {out} exists and is not empty (use --overwrite)")
+        raise InputError(
+            f"output folder {out} exists and is not empty (use --overwrite or --resume)"
+        )
     return out
 
 
@@ -103,10 +110,16 @@ def cmd_finetune(args) -> None:
     from satimp.experiment import finetune
 
     cfg = _train_config(args)
-    out = _check_out(Path(args.out), args.overwrite)
+    out = _check_out(Path(args.out), args.overwrite, args.resume)
     t0 = time.time()
     result = finetune(
-        args.model, args.data, args.split, cfg, out, trust_remote_code=args.trust_remote_code
+        args.model,
+        args.data,
+        args.split,
+        cfg,
+        out,
+        trust_remote_code=args.trust_remote_code,
+        resume=args.resume,
     )
     print(
         f"fine-tuned {args.model} on {'+'.join(args.split)}: {result.steps} steps, "
@@ -142,7 +155,7 @@ def cmd_unlearn(args) -> None:
     cfg = _train_config(args)
     method = _method_config(args)
     Objective(method)  # validates names and hyperparameters before any work
-    out = _check_out(Path(args.out), args.overwrite)
+    out = _check_out(Path(args.out), args.overwrite, args.resume)
     t0 = time.time()
     result = unlearn(
         args.model,
@@ -153,6 +166,7 @@ def cmd_unlearn(args) -> None:
         cfg,
         out,
         trust_remote_code=args.trust_remote_code,
+        resume=args.resume,
     )
     last = result.epochs[-1] if result.epochs else result.last
     shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k.endswith(("_es", "loss")))
@@ -232,9 +246,11 @@ def cmd_run(args) -> None:
     from satimp.study import default_out, run
 
     cfg = _run_config(args)
-    out = _check_out(Path(args.out), args.overwrite) if args.out else default_out(cfg)
+    if args.resume and not args.out:
+        raise InputError("--resume needs the --out folder of the run to continue")
+    out = _check_out(Path(args.out), args.overwrite, args.resume) if args.out else default_out(cfg)
     print(f"satimp run: {cfg.name} → {out}")
-    run(cfg, out)
+    run(cfg, out, resume=args.resume)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--model", required=True, help="preset (tiny, small, medium), dir or hub id")
     f.add_argument("--out", required=True)
     f.add_argument("--overwrite", action="store_true")
+    f.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
     f.add_argument("--trust-remote-code", action="store_true")
     _add_train_flags(f)
     f.set_defaults(fn=cmd_finetune, sections=("train",))
@@ -280,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         u.add_argument(flag, dest=f"m_{flag[2:]}", type=tp)
     u.add_argument("--out", required=True)
     u.add_argument("--overwrite", action="store_true")
+    u.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
     u.add_argument("--trust-remote-code", action="store_true")
     _add_train_flags(u)
     u.set_defaults(fn=cmd_unlearn, sections=("train", "method"))
@@ -309,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. unlearn.lr=3e-4")
         r.add_argument("--out", help="output folder (default runs/NAME/TIMESTAMP)")
         r.add_argument("--overwrite", action="store_true")
+        r.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue the run in --out: finished methods are skipped",
+        )
         r.set_defaults(fn=cmd_run)
     return p
 

@@ -47,6 +47,8 @@ class TrainConfig:
     max_length: int = opt(512, "truncate encoded examples to this many tokens")
     log_every: int = opt(1, "write a metrics.jsonl line every N optimizer steps")
     eval_every_epoch: bool = opt(True, "unlearning: log forget/retain ES after every epoch")
+    save_every: int = opt(0, "also checkpoint every N optimizer steps (0: at epoch ends only)")
+    keep_checkpoints: int = opt(2, "how many of the newest checkpoints to keep")
 
     def validate(self) -> None:
         checks = {
@@ -61,6 +63,8 @@ class TrainConfig:
             "precision": self.precision in ("fp32", "bf16", "fp16"),
             "max_length": self.max_length >= 8,
             "log_every": self.log_every >= 1,
+            "save_every": self.save_every >= 0,
+            "keep_checkpoints": self.keep_checkpoints >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

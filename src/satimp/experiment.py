@@ -132,6 +132,8 @@ def finetune(
     *,
     trust_remote_code: bool = False,
     seed_model: int | None = None,
+    checkpoints: bool = True,
+    resume: bool = False,
 ) -> TrainResult:
     """Fine-tune `model_src` (a preset name, local dir or hub id) on `splits` of `data`.
 
@@ -159,6 +161,8 @@ def finetune(
         pad_id=tokenizer.pad_token_id,
         out_dir=out,
         desc=f"finetune {'+'.join(splits)}",
+        checkpoints=checkpoints,
+        resume=resume,
     )
     save_model(model, tokenizer, out)
     return result
@@ -232,7 +236,9 @@ def build_models(
         base = cached(
             cache_dir,
             key_base,
-            lambda d: finetune(models.base, data, models.base_splits, models.base_train, d),
+            lambda d: finetune(
+                models.base, data, models.base_splits, models.base_train, d, checkpoints=False
+            ),
         )
         log(f"  base model      {base}  ({time.time() - t0:.1f}s)")
     else:
@@ -253,7 +259,9 @@ def build_models(
             "v": satimp.__version__,
         }
         paths[name] = cached(
-            cache_dir, key, lambda d, s=splits, c=cfg: finetune(str(base), data, s, c, d)
+            cache_dir,
+            key,
+            lambda d, s=splits, c=cfg: finetune(str(base), data, s, c, d, checkpoints=False),
         )
         log(f"  {name:<15} {paths[name]}  ({time.time() - t0:.1f}s)")
     return paths
@@ -280,8 +288,12 @@ def unlearn(
     *,
     trust_remote_code: bool = False,
     eval_batch_size: int = 32,
+    resume: bool = False,
 ) -> TrainResult:
     """Unlearn `forget_split` from the model at `model_dir` with `method`; save under `out_dir`.
+
+    Checkpoints go to `out_dir/checkpoints/`; `resume` continues from the latest (NPO's
+    reference log-probs and a KL/RMU reference are always taken from `model_dir`).
 
     After every epoch the forget and retain extraction strength (one forward pass each) go
     into metrics.jsonl beside the per-step losses and weight statistics.
@@ -340,6 +352,8 @@ def unlearn(
         out_dir=out,
         on_epoch_end=on_epoch_end,
         desc=f"unlearn {method.name}",
+        checkpoints=True,
+        resume=resume,
     )
     model.requires_grad_(True)
     save_model(model, tokenizer, out)

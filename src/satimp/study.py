@@ -6,6 +6,8 @@ the paper's ablations (criteria, granularity, smoothness, hardsampling) the same
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 import time
 import traceback
 from dataclasses import dataclass
@@ -237,15 +239,31 @@ def reference_rows(cfg: RunConfig, data, paths: dict, out: Path, log=print) -> t
 
 
 def method_row(
-    cfg: RunConfig, label: str, method: MethodConfig, data, model_dir: Path, out: Path, retain_tr
+    cfg: RunConfig,
+    label: str,
+    method: MethodConfig,
+    data,
+    model_dir: Path,
+    out: Path,
+    retain_tr,
+    *,
+    resume: bool = False,
 ) -> tuple[dict, list[dict]]:
     """Unlearn with one method and evaluate it: (result row, per-epoch ES curve). A failure
-    becomes a `failed: …` row with the traceback in `methods/LABEL/error.txt`."""
+    becomes a `failed: …` row with the traceback in `methods/LABEL/error.txt`.
+
+    A finished method leaves `methods/LABEL/row.json` (and no checkpoints); with `resume`
+    that row is reused, and an unfinished method continues from its latest checkpoint.
+    """
     from satimp.evaluate import evaluate_tofu
     from satimp.models import load_model
 
     t0 = time.time()
     run_dir = out / "methods" / label
+    done = run_dir / "row.json"
+    if resume and done.is_file():
+        saved = json.loads(done.read_text())
+        return saved["row"], saved["curve"]
     try:
         result = unlearn(
             model_dir,
@@ -257,6 +275,7 @@ def method_row(
             run_dir,
             trust_remote_code=cfg.trust_remote_code,
             eval_batch_size=cfg.eval.batch_size,
+            resume=resume,
         )
         model, tok = load_model(run_dir)
         summary, per_sample = evaluate_tofu(
@@ -267,7 +286,10 @@ def method_row(
         if not cfg.save_models:
             for f in run_dir.glob("*.safetensors"):
                 f.unlink()
-        return _row(label, "ok", summary, time.time() - t0), result.epochs
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # row.json now stands for it
+        row = _row(label, "ok", summary, time.time() - t0)
+        write_json(done, {"row": row, "curve": result.epochs})
+        return row, result.epochs
     except Exception as e:  # one method's failure must not sink the study
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "error.txt").write_text(traceback.format_exc())
@@ -275,9 +297,17 @@ def method_row(
         return _row(label, status[:200], None, time.time() - t0), []
 
 
-def run(cfg: RunConfig, out_dir: str | Path, *, log=print, title: str | None = None) -> list[dict]:
+def run(
+    cfg: RunConfig,
+    out_dir: str | Path,
+    *,
+    log=print,
+    title: str | None = None,
+    resume: bool = False,
+) -> list[dict]:
     """Run the whole study; returns the result rows (references first). A method that fails
-    is reported in its row and the others still run."""
+    is reported in its row and the others still run. `resume` skips finished methods and
+    continues an interrupted one from its checkpoint."""
     from satimp.report import format_table, write_report
 
     t_start = time.time()
@@ -294,7 +324,9 @@ def run(cfg: RunConfig, out_dir: str | Path, *, log=print, title: str | None = N
     log(f"[4/4] unlearning {cfg.forget} with {len(variants)} methods")
     curves = {}
     for i, (label, method) in enumerate(variants, 1):
-        row, curves[label] = method_row(cfg, label, method, data, paths["original"], out, retain_tr)
+        row, curves[label] = method_row(
+            cfg, label, method, data, paths["original"], out, retain_tr, resume=resume
+        )
         rows.append(row)
         log(
             f"  [{i}/{len(variants)}] {label:<16} {row['status']:<8} forget ES "

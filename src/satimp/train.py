@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from satimp.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from satimp.config import TrainConfig
 from satimp.data.encoding import Encoded, collate, length_grouped_batches
 
@@ -96,12 +99,19 @@ def train(
     out_dir: str | Path | None = None,
     on_epoch_end: Callable[[object, int], dict] | None = None,
     desc: str = "train",
+    checkpoints: bool = False,
+    resume: bool = False,
 ) -> TrainResult:
     """Optimise `model` with `loss_fn(model, batch, step=…) -> (loss, logs)`.
 
     AdamW on `params` (default: all trainable), warm-up then linear decay (SPEC §3), gradient
     clipping, accumulation over `cfg.grad_accum` micro-batches. Writes one JSON line per
     logged step (and per epoch-end evaluation) to `out_dir/metrics.jsonl`.
+
+    checkpoints: save `out_dir/checkpoints/step-N/` at every epoch end and every
+    `cfg.save_every` steps. resume: continue from the latest complete checkpoint there (the
+    data order, retain pairing and random criteria are functions of seed, epoch and step, so
+    the result equals an uninterrupted run's).
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -125,22 +135,53 @@ def train(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     dataset = PairedDataset(forget, retain, cfg.seed)
     lengths = [len(e) for e in forget]
-    log = _MetricsLog(out_dir if accelerator.is_main_process else None)
+    ckpt_dir = Path(out_dir) / "checkpoints" if out_dir else None
     result, step, start = TrainResult(0, 0.0), 0, time.time()
+    first_epoch, skip, log_lines = 0, 0, 0
+    latest = latest_checkpoint(ckpt_dir) if resume and ckpt_dir else None
+    if latest is not None:
+        state = load_checkpoint(latest, accelerator.unwrap_model(model), optimizer, scheduler)
+        step, first_epoch, skip = state["step"], state["epoch"], state["batches_done"]
+        result.last, result.epochs, log_lines = state["last"], state["epochs"], state["log_lines"]
+    log = _MetricsLog(out_dir if accelerator.is_main_process else None, keep_lines=log_lines)
+
+    def save(epoch: int, batches_done: int) -> None:
+        if not (checkpoints and ckpt_dir and accelerator.is_main_process):
+            return
+        state = {
+            "step": step,
+            "epoch": epoch,
+            "batches_done": batches_done,
+            "last": result.last,
+            "epochs": result.epochs,
+            "log_lines": log.lines,
+        }
+        save_checkpoint(
+            ckpt_dir,
+            accelerator.unwrap_model(model),
+            optimizer,
+            scheduler,
+            state,
+            keep=cfg.keep_checkpoints,
+        )
+        _fault_injection(step)
+
     bar = tqdm(
         total=total,
         desc=desc,
         leave=False,
         disable=not (accelerator.is_main_process and sys.stderr.isatty()),
     )
+    bar.update(step)
     model.train()
-    for epoch in range(cfg.epochs):
+    for epoch in range(first_epoch, cfg.epochs):
         dataset.set_epoch(epoch)
         order = length_grouped_batches(lengths, micro, seed=cfg.seed * 1009 + epoch)
+        done_before = skip if epoch == first_epoch else 0  # micro-batches a checkpoint covered
         loader = accelerator.prepare_data_loader(
-            DataLoader(dataset, batch_sampler=order, collate_fn=make_collate(pad_id))
+            DataLoader(dataset, batch_sampler=order[done_before:], collate_fn=make_collate(pad_id))
         )
-        for batch in loader:
+        for i, batch in enumerate(loader, done_before + 1):
             with accelerator.accumulate(model):
                 loss, logs = loss_fn(model, batch, step=step)
                 if not torch.isfinite(loss):
@@ -169,6 +210,8 @@ def train(
             result.last = row
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.3f}")
+            if cfg.save_every and step % cfg.save_every == 0 and i < len(order):
+                save(epoch, i)
         if on_epoch_end is not None:
             model.eval()
             ev = {
@@ -179,6 +222,7 @@ def train(
             model.train()
             log.write(ev)
             result.epochs.append(ev)
+        save(epoch + 1, 0)
     bar.close()
     result.steps, result.seconds = step, time.time() - start
     return result
@@ -194,16 +238,30 @@ def _clip(accelerator, params: list, max_norm: float) -> float:
     return float(torch.stack(grads).norm()) if grads else 0.0
 
 
-class _MetricsLog:
-    """Appends JSON lines to metrics.jsonl (flushed per line, so a crash loses at most one)."""
+def _fault_injection(step: int) -> None:
+    """Test hook: SATIMP_FAULT_KILL_AT_STEP=N kills this process (SIGKILL, as `kill -9`) right
+    after the checkpoint of step N is written — the crash the resume tests recover from."""
+    if os.environ.get("SATIMP_FAULT_KILL_AT_STEP") == str(step):
+        os.kill(os.getpid(), signal.SIGKILL)
 
-    def __init__(self, out_dir: str | Path | None):
+
+class _MetricsLog:
+    """Appends JSON lines to metrics.jsonl (flushed per line, so a crash loses at most one).
+
+    keep_lines: on resume, the lines the checkpoint had seen are kept and later ones (written
+    after it, before the crash) dropped, so the log reads as one uninterrupted run.
+    """
+
+    def __init__(self, out_dir: str | Path | None, *, keep_lines: int = 0):
         self.path = Path(out_dir) / "metrics.jsonl" if out_dir else None
+        self.lines = keep_lines
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text("")
+            old = self.path.read_text().splitlines(keepends=True) if self.path.exists() else []
+            self.path.write_text("".join(old[:keep_lines]))
 
     def write(self, row: dict) -> None:
         if self.path:
             with self.path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
+        self.lines += 1
