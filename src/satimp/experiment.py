@@ -131,7 +131,6 @@ def finetune(
     out_dir: str | Path,
     *,
     trust_remote_code: bool = False,
-    seed_model: int | None = None,
     checkpoints: bool = True,
     resume: bool = False,
 ) -> TrainResult:
@@ -145,7 +144,7 @@ def finetune(
     if model_src in PRESETS:
         preset = get_preset(model_src)
         tokenizer = train_tokenizer(benchmark_texts(data), preset.vocab_size)
-        model = build_model(preset, tokenizer, seed=cfg.seed if seed_model is None else seed_model)
+        model = build_model(preset, tokenizer, seed=cfg.seed)
     else:
         model, tokenizer = load_model(model_src, trust_remote_code=trust_remote_code)
     # every input is read and checked above: only now is anything written

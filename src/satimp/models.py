@@ -148,7 +148,3 @@ def save_model(model, tokenizer, out_dir: str | Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-
-
-def count_params(model) -> int:
-    return sum(p.numel() for p in model.parameters())

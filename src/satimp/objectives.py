@@ -9,7 +9,6 @@ combines them. Adding a method is one line in METHODS (and, for a new criterion,
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -363,6 +362,3 @@ def reference_logps(
             out[i] = r.logps[row, : len(examples[i]) - 1].float().cpu()
     model.train(was_training)
     return out
-
-
-LossFn = Callable[..., tuple[Tensor, dict[str, float]]]

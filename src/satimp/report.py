@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -226,7 +225,3 @@ def write_report(
     ]
     write_atomic(out / "report.md", "\n".join(md))
     return out / "report.md"
-
-
-def read_results(path: str | Path) -> list[dict]:
-    return json.loads(Path(path).read_text())
