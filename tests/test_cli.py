@@ -115,20 +115,14 @@ def test_data_synth_bad_arguments(tmp_path: Path, capsys, args: list[str], match
 # ---------------------------------------------------------------- finetune
 
 
+def _finetune(data: Path, out: Path, *extra: str, model: str = "tiny") -> list[str]:
+    return ["finetune", "--data", str(data), "--model", model, "--out", str(out), *extra]
+
+
 def test_finetune_malformed_line_writes_nothing(bench: Path, tmp_path: Path, capsys) -> None:
     data, path = corrupt(bench, tmp_path, "full", line=3)
     out = tmp_path / "run"
-    argv = [
-        "finetune",
-        "--data",
-        str(data),
-        "--split",
-        "full",
-        "--model",
-        "tiny",
-        "--out",
-        str(out),
-    ]
+    argv = _finetune(data, out, "--split", "full")
     assert cli.main(argv) == 2
     line = error_line(capsys)
     assert f"{path}:3:" in line and "malformed JSON" in line
@@ -142,17 +136,7 @@ def test_finetune_malformed_tokenizer_corpus_writes_nothing(
     before the run folder is created."""
     data, path = corrupt(bench, tmp_path, "world_facts", line=2)
     out = tmp_path / "run"
-    argv = [
-        "finetune",
-        "--data",
-        str(data),
-        "--split",
-        "full",
-        "--model",
-        "tiny",
-        "--out",
-        str(out),
-    ]
+    argv = _finetune(data, out, "--split", "full")
     assert cli.main(argv) == 2
     assert f"{path}:2:" in error_line(capsys)
     assert not out.exists()
@@ -162,7 +146,7 @@ def test_finetune_bad_model_writes_nothing(bench: Path, tmp_path: Path, capsys) 
     not_a_model = tmp_path / "empty_dir"
     not_a_model.mkdir()
     out = tmp_path / "run"
-    argv = ["finetune", "--data", str(bench), "--model", str(not_a_model), "--out", str(out)]
+    argv = _finetune(bench, out, model=str(not_a_model))
     assert cli.main(argv) == 2
     assert "not a model directory" in error_line(capsys)
     assert not out.exists()
@@ -170,18 +154,7 @@ def test_finetune_bad_model_writes_nothing(bench: Path, tmp_path: Path, capsys) 
 
 def test_finetune_missing_split(bench: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
-    argv = [
-        "finetune",
-        "--data",
-        str(bench),
-        "--split",
-        "full",
-        "forget11",
-        "--model",
-        "tiny",
-        "--out",
-        str(out),
-    ]
+    argv = _finetune(bench, out, "--split", "full", "forget11")
     assert cli.main(argv) == 2
     line = error_line(capsys)
     assert "'forget11'" in line and "splits present" in line and "forget10" in line
@@ -207,23 +180,14 @@ def test_finetune_bad_config(
     bench: Path, tmp_path: Path, capsys, extra: list[str], match: str
 ) -> None:
     out = tmp_path / "run"
-    argv = ["finetune", "--data", str(bench), "--model", "tiny", "--out", str(out), *extra]
+    argv = _finetune(bench, out, *extra)
     assert cli.main(argv) == 2
     assert match in error_line(capsys)
     assert not out.exists()
 
 
 def test_unknown_config_key_lists_the_valid_ones(bench: Path, tmp_path: Path, capsys) -> None:
-    argv = [
-        "finetune",
-        "--data",
-        str(bench),
-        "--model",
-        "tiny",
-        "--out",
-        str(tmp_path / "r"),
-        "train.foo=1",
-    ]
+    argv = _finetune(bench, tmp_path / "r", "train.foo=1")
     assert cli.main(argv) == 2
     line = error_line(capsys)
     assert all(k in line for k in ("epochs", "lr", "batch_size", "grad_accum", "schedule"))
@@ -243,17 +207,7 @@ def test_finetune_bad_config_file(
     config = tmp_path / "c.yaml"
     config.write_text(text)
     out = tmp_path / "run"
-    argv = [
-        "finetune",
-        "--data",
-        str(bench),
-        "--model",
-        "tiny",
-        "--out",
-        str(out),
-        "--config",
-        str(config),
-    ]
+    argv = _finetune(bench, out, "--config", str(config))
     assert cli.main(argv) == 2
     assert match in error_line(capsys)
     assert not out.exists()
@@ -263,7 +217,7 @@ def test_finetune_refuses_a_non_empty_out(bench: Path, tmp_path: Path, capsys) -
     out = tmp_path / "run"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    argv = ["finetune", "--data", str(bench), "--model", "tiny", "--out", str(out)]
+    argv = _finetune(bench, out)
     assert cli.main(argv) == 2
     assert "--overwrite" in error_line(capsys)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
@@ -350,17 +304,13 @@ def test_unlearn_rmu_layer_out_of_range_writes_nothing(
 # ---------------------------------------------------------------- eval
 
 
+def _eval(model: str | Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return ["eval", "--model", str(model), "--data", str(data), "--out", str(out), *extra]
+
+
 def test_eval_missing_model(bench: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "eval"
-    argv = [
-        "eval",
-        "--model",
-        str(tmp_path / "no_such_model"),
-        "--data",
-        str(bench),
-        "--out",
-        str(out),
-    ]
+    argv = _eval(tmp_path / "no_such_model", bench, out)
     assert cli.main(argv) == 2
     assert "no_such_model" in error_line(capsys, only=False)
     assert not out.exists()
@@ -368,19 +318,7 @@ def test_eval_missing_model(bench: Path, tmp_path: Path, capsys) -> None:
 
 def test_eval_retain_model_and_stats_are_exclusive(bench: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "eval"
-    argv = [
-        "eval",
-        "--model",
-        "m",
-        "--data",
-        str(bench),
-        "--out",
-        str(out),
-        "--retain-model",
-        "r",
-        "--retain-stats",
-        "s.json",
-    ]
+    argv = _eval("m", bench, out, "--retain-model", "r", "--retain-stats", "s.json")
     assert cli.main(argv) == 2
     assert "not both" in error_line(capsys)
     assert not out.exists()
@@ -390,17 +328,7 @@ def test_eval_bad_retain_stats(bench: Path, tmp_path: Path, capsys) -> None:
     stats = tmp_path / "stats.json"
     stats.write_text(json.dumps({"split": "forget05_perturbed", "truth_ratio": [0.5]}))
     out = tmp_path / "eval"
-    argv = [
-        "eval",
-        "--model",
-        "m",
-        "--data",
-        str(bench),
-        "--out",
-        str(out),
-        "--retain-stats",
-        str(stats),
-    ]
+    argv = _eval("m", bench, out, "--retain-stats", str(stats))
     assert cli.main(argv) == 2
     assert "'forget05_perturbed', not 'forget10_perturbed'" in error_line(capsys)
     assert not out.exists()
@@ -411,7 +339,7 @@ def test_eval_malformed_data_writes_nothing(
 ) -> None:
     data, path = corrupt(bench, tmp_path, "forget10_perturbed", line=1)
     out = tmp_path / "eval"
-    argv = ["eval", "--model", str(tiny_model), "--data", str(data), "--out", str(out)]
+    argv = _eval(tiny_model, data, out)
     assert cli.main(argv) == 2
     assert f"{path}:1:" in error_line(capsys, only=False)
     assert nothing_written(out)

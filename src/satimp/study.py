@@ -22,6 +22,7 @@ from satimp.experiment import (
     build_models,
     data_fingerprint,
     encode_records,
+    retain_split_for,
     unlearn,
     write_json,
 )
@@ -269,7 +270,7 @@ def method_row(
             model_dir,
             data,
             cfg.forget,
-            _retain_split(cfg),
+            retain_split_for(cfg.forget),
             method,
             cfg.unlearn,
             run_dir,
@@ -362,12 +363,6 @@ def _eval_kw(cfg: RunConfig) -> dict:
         max_new_tokens=cfg.eval.max_new_tokens,
         es_mode=cfg.eval.es_mode,
     )
-
-
-def _retain_split(cfg: RunConfig) -> str:
-    from satimp.experiment import retain_split_for
-
-    return retain_split_for(cfg.forget)
 
 
 def _num(v) -> str:
