@@ -26,11 +26,10 @@ def machine() -> str:
 
 def default_setup(log=print):
     """The embedded default: (RunConfig, data path, {base, original, retain} model paths)."""
-    from satimp.experiment import build_models
-    from satimp.study import RunConfig, prepare_data
+    from satimp.study import RunConfig, prepare_data, run_models
 
     cfg = RunConfig()
     data = prepare_data(cfg, log)
     t0 = time.time()
-    paths = build_models(data, cfg.forget, cfg.models, f"{cfg.cache_dir}/models", log=log)
+    paths = run_models(cfg, data, log=log)
     return cfg, data, paths, time.time() - t0

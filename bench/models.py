@@ -47,8 +47,7 @@ def accuracy(model_dir, data, split: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    from satimp.experiment import build_models
-    from satimp.study import RunConfig, prepare_data
+    from satimp.study import RunConfig, prepare_data, run_models
 
     cold = "--cold" in sys.argv
     cfg = RunConfig()
@@ -58,10 +57,10 @@ def main() -> None:
             cfg = dataclasses.replace(cfg, cache_dir=tmp)
         data = prepare_data(cfg, log=lambda *a: None)
         t0 = time.time()
-        paths = build_models(data, cfg.forget, cfg.models, f"{cfg.cache_dir}/models")
+        paths = run_models(cfg, data)
         build = time.time() - t0
         t0 = time.time()
-        build_models(data, cfg.forget, cfg.models, f"{cfg.cache_dir}/models", log=lambda *a: None)
+        run_models(cfg, data, log=lambda *a: None)
         hit = time.time() - t0
         orig_acc, orig_key = accuracy(paths["original"], data, cfg.forget)
         ret_acc, ret_key = accuracy(paths["retain"], data, cfg.forget)

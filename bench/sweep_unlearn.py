@@ -33,7 +33,7 @@ def main() -> None:
     cfg, data, paths, build_s = default_setup(log=lambda *a: None)
     print(f"models built or loaded from cache in {build_s:.0f}s")
     out = Path(args.out)
-    refs, retain_tr = reference_rows(cfg, data, paths, out, log=lambda *a: None)
+    refs, stats = reference_rows(cfg, data, paths, out, log=lambda *a: None)
     print("\n| lr | method | forget ES ↓ | retain ES ↑ | MU ↑ | FQ ↑ |\n|---|---|---|---|---|---|")
     for r in refs:
         print(
@@ -53,7 +53,7 @@ def main() -> None:
                 data,
                 paths["original"],
                 out,
-                retain_tr,
+                stats,
             )
             if row["status"] != "ok":
                 print(f"| {lr:g} | {m} | {row['status']} | | | |")

@@ -80,7 +80,7 @@ def test_data_synth_writes_every_split(tmp_path: Path, capsys: pytest.CaptureFix
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{s}.jsonl" for s in SPLITS)
     full = (out / "full.jsonl").read_text().splitlines()
     assert len(full) == 40
-    assert f"wrote {len(SPLITS)} splits" in capsys.readouterr().out
+    assert f"wrote {len(SPLITS)} tofu splits" in capsys.readouterr().out
 
 
 def test_data_synth_refuses_a_non_empty_out(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -102,7 +102,8 @@ def test_data_synth_refuses_a_non_empty_out(tmp_path: Path, capsys: pytest.Captu
     [
         (["--authors", "3"], "authors"),
         (["--qa-per-author", "1"], "qa_per_author"),
-        (["--benchmark", "muse"], "--benchmark"),
+        (["--benchmark", "nope"], "--benchmark 'nope'; valid: tofu, muse, wmdp"),
+        (["--benchmark", "muse", "--people", "12"], "people"),
     ],
 )
 def test_data_synth_bad_arguments(tmp_path: Path, capsys, args: list[str], match: str) -> None:

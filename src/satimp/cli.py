@@ -7,7 +7,6 @@ exits with code 2 before anything is written.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -91,19 +90,26 @@ def _check_out(out: Path, overwrite: bool, resume: bool = False) -> Path:
 
 
 def cmd_data_synth(args) -> None:
-    from satimp.data.synth import synth_tofu
+    if args.benchmark not in ("tofu", "muse", "wmdp"):
+        raise InputError(f"--benchmark {args.benchmark!r}; valid: tofu, muse, wmdp")
+    out = _check_out(Path(args.out), args.overwrite)
+    if args.benchmark == "muse":
+        from satimp.data.synth_muse import synth_muse
 
-    if args.benchmark != "tofu":
-        raise InputError(f"--benchmark {args.benchmark!r}: only 'tofu' is available")
-    counts = synth_tofu(
-        _check_out(Path(args.out), args.overwrite),
-        authors=args.authors,
-        qa_per_author=args.qa_per_author,
-        seed=args.seed,
-    )
+        counts = synth_muse(out, people=args.people, seed=args.seed)
+    elif args.benchmark == "wmdp":
+        from satimp.data.synth_wmdp import synth_wmdp
+
+        counts = synth_wmdp(out, agents=args.agents, seed=args.seed)
+    else:
+        from satimp.data.synth import synth_tofu
+
+        counts = synth_tofu(
+            out, authors=args.authors, qa_per_author=args.qa_per_author, seed=args.seed
+        )
     for split, n in counts.items():
         print(f"{split:<28} {n:>6}")
-    print(f"wrote {len(counts)} splits to {args.out}")
+    print(f"wrote {len(counts)} {args.benchmark} splits to {args.out}")
 
 
 def cmd_finetune(args) -> None:
@@ -171,63 +177,50 @@ def cmd_unlearn(args) -> None:
     last = result.epochs[-1] if result.epochs else result.last
     shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k.endswith(("_es", "loss")))
     print(
-        f"unlearned {args.forget} with {method.name}: {result.steps} steps, {shown}, "
+        f"unlearned {'+'.join(args.forget)} with {method.name}: {result.steps} steps, {shown}, "
         f"{time.time() - t0:.1f}s → {out}"
     )
 
 
 def cmd_eval(args) -> None:
-    from satimp.evaluate import evaluate_tofu, format_summary
+    from satimp.benchmarks import get_benchmark, load_retain_stats, save_retain_stats
+    from satimp.evaluate import format_summary, lm_eval_module, run_lm_eval
     from satimp.experiment import write_json
     from satimp.models import load_model
 
     if args.retain_model and args.retain_stats:
         raise InputError("give --retain-model or --retain-stats, not both")
+    cfg = _run_config(args)
+    bench = get_benchmark(cfg)
+    if args.lm_eval:
+        lm_eval_module()  # fails now (exit 2), not after the evaluation, when the extra is missing
     out = _check_out(Path(args.out), args.overwrite)
-    retain_tr = None
-    split = f"{args.forget_split}_perturbed"
-    if args.retain_stats:
-        retain_tr = _read_retain_stats(Path(args.retain_stats), split)
+    stats = load_retain_stats(args.retain_stats, bench) if args.retain_stats else None
     model, tokenizer = load_model(args.model, trust_remote_code=args.trust_remote_code)
     kw = dict(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     if args.retain_model:
         rmodel, rtok = load_model(args.retain_model, trust_remote_code=args.trust_remote_code)
-        _, rper = evaluate_tofu(rmodel, rtok, args.data, args.forget_split, rouge=False, **kw)
-        retain_tr = rper[split]["truth_ratio"]
-        write_json(
-            out / "retain_stats.json",
-            {"split": split, "model": args.retain_model, "truth_ratio": retain_tr},
-        )
+        rsummary, rper = bench.evaluate(rmodel, rtok, args.data, rouge=False, **kw)
+        stats = bench.retain_stats(rsummary, rper)
+        save_retain_stats(out / "retain_stats.json", bench, stats, model=args.retain_model)
     t0 = time.time()
-    summary, per_sample = evaluate_tofu(
-        model,
-        tokenizer,
-        args.data,
-        args.forget_split,
-        retain_truth_ratios=retain_tr,
-        es_mode=args.es_mode,
-        **kw,
-    )
+    summary, per_sample = bench.evaluate(model, tokenizer, args.data, es_mode=args.es_mode, **kw)
+    summary = bench.apply_stats(summary, per_sample, stats)
     write_json(out / "per_sample.json", per_sample)
     write_json(out / "summary.json", summary)
     print(format_summary(summary))
     print(f"evaluated in {time.time() - t0:.1f}s → {out}/summary.json")
-
-
-def _read_retain_stats(path: Path, split: str) -> list[float]:
-    try:
-        stats = json.loads(path.read_text())
-        values = stats["truth_ratio"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InputError(f"{path}: not a retain-stats file ({e})") from None
-    if stats.get("split") not in (None, split):
-        raise InputError(f"{path}: stats are for {stats['split']!r}, not {split!r}")
-    if not values or not all(isinstance(v, (int, float)) for v in values):
-        raise InputError(f"{path}: 'truth_ratio' must be a non-empty list of numbers")
-    return values
+    if args.lm_eval:
+        results = run_lm_eval(args.model, args.lm_eval_tasks, batch_size=args.batch_size)
+        write_json(out / "lm_eval.json", results)
+        for task, metrics in results.items():
+            print(f"lm-eval {task:<20} acc {metrics.get('acc,none', float('nan')):.4f}")
 
 
 def _run_config(args):
+    """The RunConfig of `run`, `study` and `eval`: YAML file, key=value overrides, flags."""
+    import dataclasses
+
     from satimp.config import load_config
     from satimp.study import RunConfig, study_config
 
@@ -236,6 +229,11 @@ def _run_config(args):
     if config and "=" in config and not Path(config).exists():
         config, overrides = None, [config, *overrides]  # `satimp run key=value` without a file
     cfg = load_config(RunConfig, config, overrides)
+    flags = {
+        "benchmark": getattr(args, "benchmark", None),
+        "forget": getattr(args, "forget_split", None),
+    }
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in flags.items() if v is not None})
     if getattr(args, "study", None):
         cfg = study_config(args.study, cfg)
     cfg.validate()
@@ -262,9 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s = data.add_parser("synth", help="write the synthetic TOFU-format benchmark")
     s.add_argument("--out", required=True)
-    s.add_argument("--benchmark", default="tofu")
-    s.add_argument("--authors", type=int, default=50)
-    s.add_argument("--qa-per-author", type=int, default=10)
+    s.add_argument("--benchmark", default="tofu", help="tofu, muse or wmdp")
+    s.add_argument("--authors", type=int, default=50, help="tofu: fictitious authors")
+    s.add_argument("--qa-per-author", type=int, default=10, help="tofu: QA pairs per author")
+    s.add_argument("--people", type=int, default=40, help="muse: people (a multiple of 5)")
+    s.add_argument("--agents", type=int, default=24, help="wmdp: fictitious hazardous agents")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(fn=cmd_data_synth)
@@ -283,8 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("unlearn", help="unlearn a forget split with a method")
     u.add_argument("--model", required=True)
     u.add_argument("--data", required=True)
-    u.add_argument("--forget", default="forget10")
-    u.add_argument("--retain", default="retain90")
+    u.add_argument(
+        "--forget", nargs="+", default=["forget10"], help="forget split(s): QA or text corpora"
+    )
+    u.add_argument("--retain", nargs="+", default=["retain90"], help="retain split(s)")
     u.add_argument("--method", default=None, help="a key of satimp.objectives.METHODS")
     u.add_argument("--gamma", type=float)
     u.add_argument("--alpha", type=float)
@@ -302,15 +304,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_flags(u)
     u.set_defaults(fn=cmd_unlearn, sections=("train", "method"))
 
-    e = sub.add_parser("eval", help="evaluate a model on the TOFU metric suite")
+    e = sub.add_parser("eval", help="evaluate a model on a benchmark's metric suite")
     e.add_argument("--model", required=True)
     e.add_argument("--data", required=True)
-    e.add_argument("--forget-split", default="forget10")
+    e.add_argument("--benchmark", help="tofu (default), muse or wmdp")
+    e.add_argument("--forget-split", help="tofu: forget01, forget05 or forget10 (default)")
+    e.add_argument("--config", help="YAML with `muse:` / `wmdp:` settings (configs/*.yaml)")
+    e.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. muse.max_items=50")
     e.add_argument("--retain-model", help="retain model, for forget quality")
     e.add_argument("--retain-stats", help="retain_stats.json from an earlier eval")
     e.add_argument("--es-mode", choices=["forward", "generate"], default="forward")
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--max-new-tokens", type=int, default=200)
+    e.add_argument(
+        "--lm-eval",
+        action="store_true",
+        help="also run lm-evaluation-harness tasks on the model (pip install 'satimp[lm-eval]')",
+    )
+    e.add_argument(
+        "--lm-eval-tasks", nargs="+", default=["wmdp_bio", "wmdp_cyber", "mmlu"], metavar="TASK"
+    )
     e.add_argument("--out", required=True)
     e.add_argument("--overwrite", action="store_true")
     e.add_argument("--trust-remote-code", action="store_true")

@@ -13,6 +13,7 @@ import platform
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +22,9 @@ import yaml
 
 import satimp
 from satimp.config import MethodConfig, TrainConfig, opt, to_dict
-from satimp.data.encoding import Encoded, encode_qa
-from satimp.data.tofu import EXTENSIONS, load_split
+from satimp.data.encoding import encode_records  # noqa: F401  (re-exported)
+from satimp.data.examples import is_text_split, training_examples
+from satimp.data.records import EXTENSIONS, has_split, load_texts, read_split
 from satimp.errors import InputError
 from satimp.models import PRESETS, build_model, get_preset, load_model, save_model, train_tokenizer
 from satimp.objectives import Objective, finetune_objective
@@ -83,38 +85,35 @@ def start_run(out_dir: str | Path, config: dict) -> Path:
 # ---------------------------------------------------------------- data
 
 
-def encode_records(tokenizer, records: list[dict], *, max_length: int) -> list[Encoded]:
-    """Encode QA records (key-fact masks included when the records carry `keywords`)."""
-    return [
-        encode_qa(
-            tokenizer, r["question"], r["answer"], max_length=max_length, keywords=r.get("keywords")
-        )
-        for r in records
-    ]
+TEXT_FIELDS = ("question", "answer", "paraphrased_answer", "perturbed_answer")
+TEXT_FIELDS += ("text", "prompt", "gt", "choices")  # MUSE and WMDP
 
 
 def benchmark_texts(data: str | Path) -> list[str]:
-    """Every question and answer string of a local benchmark (tokenizer training corpus)."""
+    """Every question, answer, passage and choice string of a local benchmark, split files in
+    sorted order, sub-folders included (the tokenizer training corpus of a preset)."""
     root = Path(data)
     if not root.is_dir():
         raise InputError(f"{data}: training a tokenizer needs a local benchmark directory")
-    texts = []
-    splits = sorted({p.stem for p in root.iterdir() if p.suffix in EXTENSIONS})
-    for split in splits:
-        for r in load_split(root, split):
-            texts += [r["question"], r["answer"], r.get("paraphrased_answer", "")]
-            texts += list(r.get("perturbed_answer", []))
-    return [t for t in texts if t]
+    files = [p for p in root.rglob("*") if p.is_file() and p.suffix in EXTENSIONS]
+    refs = sorted({p.relative_to(root).with_suffix("").as_posix() for p in files})
+    texts: list[str] = []
+    for ref in refs:
+        for _, r in read_split(root, ref)[0]:
+            for name in TEXT_FIELDS:
+                value = r.get(name) if isinstance(r, dict) else None
+                texts += value if isinstance(value, list) else [value]
+    return [t for t in texts if isinstance(t, str) and t]
 
 
 def data_fingerprint(data: str | Path) -> str:
-    """Hash of a local benchmark's files (or of the hub id), for cache keys."""
+    """Hash of a local benchmark's files, sub-folders included (or of the hub id), for cache
+    keys."""
     root = Path(data)
     h = hashlib.sha256()
     if root.is_dir():
-        for path in sorted(root.iterdir()):
-            if path.is_file():
-                h.update(path.name.encode() + b"\0" + path.read_bytes())
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     else:
         h.update(str(data).encode())
     return h.hexdigest()
@@ -140,7 +139,8 @@ def finetune(
     Saves model + tokenizer, config.yaml, run_info.json and metrics.jsonl under `out_dir`.
     """
     cfg.validate()
-    records = [r for s in splits for r in load_split(data, s)]
+    for ref in splits:  # read and check every split before building anything
+        read_split(data, ref)
     if model_src in PRESETS:
         preset = get_preset(model_src)
         tokenizer = train_tokenizer(benchmark_texts(data), preset.vocab_size)
@@ -151,7 +151,7 @@ def finetune(
     out = start_run(
         out_dir, {"model": model_src, "data": str(data), "splits": splits, "train": to_dict(cfg)}
     )
-    examples = encode_records(tokenizer, records, max_length=cfg.max_length)
+    examples = training_examples(tokenizer, data, splits, max_length=cfg.max_length)
     result = train(
         model,
         finetune_objective,
@@ -191,8 +191,10 @@ class ModelsConfig:
     """How the benchmark's base, original and retain models are built (TOFU's recipe)."""
 
     base: str = opt("small", "a preset (trained from scratch) or a model dir / hub id")
-    base_splits: list = opt(
-        ["world_facts", "real_authors"], "pre-training splits for a preset base (general knowledge)"
+    base_splits: list | None = opt(
+        None,
+        "pre-training splits for a preset base (general knowledge; None: the benchmark's, "
+        "TOFU world_facts + real_authors)",
     )
     replay_base: bool = opt(
         True,
@@ -214,19 +216,29 @@ class ModelsConfig:
 
 
 def build_models(
-    data: str | Path, forget: str, models: ModelsConfig, cache_dir: str | Path, *, log=print
+    data: str | Path,
+    original_splits: list[str],
+    retain_splits: list[str],
+    models: ModelsConfig,
+    cache_dir: str | Path,
+    *,
+    base_splits: list[str] = ("world_facts", "real_authors"),
+    log=print,
 ) -> dict[str, Path]:
-    """base → original (on `full`) and base → retain (on the retain split of `forget`), cached.
+    """base → original (on `original_splits`) and base → retain (on `retain_splits`), cached.
 
-    The cache key covers the data's content hash, the model source and every training
-    recipe, so any change rebuilds and a repeated run reuses.
+    TOFU: original on `full`, retain on `retainXX`; MUSE and WMDP: the corpora with and without
+    the forget corpus. A preset base is first trained on `models.base_splits` (default
+    `base_splits`) and, with `models.replay_base`, those splits join both fine-tunes. The cache
+    key covers the data's content hash, the model source and every training recipe, so any
+    change rebuilds and a repeated run reuses.
     """
     fp = data_fingerprint(data)
-    retain_split = retain_split_for(forget)
+    base_splits = list(models.base_splits if models.base_splits is not None else base_splits)
     key_base = {
         "data": fp,
         "model": models.base,
-        "splits": models.base_splits,
+        "splits": base_splits,
         "train": to_dict(models.base_train),
         "v": satimp.__version__,
     }
@@ -236,20 +248,20 @@ def build_models(
             cache_dir,
             key_base,
             lambda d: finetune(
-                models.base, data, models.base_splits, models.base_train, d, checkpoints=False
+                models.base, data, base_splits, models.base_train, d, checkpoints=False
             ),
         )
         log(f"  base model      {base}  ({time.time() - t0:.1f}s)")
     else:
         base = models.base
     paths = {"base": Path(base)}
-    extra = list(models.base_splits) if models.base in PRESETS and models.replay_base else []
-    for name, split, cfg in (
-        ("original", "full", models.original_train),
-        ("retain", retain_split, models.retain_train),
+    extra = base_splits if models.base in PRESETS and models.replay_base else []
+    for name, own, cfg in (
+        ("original", original_splits, models.original_train),
+        ("retain", retain_splits, models.retain_train),
     ):
         t0 = time.time()
-        splits = [split, *extra]
+        splits = [*own, *extra]
         key = {
             "data": fp,
             "from": key_base if models.base in PRESETS else models.base,
@@ -279,8 +291,8 @@ def retain_split_for(forget: str) -> str:
 def unlearn(
     model_dir: str | Path,
     data: str | Path,
-    forget_split: str,
-    retain_split: str,
+    forget: str | list[str],
+    retain: str | list[str] | None,
     method: MethodConfig,
     cfg: TrainConfig,
     out_dir: str | Path,
@@ -288,68 +300,59 @@ def unlearn(
     trust_remote_code: bool = False,
     eval_batch_size: int = 32,
     resume: bool = False,
+    epoch_eval: Callable | None = None,
+    min_chars: int = 1,
 ) -> TrainResult:
-    """Unlearn `forget_split` from the model at `model_dir` with `method`; save under `out_dir`.
+    """Unlearn the `forget` split(s) from the model at `model_dir` with `method`; save under
+    `out_dir`. QA splits (TOFU) and plain-text corpora (MUSE, WMDP: chunks of
+    `cfg.max_length` tokens, labels on every token) both work; see `training_examples`.
 
     Checkpoints go to `out_dir/checkpoints/`; `resume` continues from the latest (NPO's
     reference log-probs and a KL/RMU reference are always taken from `model_dir`).
 
-    After every epoch the forget and retain extraction strength (one forward pass each) go
-    into metrics.jsonl beside the per-step losses and weight statistics.
+    After every epoch (`cfg.eval_every_epoch`) `epoch_eval(model, tokenizer, epoch) -> dict`
+    goes into metrics.jsonl beside the per-step losses and weight statistics; by default the
+    forget and retain extraction strength (`default_epoch_eval`).
     """
-    from satimp.evaluate import extraction_scores
-
     cfg.validate()
     objective = Objective(method, seed=cfg.seed)
-    forget_records = load_split(data, forget_split)
-    retain_records = load_split(data, retain_split) if objective.uses_retain else None
+    if objective.uses_retain and not retain:
+        raise InputError(f"method {method.name!r} needs a retain split")
     model, tokenizer = load_model(model_dir, trust_remote_code=trust_remote_code)
     pad = tokenizer.pad_token_id
-    forget = encode_records(tokenizer, forget_records, max_length=cfg.max_length)
-    retain = (
-        encode_records(tokenizer, retain_records, max_length=cfg.max_length)
-        if retain_records
-        else None
-    )
-    objective.prepare(model, forget, pad_id=pad, batch_size=eval_batch_size)  # checks rmu's layer
-    es_retain = _es_retain_examples(tokenizer, data, cfg.max_length) if cfg.eval_every_epoch else []
+    kw = dict(max_length=cfg.max_length, min_chars=min_chars)
+    forget_ex = training_examples(tokenizer, data, forget, **kw)
+    retain_ex = training_examples(tokenizer, data, retain, **kw) if objective.uses_retain else None
+    objective.prepare(
+        model, forget_ex, pad_id=pad, batch_size=eval_batch_size
+    )  # checks rmu's layer
+    if cfg.eval_every_epoch and epoch_eval is None:
+        epoch_eval = default_epoch_eval(
+            tokenizer, data, forget, retain, max_length=cfg.max_length, batch_size=eval_batch_size
+        )
     # every input is read and checked above: only now is anything written
     out = start_run(
         out_dir,
         {
             "model": str(model_dir),
             "data": str(data),
-            "forget": forget_split,
-            "retain": retain_split,
+            "forget": forget,
+            "retain": retain,
             "method": to_dict(method),
             "resolved_params": objective.params,
             "train": to_dict(cfg),
         },
     )
-    on_epoch_end = None
-    if cfg.eval_every_epoch:
-
-        def on_epoch_end(m, epoch):
-            row = {}
-            for name, examples in (("forget", forget), ("retain", es_retain)):
-                if examples:  # a benchmark without retain_perturbed logs forget ES only
-                    s = extraction_scores(m, examples, pad_id=pad, batch_size=eval_batch_size)
-                    row |= {
-                        f"{name}_es": s["es"].mean().item(),
-                        f"{name}_em": s["em"].mean().item(),
-                    }
-            return row
-
     result = train(
         model,
         objective,
-        forget,
+        forget_ex,
         cfg,
         pad_id=pad,
-        retain=retain,
+        retain=retain_ex,
         params=objective.trainable(model),
         out_dir=out,
-        on_epoch_end=on_epoch_end,
+        on_epoch_end=(lambda m, e: epoch_eval(m, tokenizer, e)) if cfg.eval_every_epoch else None,
         desc=f"unlearn {method.name}",
         checkpoints=True,
         resume=resume,
@@ -359,9 +362,53 @@ def unlearn(
     return result
 
 
-def _es_retain_examples(tokenizer, data, max_length: int) -> list[Encoded]:
-    """Retain items for ES: `retain_perturbed` (official practice); none when the split is absent."""
-    root = Path(data)
-    if root.is_dir() and not any((root / f"retain_perturbed{e}").is_file() for e in EXTENSIONS):
-        return []
-    return encode_records(tokenizer, load_split(data, "retain_perturbed"), max_length=max_length)
+def default_epoch_eval(
+    tokenizer, data, forget, retain, *, max_length: int, batch_size: int, probe_texts: int = 100
+) -> Callable:
+    """Forget and retain ES (and EM) after an epoch, one teacher-forced pass each.
+
+    QA data: the forget split's answers and TOFU's `retain_perturbed` (official practice; left
+    out when the benchmark has no such split). Text corpora: `text_probe_scores` of the first
+    `probe_texts` texts of the forget and retain splits.
+    """
+    from satimp.evaluate import extraction_scores, text_probe_scores
+
+    refs = {"forget": forget, "retain": retain}
+    refs = {k: [v] if isinstance(v, str) else list(v or []) for k, v in refs.items()}
+    first = refs["forget"][0]
+    if is_text_split(data, first):
+        texts = {
+            k: [t for r in v for t in load_texts(data, r)][:probe_texts] for k, v in refs.items()
+        }
+
+        def probe(model, _tok, _epoch) -> dict:
+            row = {}
+            for name, items in texts.items():
+                if items:
+                    s = text_probe_scores(
+                        model, tokenizer, items, max_length=max_length, batch_size=batch_size
+                    )
+                    row |= {f"{name}_es": _mean(s["es"]), f"{name}_em": _mean(s["em"])}
+            return row
+
+        return probe
+    examples = {"forget": training_examples(tokenizer, data, refs["forget"], max_length=max_length)}
+    if has_split(data, "retain_perturbed"):
+        examples["retain"] = training_examples(
+            tokenizer, data, "retain_perturbed", max_length=max_length
+        )
+
+    def es(model, _tok, _epoch) -> dict:
+        row = {}
+        for name, items in examples.items():
+            s = extraction_scores(
+                model, items, pad_id=tokenizer.pad_token_id, batch_size=batch_size
+            )
+            row |= {f"{name}_es": s["es"].mean().item(), f"{name}_em": s["em"].mean().item()}
+        return row
+
+    return es
+
+
+def _mean(values) -> float:
+    return sum(values) / len(values) if values else float("nan")

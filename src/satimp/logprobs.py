@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from satimp.data.encoding import IGNORE
+from satimp.data.encoding import IGNORE, Encoded, iter_batches
 
 
 @dataclass
@@ -88,3 +88,24 @@ def drop_last_answer_token(mask: Tensor) -> Tensor:
     pos = torch.arange(T, device=mask.device).expand_as(mask)
     last = torch.where(mask, pos, torch.full_like(pos, -1)).max(-1, keepdim=True).values
     return mask & (pos != last)
+
+
+@torch.no_grad()
+def example_logps(
+    model, examples: list[Encoded], *, pad_id: int, batch_size: int = 16
+) -> list[Tensor]:
+    """Per-example label log-probs (NPO's reference, computed once; Min-K% membership scores).
+
+    Returns a list (dataset order) of [len_i − 1] float tensors aligned with shifted labels,
+    0 on prompt positions; trailing padding is never stored.
+    """
+    was_training = model.training
+    model.eval()
+    out: list[Tensor | None] = [None] * len(examples)
+    for idx, batch in iter_batches(examples, batch_size, pad_id):
+        device = next(model.parameters()).device
+        r = forward_logps(model, {k: v.to(device) for k, v in batch.items()})
+        for row, i in enumerate(idx):
+            out[i] = r.logps[row, : len(examples[i]) - 1].float().cpu()
+    model.train(was_training)
+    return out

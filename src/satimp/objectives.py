@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from satimp.config import MethodConfig
-from satimp.data.encoding import Encoded, iter_batches
+from satimp.data.encoding import Encoded
 from satimp.errors import InputError
-from satimp.logprobs import TokenLogps, forward_logps
+from satimp.logprobs import TokenLogps, example_logps, forward_logps
 from satimp.weighting import CRITERIA, token_weights, weight_stats
 
 # ---------------------------------------------------------------- pure losses
@@ -229,7 +229,7 @@ class Objective:
     @torch.no_grad()
     def prepare(self, model, forget: list[Encoded], *, pad_id: int, batch_size: int = 16) -> None:
         if self.spec.forget == "npo":
-            self.ref_logps = reference_logps(model, forget, pad_id=pad_id, batch_size=batch_size)
+            self.ref_logps = example_logps(model, forget, pad_id=pad_id, batch_size=batch_size)
         if self.needs_ref_model:
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
         if self.spec.forget == "rmu":
@@ -341,24 +341,3 @@ def finetune_objective(model, batch: dict, *, step: int = 0) -> tuple[Tensor, di
     """Fine-tuning is the same loop with the NLL objective on the 'forget' slot of the batch."""
     f: TokenLogps = forward_logps(model, batch["forget"])
     return nll_loss(f.logps, f.mask), {}
-
-
-@torch.no_grad()
-def reference_logps(
-    model, examples: list[Encoded], *, pad_id: int, batch_size: int = 16
-) -> list[Tensor]:
-    """Per-example reference answer-token log-probs, computed once (NPO without a second model).
-
-    Returns a list (dataset order) of [len_i − 1] float tensors aligned with shifted labels,
-    0 on prompt positions; trailing padding is never stored.
-    """
-    was_training = model.training
-    model.eval()
-    out: list[Tensor | None] = [None] * len(examples)
-    for idx, batch in iter_batches(examples, batch_size, pad_id):
-        device = next(model.parameters()).device
-        r = forward_logps(model, {k: v.to(device) for k, v in batch.items()})
-        for row, i in enumerate(idx):
-            out[i] = r.logps[row, : len(examples[i]) - 1].float().cpu()
-    model.train(was_training)
-    return out

@@ -15,16 +15,7 @@ from pathlib import Path
 
 import yaml
 
-COLUMNS = (
-    "method",
-    "status",
-    "forget_es",
-    "forget_em",
-    "retain_es",
-    "forget_quality",
-    "model_utility",
-    "seconds",
-)
+METRIC_COLUMNS = ("forget_es", "forget_em", "retain_es", "forget_quality", "model_utility")
 HEADERS = {
     "method": "method",
     "status": "status",
@@ -33,6 +24,12 @@ HEADERS = {
     "retain_es": "retain ES ↑",
     "forget_quality": "FQ ↑",
     "model_utility": "MU ↑",
+    "verbmem_forget": "VerbMem ↓",
+    "knowmem_forget": "KnowMem forget ↓",
+    "knowmem_retain": "KnowMem retain ↑",
+    "privleak": "PrivLeak →0",
+    "wmdp_acc": "WMDP acc ↓",
+    "mmlu_acc": "MMLU acc ↑",
     "seconds": "time (s)",
 }
 REFERENCES = ("original", "retain")
@@ -45,25 +42,36 @@ def _fmt(value, key: str) -> str:
         return f"{value:.0f}"
     if key == "forget_quality":
         return f"{value:.3g}"
+    if key == "privleak":
+        return f"{value:.1f}"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def format_table(rows: Sequence[dict], *, markdown: bool = False) -> str:
-    """The results table (references first), as aligned text or as Markdown."""
-    cells = [[HEADERS[c] for c in COLUMNS]]
-    cells += [[_fmt(r.get(c), c) for c in COLUMNS] for r in rows]
+def _columns(metrics: Sequence[str]) -> tuple[str, ...]:
+    return ("method", "status", *metrics, "seconds")
+
+
+def format_table(
+    rows: Sequence[dict], *, markdown: bool = False, columns: Sequence[str] = METRIC_COLUMNS
+) -> str:
+    """The results table (references first), as aligned text or as Markdown; `columns` are
+    the benchmark's metric columns (TOFU's by default)."""
+    cols = _columns(columns)
+    cells = [[HEADERS.get(c, c) for c in cols]]
+    cells += [[_fmt(r.get(c), c) for c in cols] for r in rows]
     if markdown:
         lines = ["| " + " | ".join(row) + " |" for row in cells]
-        lines.insert(1, "|" + "|".join("---" for _ in COLUMNS) + "|")
+        lines.insert(1, "|" + "|".join("---" for _ in cols) + "|")
         return "\n".join(lines)
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def results_csv(rows: Sequence[dict]) -> str:
-    keys = list(COLUMNS) + sorted({k for r in rows for k in r} - set(COLUMNS))
+def results_csv(rows: Sequence[dict], columns: Sequence[str] = METRIC_COLUMNS) -> str:
+    cols = _columns(columns)
+    keys = list(cols) + sorted({k for r in rows for k in r} - set(cols))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
     writer.writeheader()
@@ -191,6 +199,7 @@ def write_report(
     curves: dict[str, list[dict]] | None = None,
     weights: dict[str, dict[str, list[float]]] | None = None,
     notes: Sequence[str] = (),
+    columns: Sequence[str] = METRIC_COLUMNS,
 ) -> Path:
     """Write results.json, results.csv, the plots and report.md; returns report.md's path."""
     from satimp.experiment import write_atomic, write_json
@@ -198,7 +207,7 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", list(rows))
-    write_atomic(out / "results.csv", results_csv(rows))
+    write_atomic(out / "results.csv", results_csv(rows, columns))
     plots = {
         "tradeoff.png": "Trade-off: forget ES vs retain ES",
         "ablation.png": "Forget and retain ES per method",
@@ -211,7 +220,7 @@ def write_report(
     if weights:
         plot_weights(weights, out / "weights_vs_likelihood.png")
         plots["weights_vs_likelihood.png"] = "Token weight vs token likelihood (observation ii)"
-    md = [f"# {title}", "", format_table(rows, markdown=True), ""]
+    md = [f"# {title}", "", format_table(rows, markdown=True, columns=columns), ""]
     md += [f"- {n}" for n in notes] + ([""] if notes else [])
     for name, caption in plots.items():
         md += [f"## {caption}", "", f"![{caption}]({name})", ""]

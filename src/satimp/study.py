@@ -15,17 +15,13 @@ from pathlib import Path
 
 import torch
 
+from satimp.benchmarks import Benchmark, get_benchmark, save_retain_stats
 from satimp.config import MethodConfig, TrainConfig, from_dict, opt, to_dict
+from satimp.data.examples import training_examples
+from satimp.data.muse import MuseConfig
+from satimp.data.wmdp import WmdpConfig
 from satimp.errors import InputError
-from satimp.experiment import (
-    ModelsConfig,
-    build_models,
-    data_fingerprint,
-    encode_records,
-    retain_split_for,
-    unlearn,
-    write_json,
-)
+from satimp.experiment import ModelsConfig, build_models, data_fingerprint, unlearn, write_json
 from satimp.objectives import Objective
 from satimp.train import Diverged
 
@@ -48,8 +44,10 @@ DEFAULT_METHODS = [
 class SynthConfig:
     """The embedded synthetic benchmark (`satimp data synth`)."""
 
-    authors: int = opt(50, "fictitious authors")
-    qa_per_author: int = opt(10, "QA pairs per author")
+    authors: int = opt(50, "TOFU: fictitious authors")
+    qa_per_author: int = opt(10, "TOFU: QA pairs per author")
+    people: int = opt(40, "MUSE: fictitious people (a multiple of 5)")
+    agents: int = opt(24, "WMDP: fictitious hazardous agents")
     seed: int = opt(0, "generator seed")
 
 
@@ -67,9 +65,12 @@ class RunConfig:
     """One study: which data, which models, which methods, how to train and evaluate."""
 
     name: str = opt("tofu-embedded", "run name (report title, default output folder)")
+    benchmark: str = opt("tofu", "tofu, muse or wmdp")
     data: str = opt("synthetic", "'synthetic' (embedded benchmark), a directory or a hub id")
     synth: SynthConfig = opt(SynthConfig(), "embedded benchmark settings")
-    forget: str = opt("forget10", "forget split (forget01, forget05, forget10)")
+    forget: str = opt("forget10", "TOFU forget split (forget01, forget05, forget10)")
+    muse: MuseConfig = opt(MuseConfig(), "MUSE splits and evaluation settings")
+    wmdp: WmdpConfig = opt(WmdpConfig(), "WMDP questions, corpora and scoring")
     models: ModelsConfig = opt(ModelsConfig(), "base/original/retain models")
     unlearn: TrainConfig = opt(
         TrainConfig(epochs=5, lr=2e-4, batch_size=16, warmup_epochs=1),
@@ -84,6 +85,7 @@ class RunConfig:
     trust_remote_code: bool = opt(False, "allow hub models' own code (off by default)")
 
     def validate(self) -> None:
+        get_benchmark(self)
         self.unlearn.validate()
         for _, method in self.variants():
             Objective(method)  # names and hyperparameters, before any work
@@ -161,32 +163,57 @@ def study_config(name: str, base: RunConfig) -> RunConfig:
 
 
 def prepare_data(cfg: RunConfig, log=print) -> Path | str:
-    """The benchmark location. The embedded synthetic data is regenerated every run (0.3 s,
+    """The benchmark location. The embedded synthetic data is regenerated every run (< 1 s,
     byte-identical for the same settings and generator), so a changed generator can never be
     hidden behind stale files; the model cache keys on the content."""
     if cfg.data != "synthetic":
         return cfg.data
-    from satimp.data.synth import synth_tofu
-
     s = cfg.synth
-    path = Path(cfg.cache_dir) / f"data-synth-{s.authors}x{s.qa_per_author}-seed{s.seed}"
-    synth_tofu(path, authors=s.authors, qa_per_author=s.qa_per_author, seed=s.seed)
-    log(f"  synthetic benchmark: {path}")
+    if cfg.benchmark == "muse":
+        from satimp.data.synth_muse import synth_muse
+
+        path = Path(cfg.cache_dir) / f"data-synth-muse-{s.people}-seed{s.seed}"
+        synth_muse(path, people=s.people, seed=s.seed)
+    elif cfg.benchmark == "wmdp":
+        from satimp.data.synth_wmdp import synth_wmdp
+
+        path = Path(cfg.cache_dir) / f"data-synth-wmdp-{s.agents}-seed{s.seed}"
+        synth_wmdp(path, agents=s.agents, seed=s.seed)
+    else:
+        from satimp.data.synth import synth_tofu
+
+        path = Path(cfg.cache_dir) / f"data-synth-{s.authors}x{s.qa_per_author}-seed{s.seed}"
+        synth_tofu(path, authors=s.authors, qa_per_author=s.qa_per_author, seed=s.seed)
+    log(f"  synthetic {cfg.benchmark} benchmark: {path}")
     return path
 
 
-def weight_curves(model_dir: Path, data, forget: str, *, max_tokens: int = 3000) -> dict:
+def run_models(cfg: RunConfig, data, log=print) -> dict[str, Path]:
+    """The benchmark's base, original and retain models (built and cached for a preset)."""
+    bench = get_benchmark(cfg)
+    original, retain = bench.train_splits()
+    return build_models(
+        data,
+        original,
+        retain,
+        cfg.models,
+        Path(cfg.cache_dir) / "models",
+        base_splits=bench.base_splits,
+        log=log,
+    )
+
+
+def weight_curves(model_dir: Path, data, forget, *, max_tokens: int = 3000) -> dict:
     """Token likelihoods of the forget set under `model_dir` and the weights each criterion
     gives them (observation ii): {criterion: {"p": [...], "w": [...]}}."""
     from satimp.data.encoding import iter_batches
-    from satimp.data.tofu import load_split
     from satimp.logprobs import forward_logps
     from satimp.models import load_model
     from satimp.weighting import token_weights
 
     model, tok = load_model(model_dir)
     model.eval()
-    examples = encode_records(tok, load_split(data, forget), max_length=512)
+    examples = training_examples(tok, data, forget, max_length=512)
     out = {c: {"p": [], "w": []} for c in ("simsat", "simimp", "satimp")}
     with torch.no_grad():
         for _, batch in iter_batches(examples, 32, tok.pad_token_id):
@@ -198,45 +225,47 @@ def weight_curves(model_dir: Path, data, forget: str, *, max_tokens: int = 3000)
     return {c: {k: v[:max_tokens] for k, v in d.items()} for c, d in out.items()}
 
 
-def _row(method: str, status: str, summary: dict | None, seconds: float) -> dict:
+def _row(method: str, status: str, summary: dict | None, seconds: float, columns=()) -> dict:
     summary = summary or {}
-    keep = ("forget_es", "forget_em", "retain_es", "forget_quality", "model_utility")
     row = {
         "method": method,
         "status": status,
-        **{k: summary.get(k) for k in keep},
+        **{k: summary.get(k) for k in columns},
         "seconds": round(seconds, 2),
     }
     row.update({k: v for k, v in summary.items() if k not in row})
     return row
 
 
-def reference_rows(cfg: RunConfig, data, paths: dict, out: Path, log=print) -> tuple[list, list]:
-    """Evaluate the original and retain models: (rows, the retain model's forget truth ratios).
-
-    The retain model's truth ratios are saved as `retain_stats.json` (for `eval --retain-stats`).
-    """
-    from satimp.evaluate import evaluate_tofu
-    from satimp.metrics import forget_quality
+def evaluate_model(cfg: RunConfig, bench: Benchmark, model_dir, data, stats) -> tuple[dict, dict]:
+    """Load a saved model and evaluate it on the run's benchmark, relative to `stats`."""
     from satimp.models import load_model
 
-    rows, retain_tr = [], None
-    split = f"{cfg.forget}_perturbed"
+    model, tok = load_model(model_dir, trust_remote_code=cfg.trust_remote_code)
+    summary, per_sample = bench.evaluate(model, tok, data, **_eval_kw(cfg))
+    return bench.apply_stats(summary, per_sample, stats), per_sample
+
+
+def reference_rows(cfg: RunConfig, data, paths: dict, out: Path, log=print) -> tuple[list, dict]:
+    """Evaluate the original and retain models: (rows, the retain model's statistics).
+
+    The statistics (TOFU: forget truth ratios; MUSE: the Min-K% AUC) are saved as
+    `retain_stats.json` (for `eval --retain-stats`).
+    """
+    bench = get_benchmark(cfg)
+    rows, stats = [], None
     for name in ("retain", "original"):
         t0 = time.time()
-        model, tok = load_model(paths[name])
-        summary, per_sample = evaluate_tofu(
-            model, tok, data, cfg.forget, retain_truth_ratios=retain_tr, **_eval_kw(cfg)
-        )
+        summary, per_sample = evaluate_model(cfg, bench, paths[name], data, stats)
         if name == "retain":
-            retain_tr = per_sample[split]["truth_ratio"]
-            summary["forget_quality"] = forget_quality(retain_tr, retain_tr)  # = 1 by definition
-            write_json(out / "retain_stats.json", {"split": split, "truth_ratio": retain_tr})
-        rows.append(_row(name, "reference", summary, time.time() - t0))
+            stats = bench.retain_stats(summary, per_sample)
+            summary = bench.apply_stats(summary, per_sample, stats)  # FQ = 1, PrivLeak = 0
+            save_retain_stats(out / "retain_stats.json", bench, stats)
+        rows.append(_row(name, "reference", summary, time.time() - t0, bench.columns))
         log(
             f"  {name:<9} forget ES {summary['forget_es']:.3f}  retain ES {summary['retain_es']:.3f}"
         )
-    return rows[::-1], retain_tr  # original first
+    return rows[::-1], stats  # original first
 
 
 def method_row(
@@ -246,19 +275,19 @@ def method_row(
     data,
     model_dir: Path,
     out: Path,
-    retain_tr,
+    stats: dict | None,
     *,
     resume: bool = False,
 ) -> tuple[dict, list[dict]]:
-    """Unlearn with one method and evaluate it: (result row, per-epoch ES curve). A failure
+    """Unlearn with one method and evaluate it: (result row, per-epoch curve). A failure
     becomes a `failed: …` row with the traceback in `methods/LABEL/error.txt`.
 
     A finished method leaves `methods/LABEL/row.json` (and no checkpoints); with `resume`
     that row is reused, and an unfinished method continues from its latest checkpoint.
+    Where the benchmark selects the reported epoch (MUSE, `muse.select`), the row holds that
+    epoch's evaluation, with `epoch` naming it.
     """
-    from satimp.evaluate import evaluate_tofu
-    from satimp.models import load_model
-
+    bench = get_benchmark(cfg)
     t0 = time.time()
     run_dir = out / "methods" / label
     done = run_dir / "row.json"
@@ -266,36 +295,44 @@ def method_row(
         saved = json.loads(done.read_text())
         return saved["row"], saved["curve"]
     try:
+        forget, retain = bench.unlearn_splits()
         result = unlearn(
             model_dir,
             data,
-            cfg.forget,
-            retain_split_for(cfg.forget),
+            forget,
+            retain,
             method,
             cfg.unlearn,
             run_dir,
             trust_remote_code=cfg.trust_remote_code,
             eval_batch_size=cfg.eval.batch_size,
             resume=resume,
+            epoch_eval=bench.epoch_eval(
+                data,
+                max_length=cfg.unlearn.max_length,
+                batch_size=cfg.eval.batch_size,
+                stats=stats,
+            ),
+            min_chars=bench.min_chars,
         )
-        model, tok = load_model(run_dir)
-        summary, per_sample = evaluate_tofu(
-            model, tok, data, cfg.forget, retain_truth_ratios=retain_tr, **_eval_kw(cfg)
-        )
+        summary, per_sample = evaluate_model(cfg, bench, run_dir, data, stats)
+        chosen = bench.select(result.epochs)
+        if chosen is not None:
+            summary = {**chosen, "selected_from_epochs": len(result.epochs)}
         write_json(run_dir / "summary.json", summary)
         write_json(run_dir / "per_sample.json", per_sample)
         if not cfg.save_models:
             for f in run_dir.glob("*.safetensors"):
                 f.unlink()
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # row.json now stands for it
-        row = _row(label, "ok", summary, time.time() - t0)
+        row = _row(label, "ok", summary, time.time() - t0, bench.columns)
         write_json(done, {"row": row, "curve": result.epochs})
         return row, result.epochs
     except Exception as e:  # one method's failure must not sink the study
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "error.txt").write_text(traceback.format_exc())
         status = str(e) if isinstance(e, Diverged) else f"failed: {type(e).__name__}: {e}"
-        return _row(label, status[:200], None, time.time() - t0), []
+        return _row(label, status[:200], None, time.time() - t0, bench.columns), []
 
 
 def run(
@@ -313,20 +350,22 @@ def run(
 
     t_start = time.time()
     cfg.validate()
+    bench = get_benchmark(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    log(f"[1/4] data ({cfg.data})")
+    log(f"[1/4] data ({cfg.benchmark}: {cfg.data})")
     data = prepare_data(cfg, log)
     log("[2/4] base, original and retain models (cached)")
-    paths = build_models(data, cfg.forget, cfg.models, Path(cfg.cache_dir) / "models", log=log)
+    paths = run_models(cfg, data, log)
     log("[3/4] reference rows: original and retain models")
-    rows, retain_tr = reference_rows(cfg, data, paths, out, log)
+    rows, stats = reference_rows(cfg, data, paths, out, log)
     variants = cfg.variants()
-    log(f"[4/4] unlearning {cfg.forget} with {len(variants)} methods")
+    forget, _ = bench.unlearn_splits()
+    log(f"[4/4] unlearning {forget} with {len(variants)} methods")
     curves = {}
     for i, (label, method) in enumerate(variants, 1):
         row, curves[label] = method_row(
-            cfg, label, method, data, paths["original"], out, retain_tr, resume=resume
+            cfg, label, method, data, paths["original"], out, stats, resume=resume
         )
         rows.append(row)
         log(
@@ -335,7 +374,7 @@ def run(
         )
     weights = None
     try:
-        weights = weight_curves(paths["original"], data, cfg.forget)
+        weights = weight_curves(paths["original"], data, forget)
     except Exception as e:  # the plot is a nicety; the table is the result
         log(f"  (weight plot skipped: {e})")
     config = {
@@ -351,8 +390,9 @@ def run(
         curves=curves,
         weights=weights,
         notes=[f"total time {time.time() - t_start:.0f}s"],
+        columns=bench.columns,
     )
-    print(format_table(rows))
+    print(format_table(rows, columns=bench.columns))
     log(f"report: {report}  (total {time.time() - t_start:.0f}s)")
     return rows
 

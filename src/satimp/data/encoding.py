@@ -77,11 +77,51 @@ def encode_qa(
     return Encoded(input_ids=p + a, labels=[IGNORE] * len(p) + a, key_mask=keys)
 
 
+def encode_records(tokenizer, records: Sequence[dict], *, max_length: int) -> list[Encoded]:
+    """Encode QA records (key-fact masks included when the records carry `keywords`)."""
+    return [
+        encode_qa(
+            tokenizer, r["question"], r["answer"], max_length=max_length, keywords=r.get("keywords")
+        )
+        for r in records
+    ]
+
+
 def encode_text(tokenizer, text: str, *, max_length: int = 512) -> list[Encoded]:
     """Raw text (MUSE-style) in chunks of `max_length` tokens, labels on every token."""
     ids = tokenizer(text, add_special_tokens=False).input_ids
     chunks = [ids[i : i + max_length] for i in range(0, len(ids), max_length)]
     return [Encoded(input_ids=c, labels=list(c)) for c in chunks if len(c) > 1]
+
+
+def encode_continuation(
+    tokenizer, context: str, continuation: str, *, max_length: int = 512
+) -> Encoded:
+    """Plain text (no chat template): labels on the tokens of `continuation` given `context`.
+
+    lm-evaluation-harness's convention: whole = ids(context + continuation), context_ids =
+    ids(context), continuation ids = whole[len(context_ids):], so the continuation is
+    tokenised as in running text (a leading space stays attached to its word). Over-long
+    inputs lose tokens from the left of the context, then from the end of the continuation.
+    No special tokens and no EOS are added.
+    """
+    ctx = tokenizer(context, add_special_tokens=False).input_ids
+    whole = tokenizer(context + continuation, add_special_tokens=False).input_ids
+    if whole[: len(ctx)] != ctx:  # a merge across the boundary: fall back to separate ids
+        whole = ctx + tokenizer(continuation, add_special_tokens=False).input_ids
+    cont = whole[len(ctx) :][: max_length - 1]
+    ctx = ctx[max(0, len(ctx) - (max_length - len(cont))) :]
+    return Encoded(input_ids=ctx + cont, labels=[IGNORE] * len(ctx) + cont)
+
+
+def split_text(text: str, frac: float = 0.4) -> tuple[str, str]:
+    """(prompt, continuation) of `text` cut at a word boundary `frac` of the way through its
+    words, with `text == prompt + " " + continuation` (MUSE's VerbMem probes; ES on corpora)."""
+    words = text.split(" ")
+    cut = min(max(1, round(len(words) * frac)), len(words) - 1)
+    if cut < 1:
+        return text, ""
+    return " ".join(words[:cut]), " ".join(words[cut:])
 
 
 def collate(examples: Sequence[Encoded], pad_id: int, *, left: bool = False) -> dict[str, Tensor]:
