@@ -135,15 +135,34 @@ def _jsonl(records: list[Record]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
 
 
-def _write_splits(out_dir: Path, splits: Mapping[str, list[Record]]) -> None:
-    """Write `<split>.jsonl` files via a temporary folder beside out_dir and os.replace."""
+def _write_splits(
+    out_dir: Path, splits: Mapping[str, list[Record]], caller: str = "synth_tofu"
+) -> None:
+    """Write `<split>.jsonl` files via a temporary folder beside out_dir and os.replace.
+
+    A split name may hold one "/" (`raw/forget` → `raw/forget.jsonl`, the layout of a hub
+    dataset with one folder per config); such sub-folders are created as needed. `caller`
+    prefixes the InputError messages.
+    """
+    for name in splits:  # split names are module constants: a bad one is a bug
+        parts = name.split("/")
+        if len(parts) > 2 or not all(parts) or any(part in (".", "..") for part in parts):
+            raise ValueError(f"{caller}: bad split name {name!r}")
     if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"synth_tofu: {out_dir} exists and is not a directory")
+        raise InputError(f"{caller}: {out_dir} exists and is not a directory")
+    folders = list(dict.fromkeys(name.split("/")[0] for name in splits if "/" in name))
+    for folder in folders:
+        if (out_dir / folder).exists() and not (out_dir / folder).is_dir():
+            raise InputError(f"{caller}: {out_dir / folder} exists and is not a directory")
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
+        for folder in folders:
+            (tmp / folder).mkdir()
         for name, records in splits.items():
             (tmp / f"{name}.jsonl").write_bytes(_jsonl(records))
+        for folder in folders:
+            (out_dir / folder).mkdir(exist_ok=True)
         for name in splits:  # same filesystem: each move is atomic
             os.replace(tmp / f"{name}.jsonl", out_dir / f"{name}.jsonl")
     finally:
