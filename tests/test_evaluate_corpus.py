@@ -90,7 +90,7 @@ def test_mcq_prompts_are_lm_eval_and_text_formats(model_tok) -> None:
     r = {"question": " Who?", "choices": ["x", "y"], "answer": 0, "subject": "college_biology"}
     letters = mcq_examples(tok, [r], fmt="letters", topic="ignored")
     prompt = tok.decode(
-        [i for i, lab in zip(letters[1].input_ids, letters[1].labels) if lab == -100]
+        [i for i, lab in zip(letters[1].input_ids, letters[1].labels, strict=True) if lab == -100]
     )
     assert prompt == (
         "The following are multiple choice questions (with answers) about college biology.\n\n"
