@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from satimp.distributed import barrier
 from satimp.errors import InputError
 
 TRAIN_FLAGS = {  # flag → (TrainConfig field, type)
@@ -81,11 +82,13 @@ def _check_out(out: Path, overwrite: bool, resume: bool = False) -> Path:
     if resume:
         if not out.is_dir():
             raise InputError(f"--resume: output folder {out} does not exist")
+        barrier()
         return out
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise InputError(
             f"output folder {out} exists and is not empty (use --overwrite or --resume)"
         )
+    barrier()  # several processes: all have checked before the main one writes anything
     return out
 
 
@@ -364,12 +367,19 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import contextlib
+    import io
+
+    from satimp.distributed import is_main
     from satimp.train import Diverged
 
     args = build_parser().parse_args(argv)
     _quiet_libraries()
+    # several processes (accelerate launch, torchrun): the main one prints the results
+    quiet = contextlib.nullcontext() if is_main() else contextlib.redirect_stdout(io.StringIO())
     try:
-        args.fn(args)
+        with quiet:
+            args.fn(args)
     except InputError as e:
         print(f"satimp: error: {e}", file=sys.stderr)
         return 2

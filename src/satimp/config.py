@@ -31,6 +31,28 @@ def opt(default: Any, help: str, **kw: Any) -> Any:
 
 
 @dataclass
+class LoraConfig:
+    """LoRA adapters through `peft` (Hu et al., 2021): only the adapters train."""
+
+    r: int = opt(0, "adapter rank (0: off, the whole model trains)")
+    alpha: float = opt(16.0, "adapter scaling numerator (update = alpha/r · B A)")
+    dropout: float = opt(0.0, "dropout on the adapter input")
+    targets: list = opt(["q_proj", "k_proj", "v_proj", "o_proj"], "module names that get adapters")
+    save: str = opt(
+        "merged", "'merged' (adapters folded into the weights) or 'adapter' (only them)"
+    )
+
+    def validate(self) -> None:
+        if self.r < 0 or self.alpha <= 0 or not 0 <= self.dropout < 1 or not self.targets:
+            raise InputError(
+                f"lora: r={self.r} must be ≥ 0, alpha={self.alpha} > 0, dropout={self.dropout} "
+                f"in [0, 1), targets={self.targets} non-empty"
+            )
+        if self.save not in ("merged", "adapter"):
+            raise InputError(f"lora.save={self.save!r}; valid: merged, adapter")
+
+
+@dataclass
 class TrainConfig:
     """The optimisation recipe shared by fine-tuning and unlearning (SPEC §3)."""
 
@@ -40,10 +62,14 @@ class TrainConfig:
     grad_accum: int = opt(1, "micro-batches per optimizer step; batch_size must divide by it")
     weight_decay: float = opt(0.0, "AdamW weight decay")
     warmup_epochs: float = opt(1.0, "linear warm-up length in epochs (SPEC §3: the first epoch)")
+    warmup_steps: int | None = opt(None, "warm-up length in optimizer steps (overrides epochs)")
+    max_steps: int = opt(0, "stop after this many optimizer steps (0: `epochs` decides; WMDP: 125)")
     schedule: str = opt("linear", "after warm-up: 'linear' decay to 0 or 'constant'")
     max_grad_norm: float = opt(1.0, "gradient-norm clip (0 = off)")
     seed: int = opt(0, "seed for initialisation, data order and random criteria")
     precision: str = opt("fp32", "'fp32', 'bf16' or 'fp16' (accelerate mixed precision)")
+    gradient_checkpointing: bool = opt(False, "recompute activations in backward (less memory)")
+    lora: LoraConfig = opt(LoraConfig(), "LoRA adapters (lora.r > 0 turns them on)")
     max_length: int = opt(512, "truncate encoded examples to this many tokens")
     log_every: int = opt(1, "write a metrics.jsonl line every N optimizer steps")
     eval_every_epoch: bool = opt(True, "unlearning: log forget/retain ES after every epoch")
@@ -58,6 +84,8 @@ class TrainConfig:
             "grad_accum": self.grad_accum >= 1 and self.batch_size % self.grad_accum == 0,
             "weight_decay": self.weight_decay >= 0,
             "warmup_epochs": self.warmup_epochs >= 0,
+            "warmup_steps": self.warmup_steps is None or self.warmup_steps >= 0,
+            "max_steps": self.max_steps >= 0,
             "schedule": self.schedule in ("linear", "constant"),
             "max_grad_norm": self.max_grad_norm >= 0,
             "precision": self.precision in ("fp32", "bf16", "fp16"),
@@ -66,6 +94,7 @@ class TrainConfig:
             "save_every": self.save_every >= 0,
             "keep_checkpoints": self.keep_checkpoints >= 1,
         }
+        self.lora.validate()
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             k = bad[0]

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from satimp import distributed as D
 from satimp import metrics as M
 from satimp.data.encoding import (
     IGNORE,
@@ -60,18 +61,19 @@ def extraction_scores(
     was_training = model.training
     model.eval()
     device = _device(model)
-    for idx, batch in iter_batches(examples, batch_size, pad_id):
+    mine = D.local_indices(n)  # several processes: each scores its share, then all are summed
+    for idx, batch in iter_batches([examples[i] for i in mine], batch_size, pad_id):
         r = forward_logps(model, {k: v.to(device) for k, v in batch.items()})
         mask = drop_last_answer_token(r.mask) if drop_eos else r.mask
         logps = r.logps.float()
-        rows = torch.tensor(idx)
+        rows = torch.tensor([mine[i] for i in idx])
         out["es"][rows] = M.extraction_strength(r.correct, mask).float().cpu()
         out["em"][rows] = M.exact_memorization(r.correct, mask).float().cpu()
         out["prob"][rows] = M.answer_prob(logps, mask).cpu()
         out["mean_nll"][rows] = M.mean_nll(logps, mask).cpu()
         out["sum_logp"][rows] = (logps * mask).sum(-1).cpu()
     model.train(was_training)
-    return out
+    return {k: D.sum_tensor(v) for k, v in out.items()}
 
 
 @torch.no_grad()
@@ -85,8 +87,9 @@ def generate(
 ) -> list[str]:
     """Greedy continuations of tokenised `prompts` (batched, left padding), decoded without
     special tokens, in input order."""
-    encoded = [Encoded(ids, [IGNORE] * len(ids)) for ids in prompts]
-    texts = [""] * len(encoded)
+    mine = D.local_indices(len(prompts))  # several processes: each its share, then gathered
+    encoded = [Encoded(prompts[i], [IGNORE] * len(prompts[i])) for i in mine]
+    texts = []
     was_training = model.training
     model.eval()
     device = _device(model)
@@ -102,9 +105,9 @@ def generate(
         )
         new = out[:, batch["input_ids"].size(1) :]
         for row, i in enumerate(idx):
-            texts[i] = tokenizer.decode(new[row], skip_special_tokens=True)
+            texts.append((mine[i], tokenizer.decode(new[row], skip_special_tokens=True)))
     model.train(was_training)
-    return texts
+    return D.gather_indexed(texts, len(prompts))
 
 
 def generate_answers(

@@ -21,12 +21,21 @@ import torch
 import yaml
 
 import satimp
+from satimp import distributed as D
 from satimp.config import MethodConfig, TrainConfig, opt, to_dict
 from satimp.data.encoding import encode_records  # noqa: F401  (re-exported)
 from satimp.data.examples import is_text_split, training_examples
 from satimp.data.records import EXTENSIONS, has_split, load_texts, read_split
 from satimp.errors import InputError
-from satimp.models import PRESETS, build_model, get_preset, load_model, save_model, train_tokenizer
+from satimp.models import (
+    PRESETS,
+    add_lora,
+    build_model,
+    get_preset,
+    load_model,
+    save_model,
+    train_tokenizer,
+)
 from satimp.objectives import Objective, finetune_objective
 from satimp.train import TrainResult, train
 
@@ -34,7 +43,10 @@ from satimp.train import TrainResult, train
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename: never half-written."""
+    """Write `text` to a temporary file beside `path`, then rename: never half-written.
+    With several processes only the main one writes."""
+    if not D.is_main():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -147,6 +159,8 @@ def finetune(
         model = build_model(preset, tokenizer, seed=cfg.seed)
     else:
         model, tokenizer = load_model(model_src, trust_remote_code=trust_remote_code)
+    if cfg.lora.r:
+        model = add_lora(model, cfg.lora)
     # every input is read and checked above: only now is anything written
     out = start_run(
         out_dir, {"model": model_src, "data": str(data), "splits": splits, "train": to_dict(cfg)}
@@ -163,7 +177,8 @@ def finetune(
         checkpoints=checkpoints,
         resume=resume,
     )
-    save_model(model, tokenizer, out)
+    if D.is_main():
+        save_model(model, tokenizer, out, lora_save=cfg.lora.save)
     return result
 
 
@@ -191,6 +206,12 @@ class ModelsConfig:
     """How the benchmark's base, original and retain models are built (TOFU's recipe)."""
 
     base: str = opt("small", "a preset (trained from scratch) or a model dir / hub id")
+    original: str | None = opt(
+        None, "a ready original model (dir / hub id, e.g. MUSE's target model): nothing is built"
+    )
+    retain: str | None = opt(
+        None, "a ready retain model (MUSE's retrain model); 'none': no retain model (WMDP)"
+    )
     base_splits: list | None = opt(
         None,
         "pre-training splits for a preset base (general knowledge; None: the benchmark's, "
@@ -233,6 +254,9 @@ def build_models(
     key covers the data's content hash, the model source and every training recipe, so any
     change rebuilds and a repeated run reuses.
     """
+    given = {"original": models.original, "retain": models.retain}
+    if all(given.values()):  # the benchmark ships its models: nothing to build
+        return {k: v for k, v in given.items() if v.lower() != "none"}
     fp = data_fingerprint(data)
     base_splits = list(models.base_splits if models.base_splits is not None else base_splits)
     key_base = {
@@ -260,6 +284,10 @@ def build_models(
         ("original", original_splits, models.original_train),
         ("retain", retain_splits, models.retain_train),
     ):
+        if given[name]:  # this one is given (or 'none'); build only the other
+            if given[name].lower() != "none":
+                paths[name] = given[name]
+            continue
         t0 = time.time()
         splits = [*own, *extra]
         key = {
@@ -319,6 +347,9 @@ def unlearn(
     if objective.uses_retain and not retain:
         raise InputError(f"method {method.name!r} needs a retain split")
     model, tokenizer = load_model(model_dir, trust_remote_code=trust_remote_code)
+    if cfg.lora.r:
+        model = add_lora(model, cfg.lora)
+    model.to(_device())  # NPO's reference pass and the KL/RMU copy run where training runs
     pad = tokenizer.pad_token_id
     kw = dict(max_length=cfg.max_length, min_chars=min_chars)
     forget_ex = training_examples(tokenizer, data, forget, **kw)
@@ -358,7 +389,8 @@ def unlearn(
         resume=resume,
     )
     model.requires_grad_(True)
-    save_model(model, tokenizer, out)
+    if D.is_main():
+        save_model(model, tokenizer, out, lora_save=cfg.lora.save)
     return result
 
 
@@ -408,6 +440,10 @@ def default_epoch_eval(
         return row
 
     return es
+
+
+def _device() -> torch.device:
+    return D.state().device
 
 
 def _mean(values) -> float:

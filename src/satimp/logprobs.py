@@ -99,13 +99,16 @@ def example_logps(
     Returns a list (dataset order) of [len_i − 1] float tensors aligned with shifted labels,
     0 on prompt positions; trailing padding is never stored.
     """
+    from satimp import distributed as D
+
     was_training = model.training
     model.eval()
-    out: list[Tensor | None] = [None] * len(examples)
-    for idx, batch in iter_batches(examples, batch_size, pad_id):
+    mine = D.local_indices(len(examples))  # several processes: each its share, then gathered
+    out: list[tuple[int, Tensor]] = []
+    for idx, batch in iter_batches([examples[i] for i in mine], batch_size, pad_id):
         device = next(model.parameters()).device
         r = forward_logps(model, {k: v.to(device) for k, v in batch.items()})
         for row, i in enumerate(idx):
-            out[i] = r.logps[row, : len(examples[i]) - 1].float().cpu()
+            out.append((mine[i], r.logps[row, : len(examples[mine[i]]) - 1].float().cpu()))
     model.train(was_training)
-    return out
+    return D.gather_indexed(out, len(examples))

@@ -7,6 +7,7 @@ prompt format in any Hugging Face tool (SPEC §4).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,12 +116,20 @@ def ensure_chat_template(tokenizer, model_type: str = "") -> None:
 def load_model(name_or_path: str | Path, *, trust_remote_code: bool = False, dtype=None):
     """(model, tokenizer) from a local directory or a hub id; safetensors weights only.
 
-    The tokenizer gets a pad token (EOS when it has none) and a chat template when missing.
+    A directory holding LoRA adapters only (`adapter_config.json`, no `config.json`) loads its
+    base model (`base_model_name_or_path`) with the adapters on top (a `peft` model). The
+    tokenizer gets a pad token (EOS when it has none) and a chat template when missing.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(name_or_path)
-    if path.exists() and not (path / "config.json").is_file():
+    adapter = path / "adapter_config.json"
+    base = None
+    if path.is_dir() and adapter.is_file() and not (path / "config.json").is_file():
+        base = json.loads(adapter.read_text()).get("base_model_name_or_path")
+        if not base:
+            raise InputError(f"{adapter}: no base_model_name_or_path")
+    elif path.exists() and not (path / "config.json").is_file():
         raise InputError(f"{path}: not a model directory (no config.json)")
     if not path.exists() and "/" not in str(name_or_path):
         raise InputError(f"{name_or_path}: no such model directory, and not a hub id")
@@ -129,11 +138,15 @@ def load_model(name_or_path: str | Path, *, trust_remote_code: bool = False, dty
             str(name_or_path), trust_remote_code=trust_remote_code
         )
         model = AutoModelForCausalLM.from_pretrained(
-            str(name_or_path),
+            str(base or name_or_path),
             trust_remote_code=trust_remote_code,
             use_safetensors=True,
             **({"dtype": dtype} if dtype is not None else {}),
         )
+        if base is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(path))
     except (OSError, ValueError) as e:
         raise InputError(f"cannot load model {name_or_path!s}: {e}") from None
     if tokenizer.pad_token_id is None:
@@ -142,9 +155,36 @@ def load_model(name_or_path: str | Path, *, trust_remote_code: bool = False, dty
     return model, tokenizer
 
 
-def save_model(model, tokenizer, out_dir: str | Path) -> None:
-    """save_pretrained of model (safetensors) and tokenizer (with its chat template)."""
+def add_lora(model, cfg):
+    """Wrap `model` with LoRA adapters (`cfg`: satimp.config.LoraConfig); only they train."""
+    from peft import LoraConfig, get_peft_model
+
+    peft_cfg = LoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=list(cfg.targets),
+        task_type="CAUSAL_LM",
+    )
+    try:
+        return get_peft_model(model, peft_cfg)
+    except ValueError as e:  # e.g. no module matches the targets
+        raise InputError(f"lora: {e}") from None
+
+
+def is_lora(model) -> bool:
+    return hasattr(model, "peft_config")
+
+
+def save_model(model, tokenizer, out_dir: str | Path, *, lora_save: str = "merged") -> None:
+    """save_pretrained of model (safetensors) and tokenizer (with its chat template).
+
+    A LoRA model is saved merged (adapters folded into the weights: a plain model) or, with
+    lora_save='adapter', as its adapters alone (`load_model` puts them back on the base).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if is_lora(model) and lora_save == "merged":
+        model = model.merge_and_unload()
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)

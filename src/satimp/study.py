@@ -254,7 +254,7 @@ def reference_rows(cfg: RunConfig, data, paths: dict, out: Path, log=print) -> t
     """
     bench = get_benchmark(cfg)
     rows, stats = [], None
-    for name in ("retain", "original"):
+    for name in [n for n in ("retain", "original") if n in paths]:  # WMDP: no retain model
         t0 = time.time()
         summary, per_sample = evaluate_model(cfg, bench, paths[name], data, stats)
         if name == "retain":

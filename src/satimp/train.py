@@ -8,6 +8,7 @@ example when the objective uses one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -20,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from satimp.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from satimp.config import TrainConfig
-from satimp.data.encoding import Encoded, collate, length_grouped_batches
+from satimp.data.encoding import IGNORE, Encoded, collate, length_grouped_batches
 
 
 class Diverged(RuntimeError):
@@ -79,6 +80,32 @@ def make_collate(pad_id: int) -> Callable:
     return collate_pairs
 
 
+UNITS = ("tokens", "rows", "seqs", "attn")  # what a loss term averages over
+
+
+def _counts(e: Encoded) -> dict[str, int]:
+    """Per example: scored label tokens (after the shift), 1 row, 1 if any token is scored,
+    attended tokens — the denominators of the loss terms."""
+    tokens = sum(lab != IGNORE for lab in e.labels[1:])
+    return {"tokens": tokens, "rows": 1, "seqs": int(tokens > 0), "attn": len(e)}
+
+
+def batch_scale(local: list[dict], total: dict, world: int) -> dict[str, float]:
+    """Factors that turn a micro-batch's mean over `unit` into its exact share of the global
+    batch's mean: local count × world / global count (DDP averages gradients over `world`
+    processes; micro-batch gradients are summed). One process, one micro-batch: all 1."""
+    return {u: (sum(c[u] for c in local) * world / total[u]) if total[u] else 0.0 for u in UNITS}
+
+
+def _shares(batch: list[int], rank: int, world: int, accum: int) -> list[list[int]]:
+    """This process's micro-batches of one optimizer step: the global batch (sorted by length)
+    dealt round-robin to the processes, each share cut into `accum` consecutive micro-batches
+    (possibly empty when the batch is short)."""
+    share = batch[rank::world]
+    size = math.ceil(len(share) / accum) if share else 0
+    return [share[i * size : (i + 1) * size] for i in range(accum)]
+
+
 @dataclass
 class TrainResult:
     steps: int
@@ -105,8 +132,12 @@ def train(
     """Optimise `model` with `loss_fn(model, batch, step=…) -> (loss, logs)`.
 
     AdamW on `params` (default: all trainable), warm-up then linear decay (SPEC §3), gradient
-    clipping, accumulation over `cfg.grad_accum` micro-batches. Writes one JSON line per
-    logged step (and per epoch-end evaluation) to `out_dir/metrics.jsonl`.
+    clipping. `cfg.batch_size` is the global batch: with several processes (DDP) each takes
+    its share, cut into `cfg.grad_accum` micro-batches. Every micro-batch carries
+    `batch["scale"]` (see `batch_scale`) so that the summed gradients equal those of the
+    whole batch in one pass, whatever the number of processes and micro-batches (exact for
+    losses averaged over tokens or sequences). Writes one JSON line per logged step (and per
+    epoch-end evaluation) to `out_dir/metrics.jsonl`.
 
     checkpoints: save `out_dir/checkpoints/step-N/` at every epoch end and every
     `cfg.save_every` steps. resume: continue from the latest complete checkpoint there (the
@@ -119,22 +150,32 @@ def train(
     cfg.validate()
     set_seed(cfg.seed)
     accelerator = Accelerator(
-        gradient_accumulation_steps=cfg.grad_accum,
         mixed_precision={"fp32": "no"}.get(cfg.precision, cfg.precision),
         cpu=not torch.cuda.is_available(),
     )
-    micro = cfg.batch_size // cfg.grad_accum
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     steps_per_epoch = math.ceil(len(forget) / cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    total = cfg.max_steps or steps_per_epoch * cfg.epochs  # WMDP's recipe counts steps
+    epochs = math.ceil(total / steps_per_epoch)
+    warmup = (
+        cfg.warmup_steps
+        if cfg.warmup_steps is not None
+        else round(cfg.warmup_epochs * steps_per_epoch)
+    )
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, warmup=warmup, total=total, schedule=cfg.schedule)
     )
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # the scheduler stays ours: accelerate would step it once per process (our batch is global)
+    model, optimizer = accelerator.prepare(model, optimizer)
     dataset = PairedDataset(forget, retain, cfg.seed)
+    collate_pairs = make_collate(pad_id)
     lengths = [len(e) for e in forget]
+    forget_counts = [_counts(e) for e in forget]
+    retain_counts = [_counts(e) for e in retain] if retain else []
     ckpt_dir = Path(out_dir) / "checkpoints" if out_dir else None
     result, step, start = TrainResult(0, 0.0), 0, time.time()
     first_epoch, skip, log_lines = 0, 0, 0
@@ -166,6 +207,33 @@ def train(
         )
         _fault_injection(step)
 
+    def micro_batches(batch: list[int]):
+        """(micro-batch, scale) pairs of this process for one optimizer step."""
+        items = [dataset[i] for i in batch]
+        totals = {
+            "forget": _sum_counts([forget_counts[i] for i, _, _ in items]),
+            "retain": _sum_counts([retain_counts[dataset.partners[i]] for i, _, _ in items])
+            if retain
+            else None,
+        }
+        for share in _shares(list(range(len(batch))), rank, world, cfg.grad_accum):
+            # an empty share still runs (on the batch's first item, weighted 0): under DDP
+            # every process must take part in every gradient exchange
+            mine = [items[j] for j in share] or items[:1]
+            mb = collate_pairs(mine)
+            mb["scale"] = {
+                part: batch_scale(
+                    [counts[i if part == "forget" else dataset.partners[i]] for i, _, _ in mine]
+                    if share
+                    else [],
+                    totals[part],
+                    world,
+                )
+                for part, counts in (("forget", forget_counts), ("retain", retain_counts))
+                if totals[part] is not None
+            }
+            yield {k: _to(v, accelerator.device) for k, v in mb.items()}
+
     bar = tqdm(
         total=total,
         desc=desc,
@@ -174,33 +242,32 @@ def train(
     )
     bar.update(step)
     model.train()
-    for epoch in range(first_epoch, cfg.epochs):
+    for epoch in range(first_epoch, epochs):
         dataset.set_epoch(epoch)
-        order = length_grouped_batches(lengths, micro, seed=cfg.seed * 1009 + epoch)
-        done_before = skip if epoch == first_epoch else 0  # micro-batches a checkpoint covered
-        loader = accelerator.prepare_data_loader(
-            DataLoader(dataset, batch_sampler=order[done_before:], collate_fn=make_collate(pad_id))
-        )
-        for i, batch in enumerate(loader, done_before + 1):
-            with accelerator.accumulate(model):
-                loss, logs = loss_fn(model, batch, step=step)
-                if not torch.isfinite(loss):
-                    raise Diverged(step + 1, f"loss is {loss.item()}")
-                accelerator.backward(loss)
-                grad_norm = _clip(accelerator, params, cfg.max_grad_norm)
-                if not math.isfinite(grad_norm):
-                    raise Diverged(step + 1, f"gradient norm is {grad_norm}")
-                lr = scheduler.get_last_lr()[0]  # the rate this step applies (log it, not the next)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            if not accelerator.sync_gradients:
-                continue
+        order = length_grouped_batches(lengths, cfg.batch_size, seed=cfg.seed * 1009 + epoch)
+        done_before = skip if epoch == first_epoch else 0  # batches a checkpoint covered
+        for i, batch in enumerate(order[done_before:], done_before + 1):
+            micros = list(micro_batches(batch))
+            step_loss, logs = 0.0, {}
+            for m, mb in enumerate(micros):
+                sync = m == len(micros) - 1  # gradients are exchanged once, after the last
+                with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+                    loss, logs = loss_fn(model, mb, step=step)
+                    _check_finite(accelerator, loss, step)
+                    accelerator.backward(loss)
+                step_loss += loss.item() / world
+            grad_norm = _clip(accelerator, params, cfg.max_grad_norm)
+            if not math.isfinite(grad_norm):
+                raise Diverged(step + 1, f"gradient norm is {grad_norm}")
+            lr = scheduler.get_last_lr()[0]  # the rate this step applies (log it, not the next)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
             step += 1
             row = {
                 "step": step,
                 "epoch": round(step / steps_per_epoch, 4),
-                "loss": loss.item(),
+                "loss": _sum_over_processes(accelerator, step_loss),
                 "lr": lr,
                 "grad_norm": grad_norm,
                 **logs,
@@ -210,6 +277,8 @@ def train(
             result.last = row
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.3f}")
+            if step == total:  # max_steps reached inside an epoch
+                break
             if cfg.save_every and step % cfg.save_every == 0 and i < len(order):
                 save(epoch, i)
         if on_epoch_end is not None:
@@ -228,10 +297,35 @@ def train(
     return result
 
 
+def _sum_counts(counts: list[dict]) -> dict[str, int]:
+    return {u: sum(c[u] for c in counts) for u in UNITS}
+
+
+def _to(v, device):
+    if isinstance(v, dict):
+        return {k: _to(x, device) for k, x in v.items()}
+    return v.to(device) if isinstance(v, torch.Tensor) else v
+
+
+def _check_finite(accelerator, loss: torch.Tensor, step: int) -> None:
+    """Raise Diverged on a non-finite loss — in every process at once (one process stopping
+    alone would leave the others waiting for its gradients)."""
+    bad = torch.tensor(0.0 if torch.isfinite(loss) else 1.0, device=loss.device)
+    if accelerator.num_processes > 1:
+        bad = accelerator.reduce(bad, reduction="sum")
+    if bad.item() > 0:
+        raise Diverged(step + 1, f"loss is {loss.item()}")
+
+
+def _sum_over_processes(accelerator, value: float) -> float:
+    if accelerator.num_processes == 1:
+        return value
+    t = torch.tensor(value, dtype=torch.float64, device=accelerator.device)
+    return accelerator.reduce(t, reduction="sum").item()
+
+
 def _clip(accelerator, params: list, max_norm: float) -> float:
     """Clip gradients to `max_norm` (0 = only measure); returns the pre-clip total norm."""
-    if not accelerator.sync_gradients:
-        return 0.0
     if max_norm > 0:
         return float(accelerator.clip_grad_norm_(params, max_norm))
     grads = [p.grad.norm() for p in params if p.grad is not None]

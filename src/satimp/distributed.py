@@ -1,0 +1,86 @@
+"""Several processes (`accelerate launch`, `torchrun`): who does what, and putting results back
+in dataset order. With one process every function is a no-op.
+
+Data parallelism here is deterministic and needs no sampler state: every process reads the whole
+dataset and computes the same batch order; process `rank` of `world` takes items
+`rank, rank + world, …` of each batch (training) or of the dataset (evaluation). Evaluation
+results are gathered so every process holds them in dataset order, and only the main process
+writes files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def state():
+    from accelerate import PartialState
+
+    # cpu=True on a CPU-only machine, as the training loop's Accelerator: the shared state is
+    # made once, and without it accelerate would not set up CPU processes (gloo)
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def world() -> tuple[int, int]:
+    """(rank, number of processes); (0, 1) when not launched as several processes."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        import os
+
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return 0, 1
+        s = state()  # initialises the process group from the launcher's environment
+        return s.process_index, s.num_processes
+    return dist.get_rank(), dist.get_world_size()
+
+
+def is_main() -> bool:
+    return world()[0] == 0
+
+
+def barrier() -> None:
+    if world()[1] > 1:
+        state().wait_for_everyone()
+
+
+def local_indices(n: int) -> list[int]:
+    """The dataset indices this process evaluates: rank, rank + world, … < n."""
+    rank, size = world()
+    return list(range(rank, n, size))
+
+
+def sum_tensor(t: Tensor) -> Tensor:
+    """Elementwise sum over processes (evaluation rows are disjoint, zeros elsewhere)."""
+    if world()[1] == 1:
+        return t
+    import torch.distributed as dist
+
+    out = t.clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out
+
+
+def gather_indexed(pairs: Sequence[tuple[int, object]], n: int) -> list:
+    """[(dataset index, value)] from every process → the n values in dataset order."""
+    if world()[1] == 1:
+        out = [None] * n
+        for i, v in pairs:
+            out[i] = v
+        return out
+    import torch.distributed as dist
+
+    parts: list = [None] * world()[1]
+    dist.all_gather_object(parts, [(i, _cpu(v)) for i, v in pairs])
+    out = [None] * n
+    for part in parts:
+        for i, v in part:
+            out[i] = v
+    return out
+
+
+def _cpu(v):
+    return v.cpu() if isinstance(v, torch.Tensor) else v
