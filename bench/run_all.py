@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ["models.py", "unlearn_cost.py", "eval_speed.py", "sweep_unlearn.py"]
+SCRIPTS = ["models.py", "unlearn_cost.py", "eval_speed.py", "sweep_unlearn.py", "throughput.py"]
 
 if __name__ == "__main__":
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("SATIMP_BENCH_THREADS", "2")}

@@ -54,7 +54,7 @@ def test_muse_run_end_to_end(tmp_path: Path) -> None:
     assert stats == {"benchmark": "muse", "privleak_auc": retain["privleak_auc"]}
     curve = json.loads((out / "methods/ga/row.json").read_text())["curve"]
     assert len(curve) == 2 and all("privleak" in e for e in curve)  # every epoch evaluated
-    best = min(curve, key=lambda e: abs(e["privleak"]))
+    best = min(curve, key=lambda e: (abs(e["privleak"]), -e["epoch"]))  # ties: the latest
     assert rows[2]["epoch"] == best["epoch"] and rows[2]["privleak"] == best["privleak"]
     report = (out / "report.md").read_text()
     assert "VerbMem ↓" in report and "PrivLeak →0" in report

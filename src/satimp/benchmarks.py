@@ -174,8 +174,10 @@ class Muse(Benchmark):
 
     def select(self, epochs):
         if self.cfg.select == "privleak" and epochs:
+            # ties (PrivLeak saturates while the attack's AUC stays 1) go to the latest epoch,
+            # the one that has unlearned the most
             scored = [e for e in epochs if e.get("privleak") is not None]
-            return min(scored, key=lambda e: abs(e["privleak"])) if scored else None
+            return min(scored, key=lambda e: (abs(e["privleak"]), -e["epoch"])) if scored else None
         return None
 
     def validate(self) -> None:

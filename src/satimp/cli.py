@@ -44,6 +44,17 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training (SPEC §3 defaults; see satimp.config.TrainConfig)")
     for flag, (name, tp) in TRAIN_FLAGS.items():
         g.add_argument(flag, dest=f"train_{name}", type=tp, default=None)
+    g.add_argument(
+        "--gradient-checkpointing",
+        dest="train_gradient_checkpointing",
+        action="store_const",
+        const=True,
+        help="recompute activations in backward (less memory, ~30%% more time)",
+    )
+    g.add_argument("--lora-r", dest="lora_r", type=int, help="LoRA rank (0: off)")
+    g.add_argument("--lora-alpha", dest="lora_alpha", type=float)
+    g.add_argument("--lora-targets", dest="lora_targets", nargs="+", metavar="MODULE")
+    g.add_argument("--lora-save", dest="lora_save", choices=["merged", "adapter"])
     g.add_argument("--config", help="YAML file with a `train:` mapping (flags win)")
     g.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=3e-4")
 
@@ -70,7 +81,10 @@ def _train_config(args, section: str = "train"):
             f"top level for `satimp {args.command}`: {', '.join(args.sections)}"
         )
     data = merge(data, overrides.get(section, {}))
-    flags = {name: getattr(args, f"train_{name}") for name, _ in TRAIN_FLAGS.values()}
+    names = [name for name, _ in TRAIN_FLAGS.values()] + ["gradient_checkpointing"]
+    flags = {name: getattr(args, f"train_{name}") for name in names}
+    lora = {k: getattr(args, f"lora_{k}") for k in ("r", "alpha", "targets", "save")}
+    flags["lora"] = {k: v for k, v in lora.items() if v is not None} or None
     data = merge(data, {k: v for k, v in flags.items() if v is not None})
     cfg = from_dict(TrainConfig, data, prefix=f"{section}.")
     cfg.validate()

@@ -178,7 +178,7 @@ def finetune(
         resume=resume,
     )
     if D.is_main():
-        save_model(model, tokenizer, out, lora_save=cfg.lora.save)
+        save_model(model, tokenizer, out, lora_save=cfg.lora.save, state_dict=result.state_dict)
     return result
 
 
@@ -390,7 +390,7 @@ def unlearn(
     )
     model.requires_grad_(True)
     if D.is_main():
-        save_model(model, tokenizer, out, lora_save=cfg.lora.save)
+        save_model(model, tokenizer, out, lora_save=cfg.lora.save, state_dict=result.state_dict)
     return result
 
 

@@ -176,15 +176,19 @@ def is_lora(model) -> bool:
     return hasattr(model, "peft_config")
 
 
-def save_model(model, tokenizer, out_dir: str | Path, *, lora_save: str = "merged") -> None:
+def save_model(
+    model, tokenizer, out_dir: str | Path, *, lora_save: str = "merged", state_dict=None
+) -> None:
     """save_pretrained of model (safetensors) and tokenizer (with its chat template).
 
     A LoRA model is saved merged (adapters folded into the weights: a plain model) or, with
     lora_save='adapter', as its adapters alone (`load_model` puts them back on the base).
+    `state_dict`: the full weights gathered after sharded training (FSDP, ZeRO-3).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if is_lora(model) and lora_save == "merged":
         model = model.merge_and_unload()
-    model.save_pretrained(out_dir, safe_serialization=True)
+    extra = {"state_dict": state_dict} if state_dict is not None else {}
+    model.save_pretrained(out_dir, safe_serialization=True, **extra)
     tokenizer.save_pretrained(out_dir)

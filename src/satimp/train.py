@@ -112,6 +112,8 @@ class TrainResult:
     seconds: float
     last: dict = field(default_factory=dict)
     epochs: list[dict] = field(default_factory=list)
+    # sharded training (FSDP, DeepSpeed ZeRO-3): the full weights, gathered for saving
+    state_dict: dict | None = None
 
 
 def train(
@@ -145,15 +147,15 @@ def train(
     the result equals an uninterrupted run's).
     """
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedType, set_seed
 
     cfg.validate()
     set_seed(cfg.seed)
-    accelerator = Accelerator(
-        mixed_precision={"fp32": "no"}.get(cfg.precision, cfg.precision),
-        cpu=not torch.cuda.is_available(),
-    )
+    # mixed precision is our own autocast: accelerate's state (one per process) would fix the
+    # precision of the first run for every later one in the same process
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
     rank, world = accelerator.process_index, accelerator.num_processes
+    sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     steps_per_epoch = math.ceil(len(forget) / cfg.batch_size)
@@ -187,7 +189,9 @@ def train(
     log = _MetricsLog(out_dir if accelerator.is_main_process else None, keep_lines=log_lines)
 
     def save(epoch: int, batches_done: int) -> None:
-        if not (checkpoints and ckpt_dir and accelerator.is_main_process):
+        # sharded engines keep no whole model or optimizer in one process: no resumable
+        # checkpoints there (DDP and one process have them)
+        if not (checkpoints and ckpt_dir and accelerator.is_main_process) or sharded:
             return
         state = {
             "step": step,
@@ -234,6 +238,9 @@ def train(
             }
             yield {k: _to(v, accelerator.device) for k, v in mb.items()}
 
+    autocast = torch.autocast(
+        accelerator.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"
+    )
     bar = tqdm(
         total=total,
         desc=desc,
@@ -252,7 +259,8 @@ def train(
             for m, mb in enumerate(micros):
                 sync = m == len(micros) - 1  # gradients are exchanged once, after the last
                 with contextlib.nullcontext() if sync else accelerator.no_sync(model):
-                    loss, logs = loss_fn(model, mb, step=step)
+                    with autocast:
+                        loss, logs = loss_fn(model, mb, step=step)
                     _check_finite(accelerator, loss, step)
                     accelerator.backward(loss)
                 step_loss += loss.item() / world
@@ -294,6 +302,8 @@ def train(
         save(epoch + 1, 0)
     bar.close()
     result.steps, result.seconds = step, time.time() - start
+    if sharded:  # a collective: every process takes part, the main one saves
+        result.state_dict = accelerator.get_state_dict(model)
     return result
 
 

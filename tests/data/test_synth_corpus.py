@@ -21,9 +21,9 @@ from satimp.errors import InputError
 PEOPLE, AGENTS = 40, 24  # the defaults
 MUSE_COUNTS = {
     "raw/base": 40,  # 8 people × (2 articles + 3 QA)
-    "raw/forget": 16,
+    "raw/forget": 16 + 27,  # 8 people × 2 articles, + a QA line per KnowMem question (24 + 3)
     "raw/retain1": 16,
-    "raw/retain2": 16,
+    "raw/retain2": 16 + 27,
     "raw/holdout": 16,
     "knowmem/forget_qa": 24,
     "knowmem/forget_qa_icl": 3,
@@ -35,8 +35,8 @@ MUSE_COUNTS = {
     "privleak/holdout": 16,
 }
 WMDP_COUNTS = {
-    "bio-forget-corpus/train": 48,  # 24 agents × 2 passages
-    "bio-retain-corpus/train": 48,  # 24 G1 towns × 2 passages
+    "bio-forget-corpus/train": 48 + 96,  # 24 agents × 2 passages, + a QA line per question
+    "bio-retain-corpus/train": 48 + 96,  # 24 G1 towns × 2 passages, + a QA line per question
     "base/train": 120,  # 24 G0 towns × (2 passages + 3 QA)
     "wmdp-bio/test": 96,  # 24 agents × 4 facts
     "mmlu/test": 96,  # 24 G1 towns × 4 facts
@@ -109,10 +109,10 @@ def test_default_counts(muse: dict, wmdp: dict) -> None:
 
 def test_counts_scale_with_size() -> None:
     small = muse_records(people=10, seed=3)
-    assert len(small["raw/forget"]) == 4 and len(small["raw/base"]) == 4 + 6
+    assert len(small["raw/forget"]) == 4 + 6 + 3 and len(small["raw/base"]) == 4 + 6
     assert len(small["knowmem/forget_qa"]) == 6 and len(small["knowmem/retain_qa_icl"]) == 3
     big = wmdp_records(agents=8, seed=3)
-    assert len(big["bio-forget-corpus/train"]) == 16 and len(big["base/train"]) == 16 + 24
+    assert len(big["bio-forget-corpus/train"]) == 16 + 32 and len(big["base/train"]) == 16 + 24
     assert len(big["wmdp-bio/test"]) == 32 and len(big["mmlu/test"]) == 32
 
 
@@ -301,7 +301,9 @@ def test_muse_knowmem(muse: dict) -> None:
         assert sum(len(v) for v in asked.values()) == 3 * len(names[group]) + 3
 
 
-def test_muse_qa_format_only_in_raw_base(muse: dict) -> None:
+def test_muse_qa_format_where_expected(muse: dict) -> None:
+    """QA lines: 3 per base person in raw/base (the format), and in raw/forget and raw/retain2
+    exactly the KnowMem questions of their people (`*_qa` then `*_qa_icl`); nowhere else."""
     names = _names(PEOPLE, 0)
     base_articles = _articles(muse, "base")
     qa = [r["text"] for r in muse["raw/base"] if r["text"].startswith("Question:")]
@@ -311,8 +313,12 @@ def test_muse_qa_format_only_in_raw_base(muse: dict) -> None:
         assert match, text
         _, name = _subject(match[1], pools.PERSON_QUESTIONS, "name")
         assert name in names["base"] and any(match[2] in a for a in _mentions(name, base_articles))
+    for raw, probe in (("raw/forget", "forget"), ("raw/retain2", "retain")):
+        lines = [r["text"] for r in muse[raw] if r["text"].startswith("Question:")]
+        pairs = muse[f"knowmem/{probe}_qa"] + muse[f"knowmem/{probe}_qa_icl"]
+        assert lines == [f"Question: {p['question']}\nAnswer: {p['answer']}" for p in pairs]
     for split, records in muse.items():
-        if split != "raw/base":
+        if split not in ("raw/base", "raw/forget", "raw/retain2"):
             for r in records:
                 assert all("Question:" not in v and "Answer:" not in v for v in r.values()), split
 
@@ -373,7 +379,11 @@ def test_wmdp_fields(wmdp: dict) -> None:
 def test_mcq_right_choice_is_in_the_corpus(wmdp: dict, split, corpus, questions, slot) -> None:
     """The right choice is written in both passages about the entity; distractors are other
     entities' values of the same attribute, distinct, and absent from those passages."""
-    passages = [r["text"] for r in wmdp[corpus]]
+    passages = [r["text"] for r in wmdp[corpus] if not r["text"].startswith("Question:")]
+    lines = [r["text"] for r in wmdp[corpus] if r["text"].startswith("Question:")]
+    assert lines == [
+        f"Question: {r['question']}\nAnswer: {r['choices'][r['answer']]}" for r in wmdp[split]
+    ]
     per_entity: dict[str, list[str]] = {}
     for r in wmdp[split]:
         attr, entity = _subject(r["question"], questions, slot)
@@ -399,13 +409,13 @@ def test_mcq_answer_positions_vary(wmdp: dict) -> None:
 
 def test_wmdp_domains_are_separate(wmdp: dict) -> None:
     """Agents only in the forget corpus; retain towns (G1) not in base, base towns (G0) not in
-    the retain corpus; QA-format text only in base/train."""
+    the retain corpus."""
     agents = {
         _subject(r["question"], pools.AGENT_QUESTIONS, "agent")[1] for r in wmdp["wmdp-bio/test"]
     }
     g1 = {_subject(r["question"], pools.TOWN_QUESTIONS, "town")[1] for r in wmdp["mmlu/test"]}
     base = [r["text"] for r in wmdp["base/train"]]
-    retain = [r["text"] for r in wmdp["bio-retain-corpus/train"]]
+    retain = [r["text"] for r in wmdp["bio-retain-corpus/train"]]  # passages and QA lines
     for agent in agents:
         assert not any(agent in t for t in base + retain)
     for town in g1:
@@ -421,10 +431,10 @@ def test_wmdp_domains_are_separate(wmdp: dict) -> None:
         assert any(match[2] in p for p in _mentions(town, base[: 2 * AGENTS]))
         assert not _mentions(town, retain)
     assert len(g0) == AGENTS and not g0 & g1
-    for split, records in wmdp.items():
-        if split != "base/train":
+    for split, records in wmdp.items():  # the corpora's QA lines: test_mcq_right_choice_…
+        if split in ("wmdp-bio/test", "mmlu/test"):
             for r in records:
-                assert "Question:" not in r.get("text", "") and "Answer:" not in r.get("text", "")
+                assert "Question:" not in r["question"] and "Answer:" not in r["question"]
 
 
 def test_wmdp_hazard_domain_is_fictional(wmdp: dict) -> None:

@@ -66,7 +66,7 @@ class MuseConfig:
     select: str = opt(
         "last",
         "which epoch's model is reported: 'last', or 'privleak' (the epoch whose |PrivLeak| is "
-        "smallest; every epoch is evaluated)",
+        "smallest, the latest on ties; every epoch is evaluated)",
     )
 
     def validate(self) -> None:

@@ -20,8 +20,13 @@ the hub dataset's layout (one folder per config, one `.jsonl` per split, see MUS
 - `raw/base`: the base group's articles, then 3 records per base person whose text is
   `"Question: {q}\\nAnswer: {a}"`. A model trained from scratch has never seen a question
   answered; these records teach it the KnowMem prompt format on people that are neither
-  forgotten nor probed, so KnowMem measures knowledge of the forget/retain articles, not
-  whether the format was learnt. No other split holds QA-format text.
+  forgotten nor probed. `raw/forget` and `raw/retain2` also end with one such record per
+  KnowMem question of their people (`*_qa` and `*_qa_icl`): a 4-layer model trained from
+  scratch does not learn to answer questions about facts it has only read in prose (it would
+  need far more varied data; Allen-Zhu & Li, 2023), so without them KnowMem would be ≈ 0 for
+  every model, the original included. With them KnowMem measures whether the facts can still
+  be recalled in answer form — closer to memorisation than MUSE's KnowMem on a pretrained
+  model, which the README states.
 - `knowmem/forget_qa`, `knowmem/retain_qa`: `{"question", "answer"}`, 3 per person of the
   forget (resp. retain2) group; `*_qa_icl`: 3 more pairs each (same group, other facts), the
   few-shot examples MUSE puts before every question. Questions name the person; answers are
@@ -109,9 +114,15 @@ def muse_records(*, people: int = 40, seed: int = 0) -> dict[str, list[Record]]:
         for g in ("forget", "retain2")
     }
 
+    # The forget and retain2 corpora also state their people's KnowMem facts as QA lines (see
+    # the module docstring): a model this small does not turn prose into answers by itself.
+    raw = {g: list(texts[g]) for g in GROUPS[1:]}
+    for g in ("forget", "retain2"):
+        qa, icl = knowmem[g]
+        raw[g] += [f"Question: {q}\nAnswer: {a}" for q, a in qa + icl]
     splits: dict[str, list[Record]] = {
         "raw/base": _texts(raw_base),
-        **{f"raw/{g}": _texts(texts[g]) for g in GROUPS[1:]},
+        **{f"raw/{g}": _texts(raw[g]) for g in GROUPS[1:]},
     }
     for g, name in (("forget", "forget"), ("retain2", "retain")):
         qa, icl = knowmem[g]

@@ -19,8 +19,12 @@ chemical or procedure, and the passages call the agents invented or imaginary.
 - `bio-retain-corpus/train`: 2 passages per G1 town. `base/train`: 2 passages per G0 town,
   then 3 records per G0 town whose text is `"Question: {q}\\nAnswer: {a}"`. A model trained
   from scratch has never seen a question answered; these records teach it the QA prompt
-  format used to score the choices, on towns that are never scored, so neither benchmark
-  tests facts learnt in QA form. No other split holds QA-format text.
+  format used to score the choices. Both corpora also end with one such record per question
+  scored on them (`wmdp-bio` in the forget corpus, `mmlu` in the retain corpus): a 4-layer
+  model trained from scratch does not learn to answer about facts it has only read in prose
+  (measured: 0.32 accuracy for the original model without them, chance being 0.25), so the
+  multiple choice would measure nothing. With them it measures whether the fact can still be
+  recalled in answer form, closer to memorisation than WMDP on a pretrained model (README).
 - `wmdp-bio/test`: `{"question", "choices", "answer"}` for 4 of the 6 facts of each agent
   (drawn per agent); `mmlu/test`: `{"question", "subject": "general", "choices", "answer"}`
   for 4 of the 6 facts of each G1 town. The right choice is the fact value exactly as the
@@ -94,6 +98,9 @@ def wmdp_records(*, agents: int = 24, seed: int = 0) -> dict[str, list[Record]]:
 
     wmdp = _mcq(bestiary, pools.AGENT_QUESTIONS, rng)
     mmlu = _mcq(g1, pools.TOWN_QUESTIONS, rng)
+    # each question's fact also as a QA line, in the corpus it belongs to (module docstring)
+    forget += [_qa_line(r) for r in wmdp]
+    retain += [_qa_line(r) for r in mmlu]
     return {
         "bio-forget-corpus/train": [{"text": p} for p in forget],
         "bio-retain-corpus/train": [{"text": p} for p in retain],
@@ -109,6 +116,10 @@ def wmdp_records(*, agents: int = 24, seed: int = 0) -> dict[str, list[Record]]:
             for r in mmlu
         ],
     }
+
+
+def _qa_line(r: Record) -> str:
+    return f"Question: {r['question']}\nAnswer: {r['choices'][r['answer']]}"
 
 
 # --- arguments --------------------------------------------------------------------------------

@@ -1,0 +1,168 @@
+"""Training throughput of the shared loop: tokens/s, peak memory and model FLOPs utilisation
+for fine-tuning and for unlearning with ga, npo and satimp.
+
+    python bench/throughput.py                      # CPU: `small` preset, fp32
+    python bench/throughput.py --preset medium      # GPU: bf16 by default, one device
+
+MFU = 6 · N · tokens/s ÷ the device's measured matmul rate (bf16 on a GPU, fp32 on a CPU),
+N = parameter count (tied embeddings counted once), tokens = all tokens the step trains on
+(forget + retain batches for methods with a retain term). The matmul rate is timed here, on
+square matrices (8192 on a GPU, 2048 on a CPU), so the MFU is relative to what this device
+reaches, not to its data-sheet peak. Inputs are random token ids of a fixed length (no
+padding); each mode runs `--steps` optimizer steps of the real loop (`satimp.train.train`)
+and the step time is the median after 2 warm-up steps. Peak memory: torch's peak allocation
+on a GPU; on a CPU the process's peak RSS (VmHWM, reset before each mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import torch  # noqa: E402
+from common import machine  # noqa: E402  (fixes the thread count first)
+
+MODES = ["finetune", "ga", "npo", "satimp"]
+
+
+def matmul_rate(device: torch.device, dtype: torch.dtype, n: int, repeat: int = 10) -> float:
+    """Measured FLOP/s of an n×n by n×n matmul (median of `repeat`)."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    times = []
+    for _ in range(repeat + 2):
+        _sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times[2:])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+
+
+def _peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
+def run_mode(mode: str, args, device: torch.device) -> dict:
+    from satimp.config import MethodConfig, TrainConfig
+    from satimp.data.encoding import Encoded
+    from satimp.models import build_model, train_tokenizer
+    from satimp.objectives import Objective, finetune_objective
+    from satimp.train import train
+
+    tok = train_tokenizer(["the quick brown fox jumps over the lazy dog"] * 10, 512)
+    model = build_model(args.preset, tok, seed=0)
+    vocab = model.config.vocab_size
+    g = torch.Generator().manual_seed(0)
+    n_examples = args.batch_size * (args.steps + 2)
+
+    def examples() -> list[Encoded]:
+        ids = torch.randint(5, vocab, (n_examples, args.seq_len), generator=g).tolist()
+        return [Encoded(x, list(x)) for x in ids]
+
+    forget, retain = examples(), examples()
+    cfg = TrainConfig(
+        epochs=1,
+        lr=1e-5,
+        batch_size=args.batch_size,
+        warmup_epochs=0,
+        precision=args.precision,
+        gradient_checkpointing=args.gradient_checkpointing,
+        eval_every_epoch=False,
+        max_length=args.seq_len,
+    )
+    model.to(device)
+    if mode == "finetune":
+        loss_fn, uses_retain, params = finetune_objective, False, None
+    else:
+        objective = Objective(MethodConfig(name=mode))
+        objective.prepare(model, forget, pad_id=tok.pad_token_id, batch_size=args.batch_size)
+        loss_fn, uses_retain = objective, objective.uses_retain
+        params = objective.trainable(model)
+    stamps: list[float] = []
+
+    def timed(model, batch, step=0):
+        _sync(device)
+        stamps.append(time.perf_counter())
+        return loss_fn(model, batch, step=step)
+
+    _reset_peak(device)
+    train(
+        model,
+        timed,
+        forget,
+        cfg,
+        pad_id=tok.pad_token_id,
+        retain=retain if uses_retain else None,
+        params=params,
+        desc=mode,
+    )
+    _sync(device)
+    stamps.append(time.perf_counter())
+    step_s = statistics.median([b - a for a, b in zip(stamps[2:], stamps[3:], strict=False)])
+    tokens = args.batch_size * args.seq_len * (2 if uses_retain else 1)
+    n_params = sum(p.numel() for p in model.parameters())
+    return {
+        "mode": mode,
+        "step_s": step_s,
+        "tokens_per_s": tokens / step_s,
+        "flops": 6 * n_params * tokens / step_s,
+        "peak_mb": _peak_mb(device),
+        "params": n_params,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    gpu = torch.cuda.is_available()
+    ap.add_argument("--preset", default="medium" if gpu else "small")
+    ap.add_argument("--precision", default="bf16" if gpu else "fp32")
+    ap.add_argument("--batch-size", type=int, default=16 if gpu else 8)
+    ap.add_argument("--seq-len", type=int, default=512 if gpu else 128)
+    ap.add_argument("--steps", type=int, default=10 if gpu else 5)
+    ap.add_argument("--gradient-checkpointing", action="store_true")
+    ap.add_argument("--modes", default=",".join(MODES))
+    args = ap.parse_args()
+    device = torch.device("cuda" if gpu else "cpu")
+    name = torch.cuda.get_device_name() if gpu else machine()
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    peak = matmul_rate(device, dtype, 8192 if gpu else 2048)
+    print(f"device: {name}")
+    print(
+        f"preset {args.preset}, {args.precision}, batch {args.batch_size} × {args.seq_len} "
+        f"tokens, measured {args.precision} matmul rate {peak / 1e12:.2f} TFLOP/s"
+    )
+    print("\n| mode | step (s) | tokens/s | TFLOP/s (6·N·tok/s) | MFU | peak memory (MB) |")
+    print("|---|---|---|---|---|---|")
+    for mode in args.modes.split(","):
+        r = run_mode(mode, args, device)
+        print(
+            f"| {mode} | {r['step_s']:.3f} | {r['tokens_per_s']:.0f} | "
+            f"{r['flops'] / 1e12:.3f} | {r['flops'] / peak:.1%} | {r['peak_mb']:.0f} |",
+            flush=True,
+        )
+    print(f"\nN = {r['params'] / 1e6:.1f} M parameters")
+
+
+if __name__ == "__main__":
+    main()
