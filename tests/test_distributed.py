@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-pytestmark = pytest.mark.slow
-
 ENV = {
     **os.environ,
     "OMP_NUM_THREADS": "1",
@@ -39,6 +37,7 @@ def relative_differences(a: Path, b: Path) -> dict[str, float]:
     return {k: ((wa[k] - wb[k]).norm() / wa[k].norm().clamp_min(1e-12)).item() for k in wa}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "method, flags",
     [
@@ -68,6 +67,7 @@ def test_two_processes_match_one(bench_dir, tiny_trained, tmp_path, method, flag
             assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_eval_on_two_processes_matches_one(bench_dir, tiny_trained, tmp_path) -> None:
     common = [
         "eval", "--model", str(tiny_trained), "--data", str(bench_dir),
@@ -96,3 +96,15 @@ def _flatten(d, prefix="") -> dict:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+@pytest.mark.parametrize(
+    "name, kind", [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"), ("deepspeed_zero3", "DEEPSPEED")]
+)
+def test_shipped_accelerate_configs_parse(name: str, kind: str) -> None:
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    root = Path(__file__).parents[1] / "configs" / "accelerate"
+    cfg = load_config_from_file(str(root / f"{name}.yaml"))
+    assert cfg.distributed_type.name == kind and cfg.num_processes == 8
+    assert str(cfg.mixed_precision) == "no"  # satimp's own `train.precision` decides

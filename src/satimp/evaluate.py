@@ -393,8 +393,8 @@ def evaluate_muse(
         **kw,
     )
     per[cfg.verbmem] = {"es": teacher["es"].tolist(), "em": teacher["em"].tolist()}
-    summary["forget_es"] = _mean(per[cfg.verbmem]["es"])
-    summary["forget_em"] = _mean(per[cfg.verbmem]["em"])
+    summary["forget_es"] = mean(per[cfg.verbmem]["es"])
+    summary["forget_em"] = mean(per[cfg.verbmem]["em"])
     if full:
         _muse_generation_and_privacy(model, tokenizer, data, cfg, verb, summary, per, kw)
         if retain_auc is not None:
@@ -408,8 +408,8 @@ def evaluate_muse(
         **kw,
     )
     per[cfg.privleak_retain] = retain
-    summary["retain_es"] = _mean(retain["es"])
-    summary["retain_em"] = _mean(retain["em"])
+    summary["retain_es"] = mean(retain["es"])
+    summary["retain_em"] = mean(retain["em"])
     return summary, per
 
 
@@ -427,7 +427,7 @@ def _muse_generation_and_privacy(model, tokenizer, data, cfg, verb, summary, per
     )
     rouge = [M.rouge_l_f1(g, r["gt"]) for g, r in zip(gens, verb, strict=True)]
     per[cfg.verbmem] |= {"rouge": rouge, "generation": gens}
-    summary["verbmem_forget"] = _mean(rouge)
+    summary["verbmem_forget"] = mean(rouge)
     for name, ref, icl in (
         ("forget", cfg.knowmem_forget, cfg.icl_forget),
         ("retain", cfg.knowmem_retain, cfg.icl_retain),
@@ -446,7 +446,7 @@ def _muse_generation_and_privacy(model, tokenizer, data, cfg, verb, summary, per
         ]
         rouge = [M.rouge_l_f1(a, r["answer"]) for a, r in zip(answers, qa, strict=True)]
         per[ref] = {"rouge": rouge, "generation": answers}
-        summary[f"knowmem_{name}"] = _mean(rouge)
+        summary[f"knowmem_{name}"] = mean(rouge)
 
     mk = dict(k=cfg.min_k, max_length=cfg.max_length, **kw)
     members = min_k_scores(model, tokenizer, _texts(data, cfg.privleak_forget, n), **mk)
@@ -463,7 +463,8 @@ def _texts(data, ref: str, n: int | None, min_chars: int = 1) -> list[str]:
     return _first(load_texts(data, ref, min_chars=min_chars), n)
 
 
-def _mean(values: Sequence[float]) -> float:
+def mean(values: Sequence[float]) -> float:
+    """The mean of a list of per-item values (NaN for none)."""
     return sum(values) / len(values) if values else float("nan")
 
 
@@ -548,13 +549,13 @@ def evaluate_wmdp(model, tokenizer, data, cfg, *, batch_size: int = 32) -> tuple
             per[ref] = {k: v for k, v in scores.items() if k != "accuracy"}
             summary[f"{name.replace('-', '_')}_acc"] = scores["accuracy"]
             correct += scores["correct"]
-        summary[f"{group}_acc"] = _mean(correct)
+        summary[f"{group}_acc"] = mean(correct)
     for name, refs in (("forget", cfg.forget), ("retain", cfg.retain)):
         texts = [t for ref in refs for t in _texts(data, ref, None, cfg.min_chars)]
         probe = text_probe_scores(model, tokenizer, texts[: cfg.probe_texts], batch_size=batch_size)
         per[f"{name}_corpus"] = probe
-        summary[f"{name}_es"] = _mean(probe["es"])
-        summary[f"{name}_em"] = _mean(probe["em"])
+        summary[f"{name}_es"] = mean(probe["es"])
+        summary[f"{name}_em"] = mean(probe["em"])
     return summary, per
 
 

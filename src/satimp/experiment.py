@@ -403,7 +403,7 @@ def default_epoch_eval(
     out when the benchmark has no such split). Text corpora: `text_probe_scores` of the first
     `probe_texts` texts of the forget and retain splits.
     """
-    from satimp.evaluate import extraction_scores, text_probe_scores
+    from satimp.evaluate import extraction_scores, mean, text_probe_scores
 
     refs = {"forget": forget, "retain": retain}
     refs = {k: [v] if isinstance(v, str) else list(v or []) for k, v in refs.items()}
@@ -420,7 +420,7 @@ def default_epoch_eval(
                     s = text_probe_scores(
                         model, tokenizer, items, max_length=max_length, batch_size=batch_size
                     )
-                    row |= {f"{name}_es": _mean(s["es"]), f"{name}_em": _mean(s["em"])}
+                    row |= {f"{name}_es": mean(s["es"]), f"{name}_em": mean(s["em"])}
             return row
 
         return probe
@@ -444,7 +444,3 @@ def default_epoch_eval(
 
 def _device() -> torch.device:
     return D.state().device
-
-
-def _mean(values) -> float:
-    return sum(values) / len(values) if values else float("nan")

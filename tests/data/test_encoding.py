@@ -268,16 +268,19 @@ def test_iter_batches_covers_the_dataset_in_length_order() -> None:
 def test_encode_text_chunks_with_labels_on_every_token(tok, records: list[dict]) -> None:
     text = " ".join(r["answer"] for r in records[:6])
     ids = tok(text, add_special_tokens=False).input_ids
-    chunks = encode_text(tok, text, max_length=16)
+    chunks = encode_text(tok, text, max_length=16, eos=False)
     assert all(c.labels == c.input_ids for c in chunks)
     assert all(len(c) <= 16 for c in chunks)
     assert all(len(c) == 16 for c in chunks[:-1])
     flat = [t for c in chunks for t in c.input_ids]
     assert flat == ids[: len(flat)] and len(ids) - len(flat) <= 1  # a 1-token tail is dropped
-    assert encode_text(tok, text, max_length=10_000)[0].input_ids == ids
+    assert encode_text(tok, text, max_length=10_000, eos=False)[0].input_ids == ids
+    # by default each document ends with EOS, the document separator
+    assert encode_text(tok, text, max_length=10_000)[0].input_ids == ids + [tok.eos_token_id]
 
 
 def test_encode_text_drops_chunks_too_short_to_predict(tok) -> None:
     assert encode_text(tok, "") == []
     one = tok("a", add_special_tokens=False).input_ids
-    assert len(one) == 1 and encode_text(tok, "a") == []
+    assert len(one) == 1 and encode_text(tok, "a", eos=False) == []
+    assert encode_text(tok, "a")[0].input_ids == one + [tok.eos_token_id]

@@ -87,9 +87,15 @@ def encode_records(tokenizer, records: Sequence[dict], *, max_length: int) -> li
     ]
 
 
-def encode_text(tokenizer, text: str, *, max_length: int = 512) -> list[Encoded]:
-    """Raw text (MUSE-style) in chunks of `max_length` tokens, labels on every token."""
+def encode_text(tokenizer, text: str, *, max_length: int = 512, eos: bool = True) -> list[Encoded]:
+    """Raw text (MUSE, WMDP corpora) in chunks of `max_length` tokens, labels on every token.
+
+    With `eos` the document ends with the EOS token, the document separator of language-model
+    training, so a model learns where a text (an article, a QA line) stops.
+    """
     ids = tokenizer(text, add_special_tokens=False).input_ids
+    if eos and ids and tokenizer.eos_token_id is not None:
+        ids = ids + [tokenizer.eos_token_id]
     chunks = [ids[i : i + max_length] for i in range(0, len(ids), max_length)]
     return [Encoded(input_ids=c, labels=list(c)) for c in chunks if len(c) > 1]
 
