@@ -66,11 +66,13 @@ def _peak_mb(device: torch.device) -> float:
 def run_mode(mode: str, args, device: torch.device) -> dict:
     from satimp.config import MethodConfig, TrainConfig
     from satimp.data.encoding import Encoded
-    from satimp.models import build_model, train_tokenizer
+    from satimp.data.synth import synth_records
+    from satimp.models import build_model, get_preset, train_tokenizer
     from satimp.objectives import Objective, finetune_objective
     from satimp.train import train
 
-    tok = train_tokenizer(["the quick brown fox jumps over the lazy dog"] * 10, 512)
+    texts = [f"{r['question']} {r['answer']}" for r in synth_records(seed=0)["full"]]
+    tok = train_tokenizer(texts, get_preset(args.preset).vocab_size)  # the preset's vocabulary
     model = build_model(args.preset, tok, seed=0)
     vocab = model.config.vocab_size
     g = torch.Generator().manual_seed(0)
@@ -129,6 +131,7 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
         "flops": 6 * n_params * tokens / step_s,
         "peak_mb": _peak_mb(device),
         "params": n_params,
+        "vocab": vocab,
     }
 
 
@@ -161,7 +164,7 @@ def main() -> None:
             f"{r['flops'] / 1e12:.3f} | {r['flops'] / peak:.1%} | {r['peak_mb']:.0f} |",
             flush=True,
         )
-    print(f"\nN = {r['params'] / 1e6:.1f} M parameters")
+    print(f"\nN = {r['params'] / 1e6:.1f} M parameters (vocabulary {r['vocab']})")
 
 
 if __name__ == "__main__":

@@ -361,7 +361,8 @@ def run(
     rows, stats = reference_rows(cfg, data, paths, out, log)
     variants = cfg.variants()
     forget, _ = bench.unlearn_splits()
-    log(f"[4/4] unlearning {forget} with {len(variants)} methods")
+    shown = forget if isinstance(forget, str) else " + ".join(forget)
+    log(f"[4/4] unlearning {shown} with {len(variants)} methods")
     curves = {}
     for i, (label, method) in enumerate(variants, 1):
         row, curves[label] = method_row(
