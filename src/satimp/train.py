@@ -212,7 +212,7 @@ def train(
         _fault_injection(step)
 
     def micro_batches(batch: list[int]):
-        """(micro-batch, scale) pairs of this process for one optimizer step."""
+        """This process's micro-batches of one optimizer step, each carrying its `scale`."""
         items = [dataset[i] for i in batch]
         totals = {
             "forget": _sum_counts([forget_counts[i] for i, _, _ in items]),
