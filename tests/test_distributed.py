@@ -1,5 +1,6 @@
-"""Data parallelism on 2 CPU processes (gloo, launched by torchrun): `unlearn` ends with the
-same weights as 1 process at the same global batch, and `eval` gives the same results."""
+"""Data parallelism on 2 CPU processes (gloo, launched by torchrun): `unlearn` and `finetune`
+end with the same weights as 1 process at the same global batch, and `eval` gives the same
+results."""
 
 from __future__ import annotations
 
@@ -65,6 +66,18 @@ def test_two_processes_match_one(bench_dir, tiny_trained, tmp_path, method, flag
         assert a.get("lr") == b.get("lr")
         if "loss" in a:
             assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_finetune_from_a_preset_on_two_processes_matches_one(bench_dir, tmp_path) -> None:
+    common = [
+        "finetune", "--data", str(bench_dir), "--model", "tiny", "--split", "full",
+        "--epochs", "2", "--lr", "3e-3", "--batch-size", "6",
+    ]  # fmt: skip
+    satimp([*common, "--out", str(tmp_path / "one")], processes=1)
+    satimp([*common, "--out", str(tmp_path / "two")], processes=2)
+    diffs = relative_differences(tmp_path / "one", tmp_path / "two")
+    assert max(diffs.values()) < 1e-5, sorted(diffs.items(), key=lambda kv: -kv[1])[:3]
 
 
 @pytest.mark.slow
