@@ -23,9 +23,12 @@ import yaml
 import satimp
 from satimp import distributed as D
 from satimp.config import MethodConfig, TrainConfig, opt, to_dict
-from satimp.data.encoding import encode_records  # noqa: F401  (re-exported)
-from satimp.data.examples import is_text_split, training_examples
-from satimp.data.records import EXTENSIONS, has_split, load_texts, read_split
+from satimp.data.encoding import (
+    Encoded,
+    encode_records,  # noqa: F401  (re-exported)
+)
+from satimp.data.examples import Loaded, encode_loaded, load_splits, training_examples
+from satimp.data.records import EXTENSIONS, has_split, read_split
 from satimp.errors import InputError
 from satimp.models import (
     PRESETS,
@@ -351,15 +354,26 @@ def unlearn(
         model = add_lora(model, cfg.lora)
     model.to(_device())  # NPO's reference pass and the KL/RMU copy run where training runs
     pad = tokenizer.pad_token_id
-    kw = dict(max_length=cfg.max_length, min_chars=min_chars)
-    forget_ex = training_examples(tokenizer, data, forget, **kw)
-    retain_ex = training_examples(tokenizer, data, retain, **kw) if objective.uses_retain else None
+    forget_splits = load_splits(data, forget, min_chars=min_chars)
+    retain_splits = load_splits(data, retain, min_chars=min_chars) if objective.uses_retain else []
+    forget_ex = encode_loaded(tokenizer, forget_splits, max_length=cfg.max_length)
+    retain_ex = (
+        encode_loaded(tokenizer, retain_splits, max_length=cfg.max_length)
+        if objective.uses_retain
+        else None
+    )
     objective.prepare(
         model, forget_ex, pad_id=pad, batch_size=eval_batch_size
     )  # checks rmu's layer
     if cfg.eval_every_epoch and epoch_eval is None:
         epoch_eval = default_epoch_eval(
-            tokenizer, data, forget, retain, max_length=cfg.max_length, batch_size=eval_batch_size
+            tokenizer,
+            data,
+            forget_splits,
+            forget_ex,
+            retain_splits or load_splits(data, retain, min_chars=min_chars),
+            max_length=cfg.max_length,
+            batch_size=eval_batch_size,
         )
     # every input is read and checked above: only now is anything written
     out = start_run(
@@ -395,22 +409,29 @@ def unlearn(
 
 
 def default_epoch_eval(
-    tokenizer, data, forget, retain, *, max_length: int, batch_size: int, probe_texts: int = 100
+    tokenizer,
+    data,
+    forget: list[Loaded],
+    forget_examples: list[Encoded],
+    retain: list[Loaded],
+    *,
+    max_length: int,
+    batch_size: int,
+    probe_texts: int = 100,
 ) -> Callable:
-    """Forget and retain ES (and EM) after an epoch, one teacher-forced pass each.
+    """Forget and retain ES (and EM) after an epoch, one teacher-forced pass each, on the
+    splits unlearning has already read.
 
-    QA data: the forget split's answers and TOFU's `retain_perturbed` (official practice; left
-    out when the benchmark has no such split). Text corpora: `text_probe_scores` of the first
-    `probe_texts` texts of the forget and retain splits.
+    QA data: the forget split's encoded answers and TOFU's `retain_perturbed` (official
+    practice; left out when the benchmark has no such split). Text corpora:
+    `text_probe_scores` of the first `probe_texts` texts of the forget and retain splits.
     """
     from satimp.evaluate import extraction_scores, mean, text_probe_scores
 
-    refs = {"forget": forget, "retain": retain}
-    refs = {k: [v] if isinstance(v, str) else list(v or []) for k, v in refs.items()}
-    first = refs["forget"][0]
-    if is_text_split(data, first):
+    if forget and forget[0].texts is not None:
         texts = {
-            k: [t for r in v for t in load_texts(data, r)][:probe_texts] for k, v in refs.items()
+            name: [t for split in splits for t in split.texts or []][:probe_texts]
+            for name, splits in (("forget", forget), ("retain", retain))
         }
 
         def probe(model, _tok, _epoch) -> dict:
@@ -424,7 +445,7 @@ def default_epoch_eval(
             return row
 
         return probe
-    examples = {"forget": training_examples(tokenizer, data, refs["forget"], max_length=max_length)}
+    examples = {"forget": forget_examples}
     if has_split(data, "retain_perturbed"):
         examples["retain"] = training_examples(
             tokenizer, data, "retain_perturbed", max_length=max_length

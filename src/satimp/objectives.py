@@ -290,17 +290,17 @@ class Objective:
                 beta=float(self.params["beta"]),
                 delta=float(self.params["delta"]),
             )
-        loss = self.gamma * forget_loss * batch_scale(batch, "forget", self.forget_unit)
+        loss = self.gamma * forget_loss * scale_of(batch, "forget", self.forget_unit)
         logs["forget_loss"] = forget_loss.item()
         if self.uses_retain:
             retain_loss = self._retain_loss(model, batch["retain"])
-            loss = loss + self.alpha * retain_loss * batch_scale(batch, "retain", "tokens")
+            loss = loss + self.alpha * retain_loss * scale_of(batch, "retain", "tokens")
             logs["retain_loss"] = retain_loss.item()
         return loss, logs
 
     @property
     def forget_unit(self) -> str:
-        """What the forget loss averages over (for `batch_scale`): sequences for NPO and
+        """What the forget loss averages over (for `scale_of`): sequences for NPO and
         SimNPO and for instance/batch-level weights, answer tokens otherwise. (normalize=
         'weights' divides by Σw, which no count knows: its share across micro-batches and
         processes is taken by token count, an approximation.)"""
@@ -339,8 +339,8 @@ class Objective:
             ref = forward_logps(self.ref_model, batch["retain"], hidden=True)
         rmask = batch["retain"]["attention_mask"].bool()
         retain_loss = rmu_retain_loss(r.hidden[k], ref.hidden[k], rmask)
-        loss = self.gamma * forget_loss * batch_scale(batch, "forget", "attn")
-        loss = loss + self.alpha * retain_loss * batch_scale(batch, "retain", "attn")
+        loss = self.gamma * forget_loss * scale_of(batch, "forget", "attn")
+        loss = loss + self.alpha * retain_loss * scale_of(batch, "retain", "attn")
         return loss, {"forget_loss": forget_loss.item(), "retain_loss": retain_loss.item()}
 
 
@@ -353,10 +353,10 @@ def _shifted_keys(batch: dict) -> Tensor | None:
 def finetune_objective(model, batch: dict, *, step: int = 0) -> tuple[Tensor, dict[str, float]]:
     """Fine-tuning is the same loop with the NLL objective on the 'forget' slot of the batch."""
     f: TokenLogps = forward_logps(model, batch["forget"])
-    return nll_loss(f.logps, f.mask) * batch_scale(batch, "forget", "tokens"), {}
+    return nll_loss(f.logps, f.mask) * scale_of(batch, "forget", "tokens"), {}
 
 
-def batch_scale(batch: dict, part: str, unit: str) -> float:
+def scale_of(batch: dict, part: str, unit: str) -> float:
     """The training loop's factor turning this micro-batch's mean over `unit` into its exact
     share of the optimizer step's mean (`satimp.train.batch_scale`); 1 outside the loop."""
     scale = batch.get("scale")

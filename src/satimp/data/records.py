@@ -181,8 +181,14 @@ def load_texts(source: str | Path, ref: str, *, min_chars: int = 1) -> list[str]
     Records shorter than `min_chars` are skipped (wikitext holds many empty lines); a split
     with no text left raises InputError.
     """
-    records = load_records(source, ref, {"text": str})
+    rows, where = read_split(source, ref)
+    return corpus_texts(rows, where, min_chars=min_chars)
+
+
+def corpus_texts(rows: Rows, where: str, *, min_chars: int = 1) -> list[str]:
+    """The checked `text` fields of a corpus split's rows (see `load_texts`)."""
+    records = [check_fields(r, {"text": str}, f"{where}:{i}") for i, r in rows]
     texts = [r["text"] for r in records if len(r["text"].strip()) >= min_chars]
     if not texts:
-        raise InputError(f"{source}[{ref}]: the corpus holds no text of ≥ {min_chars} characters")
+        raise InputError(f"{where}: the corpus holds no text of ≥ {min_chars} characters")
     return texts
