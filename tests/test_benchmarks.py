@@ -51,11 +51,20 @@ def test_muse_run_end_to_end(tmp_path: Path) -> None:
     assert retain["privleak"] == 0.0  # relative to itself
     assert original["privleak"] > 0  # the original tells its training texts from holdout ones
     stats = json.loads((out / "retain_stats.json").read_text())
-    assert stats == {"benchmark": "muse", "privleak_auc": retain["privleak_auc"]}
+    assert stats["benchmark"] == "muse" and stats["privleak_auc"] == retain["privleak_auc"]
+    assert stats["protocol"]["tr_mean"] == "geometric"  # the switches the stats depend on
     curve = json.loads((out / "methods/ga/row.json").read_text())["curve"]
     assert len(curve) == 2 and all("privleak" in e for e in curve)  # every epoch evaluated
     best = min(curve, key=lambda e: (abs(e["privleak"]), -e["epoch"]))  # ties: the latest
     assert rows[2]["epoch"] == best["epoch"] and rows[2]["privleak"] == best["privleak"]
+    # per_sample.json describes the same (selected) model as the summary
+    per = json.loads((out / "methods/ga/per_sample.json").read_text())
+    saved = json.loads((out / f"methods/ga/epochs/{best['epoch']}/per_sample.json").read_text())
+    assert per == saved
+    verbmem = per[MUSE.verbmem]["rouge"]
+    assert rows[2]["verbmem_forget"] == pytest.approx(sum(verbmem) / len(verbmem))
+    summary = json.loads((out / "methods/ga/summary.json").read_text())
+    assert summary["epoch"] == best["epoch"] and summary["protocol"]["name"] == "tofu"
     report = (out / "report.md").read_text()
     assert "VerbMem ↓" in report and "PrivLeak →0" in report
     for name in ("tradeoff.png", "es_per_epoch.png", "results.csv"):

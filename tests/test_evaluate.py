@@ -3,6 +3,7 @@ greedy generation, the EOS exclusion, a short unlearning run, and evaluate_tofu'
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -24,6 +25,7 @@ from satimp.evaluate import (
 from satimp.experiment import encode_records, unlearn
 from satimp.logprobs import forward_logps
 from satimp.models import load_model
+from satimp.protocol import PROTOCOLS
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +99,10 @@ def test_one_pass_es_equals_generation_es(trained, forget_items) -> None:
 
 def test_extraction_scores_exclude_the_final_eos(trained, bench_dir: Path) -> None:
     """An answer the model reproduces, cut before its final '.': the EOS now sits where the
-    model predicts '.', so it is wrong. Scores without the EOS: ES = EM = 1; had the EOS been
-    counted, ES would be 0 and EM < 1. ES/EM/prob/mean NLL equal the metric functions on the
-    answer mask with the last answer token removed by hand."""
+    model predicts '.', so it is wrong. ES/EM leave the EOS out: ES = EM = 1; had the EOS been
+    counted, ES would be 0 and EM < 1. ES/EM equal the metric functions on the answer mask
+    with the last answer token removed by hand; probability and mean NLL include the EOS
+    (SPEC §5), or leave it out with eos_in_prob=False."""
     model, tok = trained
     pad = tok.pad_token_id
     example = None
@@ -125,8 +128,12 @@ def test_extraction_scores_exclude_the_final_eos(trained, bench_dir: Path) -> No
     assert scores["es"].item() == 1.0 and scores["em"].item() == 1.0
     assert_close(scores["es"], M.extraction_strength(r.correct, no_eos).float())
     assert_close(scores["em"], M.exact_memorization(r.correct, no_eos).float())
-    assert_close(scores["prob"], M.answer_prob(r.logps, no_eos))
-    assert_close(scores["mean_nll"], M.mean_nll(r.logps, no_eos))
+    assert_close(scores["prob"], M.answer_prob(r.logps, r.mask))
+    assert_close(scores["mean_nll"], M.mean_nll(r.logps, r.mask))
+    without = extraction_scores(model, [example], pad_id=pad, eos_in_prob=False)
+    assert_close(without["prob"], M.answer_prob(r.logps, no_eos))
+    assert_close(without["mean_nll"], M.mean_nll(r.logps, no_eos))
+    assert without["prob"].item() > scores["prob"].item()  # the mispredicted EOS costs
     assert M.extraction_strength(r.correct, r.mask).item() == 0.0  # with the EOS
     assert M.exact_memorization(r.correct, r.mask).item() < 1.0
 
@@ -229,7 +236,7 @@ def test_evaluate_tofu_outputs(trained, bench_dir: Path) -> None:
         bench_dir,
         "forget10",
         retain_truth_ratios=own,
-        max_new_tokens=20,
+        protocol=dataclasses.replace(PROTOCOLS["tofu"], gen_tokens=60),
         progress=False,
     )
     missing = [k for k in SUMMARY_KEYS if k not in summary]

@@ -25,7 +25,8 @@ def tiny_config(tmp_path, methods) -> RunConfig:
         unlearn=TrainConfig(epochs=1, lr=1e-3, batch_size=4, warmup_epochs=0),
         methods=methods,
         cache_dir=str(tmp_path / "cache"),
-        eval=dataclasses.replace(RunConfig().eval, max_new_tokens=8),
+        # the protocol's budget counts the prompt (~15 tokens here): ~15 new tokens
+        eval=dataclasses.replace(RunConfig().eval, max_new_tokens=30),
     )
 
 

@@ -75,12 +75,13 @@ def test_soft_criteria_by_hand(criterion: str, params: dict, expected: list[floa
 
 
 def test_registry_defaults_follow_spec() -> None:
-    assert CRITERIA["simsat"].defaults == {"beta": 1.0}
+    # SimSat is not WGA: the authors' simsat_gd uses p^β with β = 5 (WGA's own default is 1)
+    assert CRITERIA["simsat"].defaults == {"beta": 5.0}
     assert CRITERIA["wga"].defaults == {"beta": 1.0}
     assert CRITERIA["simimp"].defaults == {"beta": 5.0}
     assert CRITERIA["satimp"].defaults == {"beta1": 5.0, "beta2": 0.1}
     assert CRITERIA["topk"].defaults == CRITERIA["bottomk"].defaults == {"frac": 0.3}
-    assert CRITERIA["random"].defaults == {"frac": 0.3, "seed": 0}
+    assert CRITERIA["random"].defaults == {"frac": 0.3, "seed": 0, "soft_p": 1.0}
     assert CRITERIA["annotated"].defaults == {"rho": 0.3}
     assert all(spec.kind in ("soft", "hard") and spec.help for spec in CRITERIA.values())
 
@@ -228,14 +229,14 @@ def test_group_granularity_by_hand() -> None:
     # group means: 0.8, 0.4, 0.1 → [0.1, 0.8, 0.4, 0.4, 0.8]
     logps = _logps([[0.1, 0.9, 0.5, 0.3, 0.7, 1.0]])
     mask = torch.tensor([[True] * 5 + [False]])
-    w = token_weights("simsat", logps, mask, granularity="group", group_size=2)
+    w = token_weights("wga", logps, mask, granularity="group", group_size=2)
     assert_close(w, torch.tensor([[0.1, 0.8, 0.4, 0.4, 0.8, 0.0]], dtype=torch.float64))
     # G = 3: {0.9, 0.7, 0.5} → 0.7; {0.3, 0.1} → 0.2
-    w = token_weights("simsat", logps, mask, granularity="group", group_size=3)
+    w = token_weights("wga", logps, mask, granularity="group", group_size=3)
     assert_close(w, torch.tensor([[0.2, 0.7, 0.7, 0.2, 0.7, 0.0]], dtype=torch.float64))
     # G = 1 is token level; G >= n is the row mean (2.5 / 5 = 0.5)
-    token = token_weights("simsat", logps, mask)
-    assert_close(token_weights("simsat", logps, mask, granularity="group", group_size=1), token)
+    token = token_weights("wga", logps, mask)
+    assert_close(token_weights("wga", logps, mask, granularity="group", group_size=1), token)
     w = group_mean(token, mask, 8)
     assert_close(w, torch.tensor([[0.5] * 5 + [0.0]], dtype=torch.float64))
 
@@ -249,15 +250,15 @@ def test_instance_and_batch_granularity_by_hand() -> None:
         return torch.tensor([[w0, w0], [w1, 0.0], [0.0, 0.0]], dtype=torch.float64)
 
     inst = {"granularity": "instance"}
-    # simsat beta=1: P; simimp beta=1: 1 − P; satimp 1,1: P(1 − P) = 0.1875, 0.16
-    assert_close(token_weights("simsat", logps, mask, **inst), expected(0.25, 0.8))
+    # wga (beta=1): P; simimp beta=1: 1 − P; satimp 1,1: P(1 − P) = 0.1875, 0.16
+    assert_close(token_weights("wga", logps, mask, **inst), expected(0.25, 0.8))
     assert_close(token_weights("simimp", logps, mask, beta=1.0, **inst), expected(0.75, 0.2))
     w = token_weights("satimp", logps, mask, beta1=1.0, beta2=1.0, **inst)
     assert_close(w, expected(0.1875, 0.16))
     # simsat beta=2: P² = 0.0625, 0.64
     assert_close(token_weights("wga", logps, mask, beta=2.0, **inst), expected(0.0625, 0.64))
     # batch: mean over the two non-empty rows: (0.25 + 0.8) / 2 = 0.525; simimp (0.75+0.2)/2
-    assert_close(token_weights("simsat", logps, mask, granularity="batch"), expected(0.525, 0.525))
+    assert_close(token_weights("wga", logps, mask, granularity="batch"), expected(0.525, 0.525))
     w = token_weights("simimp", logps, mask, beta=1.0, granularity="batch")
     assert_close(w, expected(0.475, 0.475))
 
@@ -272,16 +273,16 @@ def test_tau_by_hand_and_limits() -> None:
     # tau = 1: w_k = 3 e^{f_k} / (e^0.5 + e^0.25 + e^1)
     z = math.exp(0.5) + math.exp(0.25) + math.exp(1.0)
     exp = [3 * math.exp(0.5) / z, 3 * math.exp(0.25) / z, 3 * math.exp(1.0) / z, 0.0]
-    w = token_weights("simsat", logps, mask, tau=1.0)
+    w = token_weights("wga", logps, mask, tau=1.0)
     assert_close(w, torch.tensor([exp], dtype=torch.float64))
     assert_close(w.sum(), torch.tensor(3.0, dtype=torch.float64))  # mean weight 1
     # tau → ∞: uniform 1 (= GA); tau → 0: all n = 3 on the max (position 2)
-    big = token_weights("simsat", logps, mask, tau=1e9)
+    big = token_weights("wga", logps, mask, tau=1e9)
     assert_close(big, torch.tensor([[1.0, 1.0, 1.0, 0.0]], dtype=torch.float64))
-    small = token_weights("simsat", logps, mask, tau=1e-300)
+    small = token_weights("wga", logps, mask, tau=1e-300)
     assert_close(small, torch.tensor([[0.0, 0.0, 3.0, 0.0]], dtype=torch.float64))
     # one-token row: n · softmax = 1
-    one = token_weights("simsat", logps, torch.tensor([[False, True, False, False]]), tau=0.1)
+    one = token_weights("wga", logps, torch.tensor([[False, True, False, False]]), tau=0.1)
     assert_close(one, torch.tensor([[0.0, 1.0, 0.0, 0.0]], dtype=torch.float64))
 
 
@@ -298,7 +299,7 @@ def test_tau_applies_after_granularity() -> None:
 # ------------------------------------------------------------------------------------------
 def test_weight_stats() -> None:
     # simsat on p = [0.5, 0.25, 1, 0]: mean 1.75/4 = 0.4375, min 0, max 1; w = p → corr = +1
-    w = token_weights("simsat", P4, M4)
+    w = token_weights("wga", P4, M4)
     stats = weight_stats(w, P4, M4)
     assert stats == pytest.approx({"mean": 0.4375, "min": 0.0, "max": 1.0, "corr": 1.0})
     # importance: decreasing in p → negative correlation; GA: constant → 0

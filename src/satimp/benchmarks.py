@@ -22,6 +22,8 @@ from satimp import metrics as M
 from satimp.data.muse import MuseConfig
 from satimp.data.wmdp import WmdpConfig
 from satimp.errors import InputError
+from satimp.protocol import Protocol, retain_training_ref
+from satimp.protocol import resolve as resolve_protocol
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Benchmark:
     columns: tuple[str, ...] = ()
     base_splits: list = field(default_factory=list)  # a preset base's pre-training splits
     min_chars: int = 1  # corpus texts shorter than this are skipped
+    protocol: Protocol = field(default_factory=lambda: resolve_protocol("tofu"))
 
     def train_splits(self) -> tuple[list[str], list[str]]:
         """(original model's splits, retain model's splits)."""
@@ -55,13 +58,22 @@ class Benchmark:
         """Fill the metrics relative to the retain model (None without its stats)."""
         return summary
 
-    def epoch_eval(self, data, *, max_length: int, batch_size: int, stats: dict | None):
-        """What unlearning logs after each epoch; None: forget/retain ES of the unlearning data."""
+    def epoch_eval(
+        self, data, *, max_length: int, batch_size: int, stats: dict | None, out_dir=None
+    ):
+        """What unlearning logs after each epoch; None: forget/retain ES of the unlearning data.
+        Where the reported epoch is selected (`select`), each epoch's per-sample results go
+        to `out_dir/epochs/N/per_sample.json`, so the report's per-sample file describes the
+        selected model (`epoch_per_sample`)."""
         return None
 
     def select(self, epochs: list[dict]) -> dict | None:
         """The epoch row whose model is reported (None: the final model)."""
         return None
+
+    @staticmethod
+    def epoch_per_sample(out_dir, epoch: int) -> Path:
+        return Path(out_dir) / "epochs" / str(epoch) / "per_sample.json"
 
     def validate(self) -> None:
         pass
@@ -85,12 +97,22 @@ class Tofu(Benchmark):
         return ["full"], [self.retain_split]
 
     def unlearn_splits(self):
-        return self.forget, self.retain_split
+        """(forget, retain): the retain loss reads retainXX without the protocol's hold-out."""
+        return self.forget, retain_training_ref(self.protocol, self.retain_split)
 
     def evaluate(self, model, tokenizer, data, *, batch_size: int, **kw):
         from satimp.evaluate import evaluate_tofu
 
-        return evaluate_tofu(model, tokenizer, data, self.forget, batch_size=batch_size, **kw)
+        return evaluate_tofu(
+            model, tokenizer, data, self.forget, protocol=self.protocol, batch_size=batch_size, **kw
+        )
+
+    def epoch_eval(self, data, *, max_length, batch_size, stats, out_dir=None):
+        """Forget and retain ES/EM, on the items and under the conventions of the final
+        evaluation (`evaluate.tofu_es_probe`)."""
+        from satimp.evaluate import tofu_es_probe
+
+        return tofu_es_probe(data, self.forget, protocol=self.protocol, batch_size=batch_size)
 
     def retain_stats(self, summary, per_sample):
         split = f"{self.forget}_perturbed"
@@ -157,17 +179,21 @@ class Muse(Benchmark):
             summary["privleak"] = M.priv_leak(summary["privleak_auc"], stats["privleak_auc"])
         return summary
 
-    def epoch_eval(self, data, *, max_length, batch_size, stats):
-        """Every epoch: the full MUSE evaluation when the reported epoch is selected by it,
-        else forget ES (VerbMem ground truths) and retain ES only."""
+    def epoch_eval(self, data, *, max_length, batch_size, stats, out_dir=None):
+        """Every epoch: the full MUSE evaluation when the reported epoch is selected by it
+        (its per-sample results saved, see `Benchmark.epoch_eval`), else forget ES (VerbMem
+        ground truths) and retain ES only."""
         from satimp.evaluate import evaluate_muse
+        from satimp.experiment import write_json
 
         full = self.cfg.select != "last"
 
         def muse(model, tokenizer, epoch) -> dict:
-            summary, _ = evaluate_muse(
+            summary, per_sample = evaluate_muse(
                 model, tokenizer, data, self.cfg, batch_size=batch_size, full=full
             )
+            if full and out_dir is not None:
+                write_json(self.epoch_per_sample(out_dir, epoch), per_sample)
             return self.apply_stats(summary, {}, stats) if full else summary
 
         return muse
@@ -210,19 +236,20 @@ class Wmdp(Benchmark):
 
 
 BENCHMARKS: dict[str, Callable[..., Benchmark]] = {
-    "tofu": lambda cfg: Tofu(forget=cfg.forget),
-    "muse": lambda cfg: Muse(cfg=cfg.muse),
-    "wmdp": lambda cfg: Wmdp(cfg=cfg.wmdp),
+    "tofu": lambda cfg, p: Tofu(forget=cfg.forget, protocol=p),
+    "muse": lambda cfg, p: Muse(cfg=cfg.muse, protocol=p),
+    "wmdp": lambda cfg, p: Wmdp(cfg=cfg.wmdp, protocol=p),
 }
 
 
 def get_benchmark(cfg) -> Benchmark:
-    """The benchmark of a RunConfig-like object (fields benchmark, forget, muse, wmdp)."""
+    """The benchmark of a RunConfig-like object (fields benchmark, forget, muse, wmdp and
+    `resolved_protocol()`)."""
     if cfg.benchmark not in BENCHMARKS:
         raise InputError(
             f"unknown benchmark {cfg.benchmark!r}; valid benchmarks: {', '.join(BENCHMARKS)}"
         )
-    bench = BENCHMARKS[cfg.benchmark](cfg)
+    bench = BENCHMARKS[cfg.benchmark](cfg, cfg.resolved_protocol())
     bench.validate()
     return bench
 
@@ -230,11 +257,18 @@ def get_benchmark(cfg) -> Benchmark:
 # ---------------------------------------------------------------- retain statistics
 
 
+# Protocol switches that change the retain model's truth ratios: stats computed under other
+# values cannot give a forget quality (the KS test would compare two conventions).
+STATS_SWITCHES = ("system_prompt", "eos_in_prob", "tr_mean", "ds_size", "eval_max_length")
+
+
 def save_retain_stats(path: str | Path, bench: Benchmark, stats: dict, **extra) -> None:
-    """retain_stats.json: the retain model's numbers later evaluations are relative to."""
+    """retain_stats.json: the retain model's numbers later evaluations are relative to, and
+    the protocol switches they were computed under."""
     from satimp.experiment import write_json
 
-    write_json(path, {"benchmark": bench.name, **extra, **stats})
+    switches = {k: getattr(bench.protocol, k) for k in STATS_SWITCHES}
+    write_json(path, {"benchmark": bench.name, "protocol": switches, **extra, **stats})
 
 
 def load_retain_stats(path: str | Path, bench: Benchmark) -> dict:
@@ -249,5 +283,11 @@ def load_retain_stats(path: str | Path, bench: Benchmark) -> dict:
     made_for = stats.get("benchmark", "tofu")  # files from before MUSE/WMDP carry no name
     if made_for != bench.name:
         raise InputError(f"{path}: stats are for benchmark {made_for!r}, not {bench.name!r}")
+    for key, value in (stats.get("protocol") or {}).items():  # older files carry none
+        if key in STATS_SWITCHES and getattr(bench.protocol, key) != value:
+            raise InputError(
+                f"{path}: computed with protocol.{key}={value!r}, this evaluation uses "
+                f"{getattr(bench.protocol, key)!r}; recompute them with --retain-model"
+            )
     bench.check_stats(stats, str(path))
     return stats

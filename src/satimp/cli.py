@@ -28,6 +28,10 @@ TRAIN_FLAGS = {  # flag → (TrainConfig field, type)
     "--save-every": ("save_every", int),
     "--max-length": ("max_length", int),
 }
+PROTOCOL_HELP = (
+    "whose conventions: tofu (default), open-unlearning or satimp-official (SPEC §6); set one "
+    "switch with protocol.NAME=VALUE"
+)
 METHOD_PARAM_FLAGS = {
     "--beta": float,
     "--beta1": float,
@@ -37,6 +41,7 @@ METHOD_PARAM_FLAGS = {
     "--delta": float,
     "--layer": int,
     "--steering": float,
+    "--soft-p": float,
 }
 
 
@@ -122,7 +127,11 @@ def cmd_data_synth(args) -> None:
         from satimp.data.synth import synth_tofu
 
         counts = synth_tofu(
-            out, authors=args.authors, qa_per_author=args.qa_per_author, seed=args.seed
+            out,
+            authors=args.authors,
+            qa_per_author=args.qa_per_author,
+            seed=args.seed,
+            real_world=args.real_world,
         )
     for split, n in counts.items():
         print(f"{split:<28} {n:>6}")
@@ -155,7 +164,8 @@ def _method_config(args):
 
     data = _yaml_section(args, "method")
     data = merge(data, parse_overrides(args.overrides).get("method", {}))
-    params = {f[2:]: getattr(args, f"m_{f[2:]}") for f in METHOD_PARAM_FLAGS}
+    names = [f[2:].replace("-", "_") for f in METHOD_PARAM_FLAGS]
+    params = {k: getattr(args, f"m_{k}") for k in names}
     flags = {
         "name": args.method,
         "gamma": args.gamma,
@@ -171,13 +181,28 @@ def _method_config(args):
     return from_dict(MethodConfig, data, prefix="method.")
 
 
+def _protocol(args):
+    """The resolved protocol of `unlearn`: the YAML's `protocol:` (a name or a mapping),
+    `protocol.switch=value` overrides, then --protocol NAME."""
+    from satimp.config import from_dict, merge, parse_overrides, read_yaml
+    from satimp.protocol import ProtocolConfig
+
+    data = read_yaml(args.config).get("protocol") if args.config else None
+    data = {"name": data} if isinstance(data, str) else data or {}
+    data = merge(data, parse_overrides(args.overrides).get("protocol", {}))
+    if args.protocol:
+        data["name"] = args.protocol
+    return from_dict(ProtocolConfig, data, prefix="protocol.").resolve()
+
+
 def cmd_unlearn(args) -> None:
     from satimp.experiment import unlearn
     from satimp.objectives import Objective
 
     cfg = _train_config(args)
     method = _method_config(args)
-    Objective(method)  # validates names and hyperparameters before any work
+    protocol = _protocol(args)
+    Objective(method, protocol=protocol)  # validates names and hyperparameters before any work
     out = _check_out(Path(args.out), args.overwrite, args.resume)
     t0 = time.time()
     result = unlearn(
@@ -190,6 +215,7 @@ def cmd_unlearn(args) -> None:
         out,
         trust_remote_code=args.trust_remote_code,
         resume=args.resume,
+        protocol=protocol,
     )
     last = result.epochs[-1] if result.epochs else result.last
     shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k.endswith(("_es", "loss")))
@@ -204,6 +230,7 @@ def cmd_eval(args) -> None:
     from satimp.evaluate import format_summary, lm_eval_module, run_lm_eval
     from satimp.experiment import write_json
     from satimp.models import load_model
+    from satimp.protocol import as_dict as protocol_dict
 
     if args.retain_model and args.retain_stats:
         raise InputError("give --retain-model or --retain-stats, not both")
@@ -214,7 +241,7 @@ def cmd_eval(args) -> None:
     out = _check_out(Path(args.out), args.overwrite)
     stats = load_retain_stats(args.retain_stats, bench) if args.retain_stats else None
     model, tokenizer = load_model(args.model, trust_remote_code=args.trust_remote_code)
-    kw = dict(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    kw = dict(batch_size=args.batch_size)
     if args.retain_model:
         rmodel, rtok = load_model(args.retain_model, trust_remote_code=args.trust_remote_code)
         rsummary, rper = bench.evaluate(rmodel, rtok, args.data, rouge=False, **kw)
@@ -224,8 +251,9 @@ def cmd_eval(args) -> None:
     summary, per_sample = bench.evaluate(model, tokenizer, args.data, es_mode=args.es_mode, **kw)
     summary = bench.apply_stats(summary, per_sample, stats)
     write_json(out / "per_sample.json", per_sample)
-    write_json(out / "summary.json", summary)
+    write_json(out / "summary.json", summary | {"protocol": protocol_dict(bench.protocol)})
     print(format_summary(summary))
+    print(f"protocol {bench.protocol.name}")
     print(f"evaluated in {time.time() - t0:.1f}s → {out}/summary.json")
     if args.lm_eval:
         results = run_lm_eval(args.model, args.lm_eval_tasks, batch_size=args.batch_size)
@@ -251,6 +279,14 @@ def _run_config(args):
         "forget": getattr(args, "forget_split", None),
     }
     cfg = dataclasses.replace(cfg, **{k: v for k, v in flags.items() if v is not None})
+    if getattr(args, "protocol", None):  # switches set in the config stay set
+        cfg = dataclasses.replace(
+            cfg, protocol=dataclasses.replace(cfg.protocol, name=args.protocol)
+        )
+    if getattr(args, "max_new_tokens", None) is not None:
+        cfg = dataclasses.replace(
+            cfg, eval=dataclasses.replace(cfg.eval, max_new_tokens=args.max_new_tokens)
+        )
     if getattr(args, "study", None):
         cfg = study_config(args.study, cfg)
     cfg.validate()
@@ -283,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--people", type=int, default=40, help="muse: people (a multiple of 5)")
     s.add_argument("--agents", type=int, default=24, help="wmdp: fictitious hazardous agents")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--real-world",
+        action="store_true",
+        help="tofu: real authors and world facts are real facts (for a pretrained model)",
+    )
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(fn=cmd_data_synth)
 
@@ -313,13 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--tau", type=float)
     u.add_argument("--normalize", choices=["tokens", "weights"])
     for flag, tp in METHOD_PARAM_FLAGS.items():
-        u.add_argument(flag, dest=f"m_{flag[2:]}", type=tp)
+        u.add_argument(flag, dest=f"m_{flag[2:].replace('-', '_')}", type=tp)
+    u.add_argument("--protocol", help=PROTOCOL_HELP)
     u.add_argument("--out", required=True)
     u.add_argument("--overwrite", action="store_true")
     u.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
     u.add_argument("--trust-remote-code", action="store_true")
     _add_train_flags(u)
-    u.set_defaults(fn=cmd_unlearn, sections=("train", "method"))
+    u.set_defaults(fn=cmd_unlearn, sections=("train", "method", "protocol"))
 
     e = sub.add_parser("eval", help="evaluate a model on a benchmark's metric suite")
     e.add_argument("--model", required=True)
@@ -331,8 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--retain-model", help="retain model, for forget quality")
     e.add_argument("--retain-stats", help="retain_stats.json from an earlier eval")
     e.add_argument("--es-mode", choices=["forward", "generate"], default="forward")
+    e.add_argument("--protocol", help=PROTOCOL_HELP)
     e.add_argument("--batch-size", type=int, default=32)
-    e.add_argument("--max-new-tokens", type=int, default=200)
+    e.add_argument(
+        "--max-new-tokens", type=int, help="generation budget (default: the protocol's, 200)"
+    )
     e.add_argument(
         "--lm-eval",
         action="store_true",
@@ -355,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
             r.add_argument("study", help="criteria, granularity, smoothness or hardsampling")
         r.add_argument("config", nargs="?", help="YAML config (see configs/); default: embedded")
         r.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. unlearn.lr=3e-4")
+        r.add_argument("--protocol", help=PROTOCOL_HELP)
         r.add_argument("--out", help="output folder (default runs/NAME/TIMESTAMP)")
         r.add_argument("--overwrite", action="store_true")
         r.add_argument(

@@ -129,6 +129,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             return None
         return _convert(value, args[0], where)
     if dataclasses.is_dataclass(tp):
+        if isinstance(value, str) and "name" in {f.name for f in dataclasses.fields(tp)}:
+            value = {"name": value}  # `protocol: tofu` is short for `protocol: {name: tofu}`
         return from_dict(tp, value, prefix=where + ".")
     if tp is dict or origin is dict:
         if not isinstance(value, dict):
@@ -197,6 +199,8 @@ def parse_overrides(items: list[str]) -> dict:
         node = out
         *parents, leaf = key.strip().split(".")
         for p in parents:
+            if isinstance(node.get(p), str):  # `protocol=NAME protocol.switch=value`
+                node[p] = {"name": node[p]}
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise InputError(f"override {item!r} conflicts with an earlier one")
@@ -208,6 +212,8 @@ def merge(base: dict, extra: dict) -> dict:
     """Recursive dict merge: `extra` wins; nested mappings are merged, not replaced."""
     out = dict(base)
     for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), str) and "name" not in v:
+            out[k] = {"name": out[k]}  # `protocol: NAME` then `protocol.switch=value`
         out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 

@@ -1,7 +1,9 @@
 """Evaluation: runs the metrics of `satimp.metrics` over TOFU's splits, in batches.
 
 One teacher-forced pass per encoded answer gives ES, EM, probability and mean NLL (SPEC §5:
-answer tokens excluding the final EOS); batched greedy generation gives ROUGE-L. Results come
+ES and EM exclude the final EOS, probability and truth ratio include it); batched greedy
+generation gives ROUGE-L. Every convention that differs between published sources is a switch
+of the run's protocol (`satimp.protocol`, SPEC §6). Results come
 per item (`per_sample`, dataset order) and aggregated (`summary`).
 """
 
@@ -22,13 +24,17 @@ from satimp.data.encoding import (
     Encoded,
     encode_continuation,
     encode_qa,
+    encode_qa_string,
     iter_batches,
     prompt_ids,
     split_text,
 )
-from satimp.data.tofu import load_split
+from satimp.data.records import has_split
+from satimp.data.tofu import base_answer_key, load_split
 from satimp.errors import InputError
 from satimp.logprobs import drop_last_answer_token, example_logps, forward_logps
+from satimp.protocol import OFFICIAL_ES_PROMPT, Protocol
+from satimp.protocol import resolve as resolve_protocol
 
 # Summary set name → split of per-item data (the forget set's is `<forget>_perturbed`).
 SET_SPLITS = {
@@ -45,14 +51,24 @@ def _device(model) -> torch.device:
 
 @torch.no_grad()
 def extraction_scores(
-    model, examples: Sequence[Encoded], *, pad_id: int, batch_size: int = 32, drop_eos: bool = True
+    model,
+    examples: Sequence[Encoded],
+    *,
+    pad_id: int,
+    batch_size: int = 32,
+    drop_eos: bool = True,
+    eos_in_prob: bool = True,
+    no_match: str = "zero",
 ) -> dict[str, Tensor]:
     """ES, EM, probability, mean NLL and summed log-prob of each example, in one teacher-forced
     pass.
 
     Returns {'es', 'em', 'prob', 'mean_nll', 'sum_logp'}: [N] float tensors in dataset order.
-    With `drop_eos` the final answer token (the EOS of an encoded QA pair) is excluded, as
-    SPEC §5 asks; plain-text continuations carry no EOS and pass drop_eos=False.
+    With `drop_eos` the final answer token (the EOS of an encoded QA pair) is excluded from ES
+    and EM, and from the probability too unless `eos_in_prob` (SPEC §5: TOFU's and
+    open-unlearning's probability and truth ratio average over the EOS). Plain-text
+    continuations carry no EOS and pass drop_eos=False. `no_match`: see
+    `metrics.extraction_strength`.
     """
     n = len(examples)
     out = {k: torch.zeros(n) for k in ("es", "em", "prob", "mean_nll", "sum_logp")}
@@ -64,14 +80,15 @@ def extraction_scores(
     mine = D.local_indices(n)  # several processes: each scores its share, then all are summed
     for idx, batch in iter_batches([examples[i] for i in mine], batch_size, pad_id):
         r = forward_logps(model, {k: v.to(device) for k, v in batch.items()})
-        mask = drop_last_answer_token(r.mask) if drop_eos else r.mask
+        es_mask = drop_last_answer_token(r.mask) if drop_eos else r.mask
+        prob_mask = r.mask if eos_in_prob else es_mask
         logps = r.logps.float()
         rows = torch.tensor([mine[i] for i in idx])
-        out["es"][rows] = M.extraction_strength(r.correct, mask).float().cpu()
-        out["em"][rows] = M.exact_memorization(r.correct, mask).float().cpu()
-        out["prob"][rows] = M.answer_prob(logps, mask).cpu()
-        out["mean_nll"][rows] = M.mean_nll(logps, mask).cpu()
-        out["sum_logp"][rows] = (logps * mask).sum(-1).cpu()
+        out["es"][rows] = M.extraction_strength(r.correct, es_mask, no_match=no_match).float().cpu()
+        out["em"][rows] = M.exact_memorization(r.correct, es_mask).float().cpu()
+        out["prob"][rows] = M.answer_prob(logps, prob_mask).cpu()
+        out["mean_nll"][rows] = M.mean_nll(logps, prob_mask).cpu()
+        out["sum_logp"][rows] = (logps * prob_mask).sum(-1).cpu()
     model.train(was_training)
     return {k: D.sum_tensor(v) for k, v in out.items()}
 
@@ -84,50 +101,85 @@ def generate(
     *,
     batch_size: int = 32,
     max_new_tokens: int = 200,
+    budget: str = "new",
 ) -> list[str]:
     """Greedy continuations of tokenised `prompts` (batched, left padding), decoded without
-    special tokens, in input order."""
+    special tokens, in input order.
+
+    budget 'new': up to `max_new_tokens` new tokens (open-unlearning); 'total': the prompt
+    counts against it, up to `max_new_tokens − len(prompt)` new tokens (TOFU's `max_length`).
+    TOFU subtracts the batch's padded prompt length; here each prompt's own length counts,
+    so the result does not depend on the batching (greedy rows are independent: a batch
+    generates to its longest budget and each row is cut to its own)."""
     mine = D.local_indices(len(prompts))  # several processes: each its share, then gathered
     encoded = [Encoded(prompts[i], [IGNORE] * len(prompts[i])) for i in mine]
+    limits = [
+        max_new_tokens if budget == "new" else max(0, max_new_tokens - len(e)) for e in encoded
+    ]
     texts = []
     was_training = model.training
     model.eval()
     device = _device(model)
     for idx, batch in iter_batches(encoded, batch_size, tokenizer.pad_token_id, left=True):
-        out = model.generate(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-        new = out[:, batch["input_ids"].size(1) :]
+        most = max(limits[i] for i in idx)
+        if most > 0:
+            out = model.generate(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                max_new_tokens=most,
+                do_sample=False,
+                num_beams=1,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            new = out[:, batch["input_ids"].size(1) :]
+        else:
+            new = batch["input_ids"][:, :0]
         for row, i in enumerate(idx):
-            texts.append((mine[i], tokenizer.decode(new[row], skip_special_tokens=True)))
+            ids = new[row, : limits[i]]
+            texts.append((mine[i], tokenizer.decode(ids, skip_special_tokens=True)))
     model.train(was_training)
     return D.gather_indexed(texts, len(prompts))
 
 
 def generate_answers(
-    model, tokenizer, questions: Sequence[str], *, batch_size: int = 32, max_new_tokens: int = 200
+    model,
+    tokenizer,
+    questions: Sequence[str],
+    *,
+    batch_size: int = 32,
+    max_new_tokens: int = 200,
+    budget: str = "new",
+    system: str = "",
 ) -> list[str]:
     """Greedy answers to `questions` under the chat template (SPEC §4), stripped."""
-    prompts = [prompt_ids(tokenizer, q) for q in questions]
+    prompts = [prompt_ids(tokenizer, q, system=system) for q in questions]
     texts = generate(
-        model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens
+        model,
+        tokenizer,
+        prompts,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        budget=budget,
     )
     return [t.strip() for t in texts]
 
 
 @torch.no_grad()
-def extraction_strength_by_generation(model, examples: Sequence[Encoded], *, eos_id: int) -> Tensor:
+def extraction_strength_by_generation(
+    model,
+    examples: Sequence[Encoded],
+    *,
+    eos_id: int,
+    drop_eos: bool = True,
+    no_match: str = "zero",
+) -> Tensor:
     """Reference ES by greedy decoding from true prefixes (slow; validates the one-pass form).
 
     For each item, binary search for k* = min{k : greedy decoding of |y|−k tokens from
     [x, y_<k] reproduces y_≥k}; reproduction is monotone in k, and k = |y| always succeeds.
-    |y| excludes the final EOS. One item at a time, no padding. Returns [N].
+    |y| excludes the final EOS (`drop_eos`). no_match='inverse_length' caps k* at |y| − 1
+    (open-unlearning's loop). One item at a time, no padding. Returns [N].
     """
     was_training = model.training
     model.eval()
@@ -135,13 +187,15 @@ def extraction_strength_by_generation(model, examples: Sequence[Encoded], *, eos
     scores = torch.zeros(len(examples))
     for i, e in enumerate(examples):
         start = next(j for j, lab in enumerate(e.labels) if lab != IGNORE)
-        prompt, answer = e.input_ids[:start], e.input_ids[start:-1]  # drop EOS
+        prompt, answer = e.input_ids[:start], e.input_ids[start : len(e) - int(drop_eos)]
         n = len(answer)
         lo, hi = 0, n  # invariant: reproduction from prefix `hi` succeeds (k = n trivially)
         while lo < hi:
             mid = (lo + hi) // 2
             ok = _reproduces(model, prompt, answer, mid, eos_id=eos_id, device=device)
             lo, hi = (lo, mid) if ok else (mid + 1, hi)
+        if no_match == "inverse_length":
+            hi = min(hi, n - 1)
         # the same float32 arithmetic as metrics.extraction_strength, so equal k* ⇒ equal ES bits
         scores[i] = 1.0 - torch.tensor(hi) / n if n else 0.0
     model.train(was_training)
@@ -167,45 +221,101 @@ def _reproduces(
     return out[0, ids.size(1) :].tolist() == answer[k:]
 
 
+def es_scores(
+    model,
+    tokenizer,
+    records: Sequence[dict],
+    *,
+    protocol: Protocol,
+    batch_size: int = 32,
+    es_mode: str = "forward",
+) -> dict[str, list[float]]:
+    """ES and EM of each record's `answer` under the protocol's ES conventions: the chat prompt
+    (EOS excluded) or the authors' `### Question:` string (no EOS), and the no-match value.
+    es_mode 'generate' checks the one-pass ES by greedy decoding (slow)."""
+    if protocol.es_prompt == "qa":
+        examples = [
+            encode_qa_string(
+                tokenizer,
+                OFFICIAL_ES_PROMPT.format(question=r["question"]),
+                r["answer"],
+                max_length=protocol.eval_max_length,
+            )
+            for r in records
+        ]
+    else:
+        examples = [
+            encode_qa(
+                tokenizer,
+                r["question"],
+                r["answer"],
+                max_length=protocol.eval_max_length,
+                system=protocol.system_prompt,
+            )
+            for r in records
+        ]
+    drop_eos = protocol.es_prompt == "chat"
+    kw = dict(drop_eos=drop_eos, no_match=protocol.es_no_match)
+    s = extraction_scores(
+        model, examples, pad_id=tokenizer.pad_token_id, batch_size=batch_size, **kw
+    )
+    es = s["es"]
+    if es_mode == "generate":
+        es = extraction_strength_by_generation(model, examples, eos_id=tokenizer.eos_token_id, **kw)
+    return {"es": es.tolist(), "em": s["em"].tolist()}
+
+
 def score_split(
     model,
     tokenizer,
     records: list[dict],
     *,
+    protocol: Protocol | None = None,
+    base_key: str = "paraphrased_answer",
     answer_prob: bool = True,
     batch_size: int = 32,
-    max_new_tokens: int = 200,
-    max_length: int = 512,
     es_mode: str = "forward",
     rouge: bool = True,
 ) -> dict[str, list[float]]:
     """Per-item metrics of one perturbed split: es, em, prob, rouge, truth_ratio (raw R).
 
     prob is exp(−mean NLL) of the answer when `answer_prob` (forget and retain sets), else
-    p_true / (p_true + Σ p_perturbed) (real authors, world facts; SPEC §5).
+    p_true / (p_true + Σ p_perturbed) (real authors, world facts; SPEC §5). The truth ratio
+    compares the perturbed answers with `base_key` (`paraphrased_answer`, or `answer` on
+    real authors and world facts). Conventions (prompt, EOS, ES, generation budget, mean of
+    the perturbed answers) are the protocol's.
     """
+    P = resolve_protocol(protocol)
 
     def enc(q: str, a: str) -> Encoded:
-        return encode_qa(tokenizer, q, a, max_length=max_length)
+        return encode_qa(tokenizer, q, a, max_length=P.eval_max_length, system=P.system_prompt)
 
     n, K = len(records), min(len(r["perturbed_answer"]) for r in records)
     answers = [enc(r["question"], r["answer"]) for r in records]
-    para = [enc(r["question"], r["paraphrased_answer"]) for r in records]
+    base = [] if base_key == "answer" else [enc(r["question"], r[base_key]) for r in records]
     pert = [enc(r["question"], p) for r in records for p in r["perturbed_answer"][:K]]
     scored = extraction_scores(
-        model, answers + para + pert, pad_id=tokenizer.pad_token_id, batch_size=batch_size
+        model,
+        answers + base + pert,
+        pad_id=tokenizer.pad_token_id,
+        batch_size=batch_size,
+        eos_in_prob=P.eos_in_prob,
+        no_match=P.es_no_match,
     )
     nll = scored["mean_nll"]
-    ans_nll, para_nll, pert_nll = nll[:n], nll[n : 2 * n], nll[2 * n :].view(n, K)
-    es = scored["es"][:n]
-    if es_mode == "generate":
-        es = extraction_strength_by_generation(model, answers, eos_id=tokenizer.eos_token_id)
+    ans_nll, pert_nll = nll[:n], nll[n + len(base) :].view(n, K)
+    base_nll = nll[n : 2 * n] if base else ans_nll
+    if P.es_prompt == "chat" and es_mode == "forward":  # ES/EM come free with this pass
+        es = {"es": scored["es"][:n].tolist(), "em": scored["em"][:n].tolist()}
+    else:
+        es = es_scores(
+            model, tokenizer, records, protocol=P, batch_size=batch_size, es_mode=es_mode
+        )
     prob = scored["prob"][:n] if answer_prob else M.normalized_true_prob(ans_nll, pert_nll)
     out = {
-        "es": es.tolist(),
-        "em": scored["em"][:n].tolist(),
+        **es,
         "prob": prob.tolist(),
-        "truth_ratio": M.truth_ratio(para_nll, pert_nll).tolist(),
+        "truth_ratio": M.truth_ratio(base_nll, pert_nll, mean=P.tr_mean).tolist(),
     }
     if rouge:
         gens = generate_answers(
@@ -213,7 +323,9 @@ def score_split(
             tokenizer,
             [r["question"] for r in records],
             batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=P.gen_tokens,
+            budget=P.generation,
+            system=P.system_prompt,
         )
         out["rouge"] = [
             M.rouge_l_recall(g, r["answer"]) for g, r in zip(gens, records, strict=True)
@@ -227,23 +339,30 @@ def evaluate_tofu(
     data,
     forget_split: str,
     *,
+    protocol: Protocol | None = None,
     retain_truth_ratios: Sequence[float] | None = None,
     batch_size: int = 32,
-    max_new_tokens: int = 200,
     es_mode: str = "forward",
     rouge: bool = True,
     progress: bool = True,
 ) -> tuple[dict, dict]:
-    """All TOFU metrics of a model: (summary, per_sample).
+    """All TOFU metrics of a model under a protocol (default `tofu`): (summary, per_sample).
 
     summary keys: forget_/retain_ {es, em, prob, rouge, truth_ratio}, forget_quality (None
     without the retain model's truth ratios), real_authors_/world_facts_ {prob, rouge,
-    truth_ratio} and model_utility. per_sample: {split: {metric: [value per item]}}.
+    truth_ratio} and model_utility. per_sample: {split: {metric: [value per item]}}. Each
+    split is cut to its first `ds_size` items; with `retain_es: retain_head` the retain ES
+    and EM come from `retainXX[:retain_holdout]` (per_sample under that name).
     """
+    P = resolve_protocol(protocol)
     if es_mode not in ("forward", "generate"):
         raise ValueError(f"es_mode={es_mode!r}; valid: forward, generate")
     sets = {"forget": f"{forget_split}_perturbed", **SET_SPLITS}
-    records = {name: load_split(data, split) for name, split in sets.items()}
+    records = {
+        name: _first(load_split(data, split), P.ds_size or None) for name, split in sets.items()
+    }
+    head = retain_es_split(P, forget_split)
+    head_records = load_split(data, head) if head else None
     per_sample, summary = {}, {}
     for name, split in tqdm(
         sets.items(), desc="evaluate", leave=False, disable=not (progress and sys.stderr.isatty())
@@ -252,10 +371,11 @@ def evaluate_tofu(
             model,
             tokenizer,
             records[name],
+            protocol=P,
+            base_key=base_answer_key(split),
             batch_size=batch_size,
             answer_prob=name in ("forget", "retain"),
             es_mode=es_mode,
-            max_new_tokens=max_new_tokens,
             rouge=rouge,
         )
         per_sample[split] = items
@@ -266,6 +386,12 @@ def evaluate_tofu(
                 value = sum(values) / len(values)
             if name in ("forget", "retain") or metric in ("prob", "rouge", "truth_ratio"):
                 summary[f"{name}_{metric}"] = value
+    if head_records is not None:
+        items = es_scores(
+            model, tokenizer, head_records, protocol=P, batch_size=batch_size, es_mode=es_mode
+        )
+        per_sample[head] = items
+        summary["retain_es"], summary["retain_em"] = mean(items["es"]), mean(items["em"])
     forget_tr = per_sample[sets["forget"]]["truth_ratio"]
     summary["forget_quality"] = (
         M.forget_quality(forget_tr, retain_truth_ratios) if retain_truth_ratios else None
@@ -275,6 +401,42 @@ def evaluate_tofu(
             [summary[f"{s}_{m}"] for s in UTILITY_SETS for m in ("prob", "rouge", "truth_ratio")]
         )
     return summary, per_sample
+
+
+def retain_es_split(protocol: Protocol, forget_split: str) -> str | None:
+    """The split holding the retain-ES items when they are not retain_perturbed's:
+    `retainXX[:retain_holdout]` under `retain_es: retain_head` (the authors' eval_es.py)."""
+    if protocol.retain_es != "retain_head":
+        return None
+    from satimp.experiment import retain_split_for
+
+    return f"{retain_split_for(forget_split)}[:{protocol.retain_holdout or 400}]"
+
+
+def tofu_es_probe(data, forget_split: str, *, protocol: Protocol, batch_size: int):
+    """Forget and retain ES/EM after an unlearning epoch, computed exactly as the final
+    evaluation computes them (same items, prompt and conventions); returns
+    probe(model, tokenizer, epoch) -> {forget_es, forget_em, retain_es, retain_em}."""
+    P = resolve_protocol(protocol)
+    sets = {"forget": f"{forget_split}_perturbed"}
+    head = retain_es_split(P, forget_split)
+    if head:
+        sets["retain"] = head
+    elif has_split(data, SET_SPLITS["retain"]):
+        sets["retain"] = SET_SPLITS["retain"]
+    records = {k: load_split(data, v) for k, v in sets.items()}
+    if not head and "retain" in records:
+        records["retain"] = _first(records["retain"], P.ds_size or None)
+    records["forget"] = _first(records["forget"], P.ds_size or None)
+
+    def probe(model, tokenizer, _epoch) -> dict:
+        row = {}
+        for name, items in records.items():
+            s = es_scores(model, tokenizer, items, protocol=P, batch_size=batch_size)
+            row |= {f"{name}_es": mean(s["es"]), f"{name}_em": mean(s["em"])}
+        return row
+
+    return probe
 
 
 SUMMARY_ORDER = (

@@ -40,6 +40,9 @@ from satimp.models import (
     train_tokenizer,
 )
 from satimp.objectives import Objective, finetune_objective
+from satimp.protocol import Protocol, retain_training_ref
+from satimp.protocol import as_dict as protocol_dict
+from satimp.protocol import resolve as resolve_protocol
 from satimp.train import TrainResult, train
 
 # ---------------------------------------------------------------- run folders
@@ -147,10 +150,12 @@ def finetune(
     trust_remote_code: bool = False,
     checkpoints: bool = True,
     resume: bool = False,
+    system: str = "",
 ) -> TrainResult:
     """Fine-tune `model_src` (a preset name, local dir or hub id) on `splits` of `data`.
 
     A preset builds a fresh tiny Llama with a tokenizer trained on the benchmark's text.
+    QA pairs are encoded after the system message `system` when given (a protocol's prompt).
     Saves model + tokenizer, config.yaml, run_info.json and metrics.jsonl under `out_dir`.
     """
     cfg.validate()
@@ -165,10 +170,9 @@ def finetune(
     if cfg.lora.r:
         model = add_lora(model, cfg.lora)
     # every input is read and checked above: only now is anything written
-    out = start_run(
-        out_dir, {"model": model_src, "data": str(data), "splits": splits, "train": to_dict(cfg)}
-    )
-    examples = training_examples(tokenizer, data, splits, max_length=cfg.max_length)
+    run_config = {"model": model_src, "data": str(data), "splits": splits, "train": to_dict(cfg)}
+    out = start_run(out_dir, run_config | ({"system_prompt": system} if system else {}))
+    examples = training_examples(tokenizer, data, splits, max_length=cfg.max_length, system=system)
     result = train(
         model,
         finetune_objective,
@@ -248,14 +252,16 @@ def build_models(
     *,
     base_splits: list[str] = ("world_facts", "real_authors"),
     log=print,
+    system: str = "",
 ) -> dict[str, Path]:
     """base → original (on `original_splits`) and base → retain (on `retain_splits`), cached.
 
     TOFU: original on `full`, retain on `retainXX`; MUSE and WMDP: the corpora with and without
     the forget corpus. A preset base is first trained on `models.base_splits` (default
-    `base_splits`) and, with `models.replay_base`, those splits join both fine-tunes. The cache
-    key covers the data's content hash, the model source and every training recipe, so any
-    change rebuilds and a repeated run reuses.
+    `base_splits`) and, with `models.replay_base`, those splits join both fine-tunes. QA pairs
+    are encoded after the system message `system` when given (the protocol's). The cache key
+    covers the data's content hash, the model source, every training recipe and the system
+    message, so any change rebuilds and a repeated run reuses.
     """
     given = {"original": models.original, "retain": models.retain}
     if all(given.values()):  # the benchmark ships its models: nothing to build
@@ -268,14 +274,20 @@ def build_models(
         "splits": base_splits,
         "train": to_dict(models.base_train),
         "v": satimp.__version__,
-    }
+    } | ({"system": system} if system else {})
     if models.base in PRESETS:
         t0 = time.time()
         base = cached(
             cache_dir,
             key_base,
             lambda d: finetune(
-                models.base, data, base_splits, models.base_train, d, checkpoints=False
+                models.base,
+                data,
+                base_splits,
+                models.base_train,
+                d,
+                checkpoints=False,
+                system=system,
             ),
         )
         log(f"  base model      {base}  ({time.time() - t0:.1f}s)")
@@ -299,11 +311,13 @@ def build_models(
             "splits": splits,
             "train": to_dict(cfg),
             "v": satimp.__version__,
-        }
+        } | ({"system": system} if system else {})
         paths[name] = cached(
             cache_dir,
             key,
-            lambda d, s=splits, c=cfg: finetune(str(base), data, s, c, d, checkpoints=False),
+            lambda d, s=splits, c=cfg: finetune(
+                str(base), data, s, c, d, checkpoints=False, system=system
+            ),
         )
         log(f"  {name:<15} {paths[name]}  ({time.time() - t0:.1f}s)")
     return paths
@@ -333,10 +347,15 @@ def unlearn(
     resume: bool = False,
     epoch_eval: Callable | None = None,
     min_chars: int = 1,
+    protocol: Protocol | str | None = None,
 ) -> TrainResult:
     """Unlearn the `forget` split(s) from the model at `model_dir` with `method`; save under
     `out_dir`. QA splits (TOFU) and plain-text corpora (MUSE, WMDP: chunks of
     `cfg.max_length` tokens, labels on every token) both work; see `training_examples`.
+
+    The protocol (default `tofu`) sets the method's defaults, the prompt's system message, the
+    retain hold-out (`retainXX[400:]` under satimp-official) and the ES conventions of the
+    per-epoch probe; config.yaml records the method as it runs (every default resolved).
 
     Checkpoints go to `out_dir/checkpoints/`; `resume` continues from the latest (NPO's
     reference log-probs and a KL/RMU reference are always taken from `model_dir`).
@@ -346,9 +365,13 @@ def unlearn(
     forget and retain extraction strength (`default_epoch_eval`).
     """
     cfg.validate()
-    objective = Objective(method, seed=cfg.seed)
+    protocol = resolve_protocol(protocol)
+    objective = Objective(method, seed=cfg.seed, protocol=protocol)
     if objective.uses_retain and not retain:
         raise InputError(f"method {method.name!r} needs a retain split")
+    if retain:
+        refs = [retain] if isinstance(retain, str) else retain
+        retain = [retain_training_ref(protocol, r) for r in refs]
     model, tokenizer = load_model(model_dir, trust_remote_code=trust_remote_code)
     if cfg.lora.r:
         model = add_lora(model, cfg.lora)
@@ -356,9 +379,10 @@ def unlearn(
     pad = tokenizer.pad_token_id
     forget_splits = load_splits(data, forget, min_chars=min_chars)
     retain_splits = load_splits(data, retain, min_chars=min_chars) if objective.uses_retain else []
-    forget_ex = encode_loaded(tokenizer, forget_splits, max_length=cfg.max_length)
+    system = protocol.system_prompt
+    forget_ex = encode_loaded(tokenizer, forget_splits, max_length=cfg.max_length, system=system)
     retain_ex = (
-        encode_loaded(tokenizer, retain_splits, max_length=cfg.max_length)
+        encode_loaded(tokenizer, retain_splits, max_length=cfg.max_length, system=system)
         if objective.uses_retain
         else None
     )
@@ -374,6 +398,7 @@ def unlearn(
             retain_splits or load_splits(data, retain, min_chars=min_chars),
             max_length=cfg.max_length,
             batch_size=eval_batch_size,
+            protocol=protocol,
         )
     # every input is read and checked above: only now is anything written
     out = start_run(
@@ -383,8 +408,9 @@ def unlearn(
             "data": str(data),
             "forget": forget,
             "retain": retain,
-            "method": to_dict(method),
-            "resolved_params": objective.params,
+            "method": objective.resolved(),
+            "method_config": to_dict(method),
+            "protocol": protocol_dict(protocol),
             "train": to_dict(cfg),
         },
     )
@@ -418,15 +444,23 @@ def default_epoch_eval(
     max_length: int,
     batch_size: int,
     probe_texts: int = 100,
+    protocol: Protocol | None = None,
 ) -> Callable:
     """Forget and retain ES (and EM) after an epoch, one teacher-forced pass each, on the
     splits unlearning has already read.
 
-    QA data: the forget split's encoded answers and TOFU's `retain_perturbed` (official
-    practice; left out when the benchmark has no such split). Text corpora:
-    `text_probe_scores` of the first `probe_texts` texts of the forget and retain splits.
+    One TOFU forget split (`forgetXX` beside its `forgetXX_perturbed`): exactly the final
+    evaluation's ES (`evaluate.tofu_es_probe`: its items, prompt and conventions). Other QA
+    data: the forget split's encoded answers and `retain_perturbed` when there is one. Text
+    corpora: `text_probe_scores` of the first `probe_texts` texts of the forget and retain
+    splits.
     """
-    from satimp.evaluate import extraction_scores, mean, text_probe_scores
+    from satimp.evaluate import extraction_scores, mean, text_probe_scores, tofu_es_probe
+
+    protocol = resolve_protocol(protocol)
+    refs = [s.ref for s in forget]
+    if len(refs) == 1 and refs[0].startswith("forget") and has_split(data, f"{refs[0]}_perturbed"):
+        return tofu_es_probe(data, refs[0], protocol=protocol, batch_size=batch_size)
 
     if forget and forget[0].texts is not None:
         texts = {
@@ -448,14 +482,22 @@ def default_epoch_eval(
     examples = {"forget": forget_examples}
     if has_split(data, "retain_perturbed"):
         examples["retain"] = training_examples(
-            tokenizer, data, "retain_perturbed", max_length=max_length
+            tokenizer,
+            data,
+            "retain_perturbed",
+            max_length=max_length,
+            system=protocol.system_prompt,
         )
 
     def es(model, _tok, _epoch) -> dict:
         row = {}
         for name, items in examples.items():
             s = extraction_scores(
-                model, items, pad_id=tokenizer.pad_token_id, batch_size=batch_size
+                model,
+                items,
+                pad_id=tokenizer.pad_token_id,
+                batch_size=batch_size,
+                no_match=protocol.es_no_match,
             )
             row |= {f"{name}_es": s["es"].mean().item(), f"{name}_em": s["em"].mean().item()}
         return row

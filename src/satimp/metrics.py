@@ -2,8 +2,8 @@
 
 Tensor vocabulary (shared with `logprobs.py`): `logps` [B, T] log-likelihood of each label
 token, already aligned with the labels; `correct` [B, T] bool, teacher-forced argmax == label;
-`mask` [B, T] bool, the answer tokens that count (prompt, padding and the final EOS are already
-excluded by the caller). "Answer tokens" are the masked positions of a row, in order.
+`mask` [B, T] bool, the answer tokens that count (prompt and padding are excluded by the
+caller, and so is the final EOS for ES and EM; probability and truth ratio include it, SPEC §5). "Answer tokens" are the masked positions of a row, in order.
 
 Empty answers (an all-False mask row) are a convention, never a NaN: they carry no evidence of
 memorisation, so ES = EM = probability = 0, mean NLL = +inf (keeping prob = exp(−mean NLL)),
@@ -36,7 +36,10 @@ def _lengths(mask: Tensor, other: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- per-token metrics
 
 
-def extraction_strength(correct: Tensor, mask: Tensor) -> Tensor:
+ES_NO_MATCH = ("zero", "inverse_length")
+
+
+def extraction_strength(correct: Tensor, mask: Tensor, *, no_match: str = "zero") -> Tensor:
     """Extraction strength (Wang et al., ICLR 2025) in its one-pass form.
 
     ES = 1 − k*/|y|, k* = min{k : greedy decoding from [x, y_<k] reproduces y_≥k}. Greedy
@@ -44,14 +47,23 @@ def extraction_strength(correct: Tensor, mask: Tensor) -> Tensor:
     answer position ≥ k, so k* = 1 + (answer index of the LAST wrong token), or 0 if none.
     The answer index is the rank among masked positions, so left padding and gaps are fine.
 
-    Args: correct [B, T] bool; mask [B, T] bool.
-    Returns: [B] float in [0, 1]; all correct → 1, last answer token wrong → 0, empty row → 0.
+    When even the last token is wrong (no suffix is reproduced) the definition gives k* = |y|,
+    ES = 0 (`no_match='zero'`); open-unlearning's loop stops at k = |y| − 1 and scores 1/|y|
+    (`no_match='inverse_length'`), so its ES = max(ES, 1/|y|) for |y| ≥ 1.
+
+    Args: correct [B, T] bool; mask [B, T] bool; no_match 'zero' | 'inverse_length'.
+    Returns: [B] float in [0, 1]; all correct → 1, last answer token wrong → 0 (or 1/|y|),
+    empty row → 0.
     """
+    if no_match not in ES_NO_MATCH:
+        raise ValueError(f"no_match={no_match!r}; valid: {', '.join(ES_NO_MATCH)}")
     mask = mask.bool()
     n = _lengths(mask, correct)  # [B]
     rank = mask.long().cumsum(-1)  # [B, T] 1-based answer index at masked positions
     wrong = mask & ~correct.bool()
     k_star = torch.where(wrong, rank, 0).amax(-1)  # [B] 1 + 0-based index of last wrong
+    if no_match == "inverse_length":
+        k_star = k_star.clamp(max=(n - 1).clamp(min=0))
     es = 1.0 - k_star / n.clamp(min=1)
     return torch.where(n > 0, es, torch.zeros_like(es))
 
@@ -106,18 +118,31 @@ def normalized_true_prob(true_mean_nll: Tensor, perturbed_mean_nll: Tensor) -> T
     return torch.nan_to_num(logits.softmax(-1)[:, 0], nan=0.0)
 
 
-def truth_ratio(paraphrased_mean_nll: Tensor, perturbed_mean_nll: Tensor) -> Tensor:
-    """TOFU truth ratio per item: R = P̄(perturbed) / P(paraphrased).
+TR_MEANS = ("geometric", "arithmetic")
 
-    P(a) = exp(−mean token NLL of a); P̄ = geometric mean over the K perturbed answers
-    = exp(−mean_k nll_k). Hence R = exp(nll_para − mean_k nll_pert). R < 1: the model
-    prefers the paraphrased (true) answer. (TOFU's code stores 1/R; forget quality is
-    unaffected, since the KS test is invariant under a monotone map of both samples.)
 
-    Args: paraphrased_mean_nll [N]; perturbed_mean_nll [N, K].
+def truth_ratio(
+    base_mean_nll: Tensor, perturbed_mean_nll: Tensor, *, mean: str = "geometric"
+) -> Tensor:
+    """TOFU truth ratio per item: R = P̄(perturbed) / P(base).
+
+    P(a) = exp(−mean token NLL of a). The base answer is the paraphrased answer on the forget
+    and retain sets and the answer itself on real authors / world facts (the caller's choice).
+    P̄ over the K perturbed answers is their geometric mean exp(−mean_k nll_k) (TOFU's
+    aggregate_eval_stat.py, open-unlearning) — R = exp(nll_base − mean_k nll_pert) — or their
+    arithmetic mean (1/K) Σ_k exp(−nll_k) (`mean='arithmetic'`: TOFU's utils.py, which the
+    authors' code uses). R < 1: the model prefers the true answer. (TOFU's code stores 1/R;
+    forget quality is unaffected, the KS test being invariant under a monotone map of both.)
+
+    Args: base_mean_nll [N]; perturbed_mean_nll [N, K]; mean 'geometric' | 'arithmetic'.
     Returns: [N], positive.
     """
-    return torch.exp(paraphrased_mean_nll - perturbed_mean_nll.mean(-1))
+    if mean == "geometric":
+        return torch.exp(base_mean_nll - perturbed_mean_nll.mean(-1))
+    if mean == "arithmetic":  # log-mean-exp, so tiny probabilities do not underflow
+        log_mean = perturbed_mean_nll.neg().logsumexp(-1) - math.log(perturbed_mean_nll.size(-1))
+        return torch.exp(base_mean_nll + log_mean)
+    raise ValueError(f"mean={mean!r}; valid: {', '.join(TR_MEANS)}")
 
 
 def truth_ratio_score(ratios: Tensor | Sequence[float], *, forget: bool) -> float:

@@ -19,6 +19,8 @@ from satimp.config import MethodConfig
 from satimp.data.encoding import Encoded
 from satimp.errors import InputError
 from satimp.logprobs import TokenLogps, example_logps, forward_logps
+from satimp.protocol import Protocol, method_overrides
+from satimp.protocol import resolve as resolve_protocol
 from satimp.weighting import CRITERIA, token_weights, weight_stats
 
 # ---------------------------------------------------------------- pure losses
@@ -32,7 +34,7 @@ def weighted_ga_loss(
     Args: logps [B, T], mask [B, T] bool, weights [B, T] detached.
     normalize: 'tokens' → N = number of valid tokens; 'weights' → N = Σ_k w_k;
       'sequences' → N = number of sequences with a valid token, giving the instance-level form
-      −(1/B) Σ_i w_i S_i when w is constant within each sequence.
+      −(1/B) Σ_i w_i S_i when w is constant within each sequence; 'sum' → no division.
     Returns: scalar; 0 when no token is valid.
     """
     total = (weights * logps * mask).sum()
@@ -42,8 +44,10 @@ def weighted_ga_loss(
         n = (weights * mask).sum()
     elif normalize == "sequences":
         n = mask.any(-1).sum()
+    elif normalize == "sum":  # a plain sum (the authors' hard-sampling losses)
+        return total
     else:
-        raise ValueError(f"normalize={normalize!r}; valid: tokens, weights, sequences")
+        raise ValueError(f"normalize={normalize!r}; valid: tokens, weights, sequences, sum")
     return total / n.clamp_min(1e-12) if n > 0 else total * 0
 
 
@@ -70,9 +74,12 @@ def simnpo_loss(seq_logps: Tensor, lengths: Tensor, *, beta: float, delta: float
 
 
 def kl_loss(logits: Tensor, ref_logits: Tensor, mask: Tensor) -> Tensor:
-    """KL(π_ref ‖ π_θ) per answer token, averaged over valid tokens.
+    """KL(π_ref ‖ π_θ) per position, averaged over the positions of `mask`.
 
-    KL_k = Σ_v p_ref(v) (log p_ref(v) − log p_θ(v)). logits, ref_logits [B, T, V]; mask [B, T].
+    KL_t = Σ_v p_ref(v) (log p_ref(v) − log p_θ(v)). logits, ref_logits [B, T, V]; mask [B, T].
+    SPEC §2's form passes the answer-token mask; TOFU, open-unlearning and the authors' code
+    (`kl_div(..., reduction='batchmean')` over the reshaped [B·T, V]) average over every
+    position, prompt and padding included — an all-True mask (`protocol.kl = 'all'`).
     """
     logp = logits.float().log_softmax(-1)
     ref_logp = ref_logits.float().log_softmax(-1)
@@ -120,9 +127,13 @@ METHODS: dict[str, MethodSpec] = {
         "npo", "bottomk", {"beta": 0.1}, help="NPO on the s highest-p tokens"
     ),
     "npo_random": MethodSpec("npo", "random", {"beta": 0.1}, help="NPO on s random tokens"),
-    "simnpo": MethodSpec("simnpo", "ga", {"beta": 2.5, "delta": 0.0}, alpha=0.1375, help="SimNPO"),
+    # the authors' simnpo_grad_diff: npo_coeff 0.1375 on the forget term, 1.0 on the retain term
+    "simnpo": MethodSpec(
+        "simnpo", "ga", {"beta": 2.5, "delta": 0.0}, gamma=0.1375, alpha=1.0, help="SimNPO"
+    ),
     "wga": MethodSpec("weighted", "wga", help="weighted GA, w = p^β"),
-    "simsat": MethodSpec("weighted", "simsat", help="saturation, w = p^β"),
+    # the authors' simsat_gd: w = p^β with β = 5, 0.1 · forget + 1 · retain
+    "simsat": MethodSpec("weighted", "simsat", gamma=0.1, help="saturation, w = p^β"),
     "simimp": MethodSpec("weighted", "simimp", help="importance, w = (1−p)^β"),
     "satimp": MethodSpec("weighted", "satimp", alpha=0.1, help="SatImp, w = p^β1 (1−p)^β2"),
     "topk": MethodSpec("weighted", "topk", help="hard sampling: s lowest-likelihood tokens"),
@@ -140,10 +151,11 @@ def get_method(name: str) -> MethodSpec:
     return METHODS[name]
 
 
-def resolve_params(cfg: MethodConfig) -> dict:
-    """The method's hyperparameters: criterion and objective defaults overridden by cfg.params."""
+def resolve_params(cfg: MethodConfig, overrides: dict | None = None) -> dict:
+    """The method's hyperparameters: criterion and objective defaults, then a protocol's
+    defaults (`overrides`, see `protocol.METHOD_DEFAULTS`), then cfg.params."""
     spec = get_method(cfg.name)
-    defaults = {**CRITERIA[spec.criterion].defaults, **spec.params}
+    defaults = {**CRITERIA[spec.criterion].defaults, **spec.params, **(overrides or {})}
     unknown = sorted(set(cfg.params) - set(defaults))
     if unknown:
         raise InputError(
@@ -170,12 +182,14 @@ class Objective:
     `kl` and `rmu` keep a frozen copy of the model.
     """
 
-    def __init__(self, cfg: MethodConfig, *, seed: int = 0):
+    def __init__(self, cfg: MethodConfig, *, seed: int = 0, protocol: Protocol | None = None):
         self.cfg, self.spec, self.seed = cfg, get_method(cfg.name), seed
-        self.params = resolve_params(cfg)
-        self.gamma = self.spec.gamma if cfg.gamma is None else cfg.gamma
-        self.alpha = self.spec.alpha if cfg.alpha is None else cfg.alpha
-        self.retain = self.spec.retain if cfg.retain is None else cfg.retain
+        self.protocol = resolve_protocol(protocol)
+        own = method_overrides(self.protocol, cfg.name)  # the protocol's defaults, then cfg's
+        self.params = resolve_params(cfg, own.get("params"))
+        self.gamma = _first_set(cfg.gamma, own.get("gamma"), self.spec.gamma)
+        self.alpha = _first_set(cfg.alpha, own.get("alpha"), self.spec.alpha)
+        self.retain = _first_set(cfg.retain, own.get("retain"), self.spec.retain)
         if self.spec.forget != "rmu" and self.retain not in RETAIN_LOSSES:
             raise InputError(f"retain={self.retain!r}; valid: {', '.join(RETAIN_LOSSES)}")
         if cfg.normalize not in ("tokens", "weights"):
@@ -193,8 +207,28 @@ class Objective:
 
     @property
     def needs_ref_model(self) -> bool:
-        # KL only when its retain term is used (α ≠ 0): never build a model nobody reads.
-        return (self.retain == "kl" and self.uses_retain) or self.spec.forget == "rmu"
+        # only when a retain term reads it (α ≠ 0): never build a model nobody reads
+        return self.uses_retain and (self.retain == "kl" or self.spec.forget == "rmu")
+
+    @property
+    def hard_sum(self) -> bool:
+        """Hard-sampling losses as plain sums over tokens (the authors' ga_/gd_ variants)."""
+        sampled = self.spec.criterion in ("topk", "bottomk", "random")
+        return sampled and self.spec.forget == "weighted" and self.protocol.hard_reduction == "sum"
+
+    def resolved(self) -> dict:
+        """The method as it runs: every default resolved (config.yaml records this)."""
+        return {
+            "name": self.cfg.name,
+            "gamma": self.gamma,
+            "alpha": self.alpha,
+            "retain": self.retain,
+            "params": dict(self.params),
+            "granularity": self.cfg.granularity,
+            "group_size": self.cfg.group_size,
+            "tau": self.cfg.tau,
+            "normalize": self.cfg.normalize,
+        }
 
     def _check_weights(self) -> None:
         """Validate criterion parameters now, before any work (token_weights raises ValueError)."""
@@ -213,8 +247,12 @@ class Objective:
         params = dict(self.criterion_params)
         if "seed" in params:  # fresh random picks every step, reproducible from the seed
             params["seed"] = int(params["seed"]) + self.seed * 1_000_003 + step
-        return token_weights(
-            self.spec.criterion,
+        criterion = self.spec.criterion
+        if criterion == "bottomk" and self.protocol.bottomk == "complement":
+            # the authors' Bottom-K keeps the tokens below TopK's loss quantile: all but TopK's
+            criterion = "topk"
+        w = token_weights(
+            criterion,
             logps,
             mask,
             granularity=self.cfg.granularity,
@@ -223,6 +261,7 @@ class Objective:
             key_mask=key_mask if self.spec.criterion == "annotated" else None,
             **params,
         )
+        return torch.where(mask, 1 - w, 0.0) if criterion != self.spec.criterion else w
 
     # -- set-up
 
@@ -235,7 +274,9 @@ class Objective:
         if self.spec.forget == "rmu":
             g = torch.Generator().manual_seed(self.seed)
             u = torch.rand(model.config.hidden_size, generator=g)
-            self.control = float(self.params["steering"]) * u / u.norm()
+            if self.protocol.rmu_control == "unit":  # the authors' code keeps u ~ U[0,1)^D
+                u = u / u.norm()
+            self.control = float(self.params["steering"]) * u
             self.params["layer"] = self.rmu_layer(model)
 
     def rmu_layer(self, model) -> int:
@@ -247,8 +288,9 @@ class Objective:
         return layer
 
     def trainable(self, model) -> list[torch.nn.Parameter]:
-        """Parameters the optimizer updates: all, except RMU's layers ℓ−2..ℓ only."""
-        if self.spec.forget != "rmu":
+        """Parameters the optimizer updates: all, except RMU's layers ℓ−2..ℓ only (unless the
+        protocol trains every parameter, as the authors' and open-unlearning's RMU do)."""
+        if self.spec.forget != "rmu" or self.protocol.rmu_params == "all":
             return [p for p in model.parameters() if p.requires_grad]
         layer = self.params["layer"]
         keep = {f"layers.{i}." for i in range(max(0, layer - 2), layer + 1)}
@@ -272,7 +314,9 @@ class Objective:
             w = self.weights(f.logps, f.mask, step=step, key_mask=_shifted_keys(batch["forget"]))
             coarse = self.cfg.granularity in ("instance", "batch")
             norm = "sequences" if coarse else self.cfg.normalize
-            forget_loss = weighted_ga_loss(f.logps, f.mask, w, normalize=norm)
+            forget_loss = weighted_ga_loss(
+                f.logps, f.mask, w, normalize="sum" if self.hard_sum else norm
+            )
             logs |= {f"weight_{k}": v for k, v in weight_stats(w, f.logps.detach(), f.mask).items()}
         elif self.spec.forget == "npo":
             ref = self._batch_ref_logps(batch["index"], f.logps)
@@ -294,7 +338,8 @@ class Objective:
         logs["forget_loss"] = forget_loss.item()
         if self.uses_retain:
             retain_loss = self._retain_loss(model, batch["retain"])
-            loss = loss + self.alpha * retain_loss * scale_of(batch, "retain", "tokens")
+            unit = "sum" if self.hard_sum and self.retain == "nll" else "tokens"
+            loss = loss + self.alpha * retain_loss * scale_of(batch, "retain", unit)
             logs["retain_loss"] = retain_loss.item()
         return loss, logs
 
@@ -308,15 +353,21 @@ class Objective:
             return "rows"
         if self.spec.forget == "rmu":
             return "attn"
+        if self.hard_sum:
+            return "sum"
         return "seqs" if self.cfg.granularity in ("instance", "batch") else "tokens"
 
     def _retain_loss(self, model, batch: dict) -> Tensor:
         if self.retain == "nll":
             r = forward_logps(model, batch)
+            if self.hard_sum:  # the authors' gd_ hard sampling sums the retain NLL too
+                return -(r.logps * r.mask).sum()
             return nll_loss(r.logps, r.mask)
         r = forward_logps(model, batch, keep_logits=True)
         with torch.no_grad():
             ref = forward_logps(self.ref_model, batch, keep_logits=True)
+        if self.protocol.kl == "all":  # batchmean over every position of the padded batch
+            return kl_loss(r.logits, ref.logits, torch.ones_like(r.mask))  # all T − 1 positions
         return kl_loss(r.logits, ref.logits, r.mask)
 
     def _batch_ref_logps(self, index: Tensor, like: Tensor) -> Tensor:
@@ -334,14 +385,22 @@ class Objective:
         f = forward_logps(model, batch["forget"], hidden=True)
         fmask = batch["forget"]["attention_mask"].bool()
         forget_loss = rmu_forget_loss(f.hidden[k], self.control.to(f.hidden[k].device), fmask)
-        r = forward_logps(model, batch["retain"], hidden=True)
-        with torch.no_grad():
-            ref = forward_logps(self.ref_model, batch["retain"], hidden=True)
-        rmask = batch["retain"]["attention_mask"].bool()
-        retain_loss = rmu_retain_loss(r.hidden[k], ref.hidden[k], rmask)
         loss = self.gamma * forget_loss * scale_of(batch, "forget", "attn")
-        loss = loss + self.alpha * retain_loss * scale_of(batch, "retain", "attn")
-        return loss, {"forget_loss": forget_loss.item(), "retain_loss": retain_loss.item()}
+        logs = {"forget_loss": forget_loss.item()}
+        if self.uses_retain:  # the authors' RMU has no retain term (α = 0)
+            r = forward_logps(model, batch["retain"], hidden=True)
+            with torch.no_grad():
+                ref = forward_logps(self.ref_model, batch["retain"], hidden=True)
+            rmask = batch["retain"]["attention_mask"].bool()
+            retain_loss = rmu_retain_loss(r.hidden[k], ref.hidden[k], rmask)
+            loss = loss + self.alpha * retain_loss * scale_of(batch, "retain", "attn")
+            logs["retain_loss"] = retain_loss.item()
+        return loss, logs
+
+
+def _first_set(*values):
+    """The first value that is not None (a config's, else a protocol's, else the spec's)."""
+    return next(v for v in values if v is not None)
 
 
 def _shifted_keys(batch: dict) -> Tensor | None:

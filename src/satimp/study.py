@@ -23,6 +23,8 @@ from satimp.data.wmdp import WmdpConfig
 from satimp.errors import InputError
 from satimp.experiment import ModelsConfig, build_models, data_fingerprint, unlearn, write_json
 from satimp.objectives import Objective
+from satimp.protocol import Protocol, ProtocolConfig
+from satimp.protocol import as_dict as protocol_dict
 from satimp.train import Diverged
 
 DEFAULT_METHODS = [
@@ -49,6 +51,11 @@ class SynthConfig:
     people: int = opt(40, "MUSE: fictitious people (a multiple of 5)")
     agents: int = opt(24, "WMDP: fictitious hazardous agents")
     seed: int = opt(0, "generator seed")
+    real_world: bool | None = opt(
+        None,
+        "TOFU: real authors and world facts are real facts (satimp.data.real_world) rather than "
+        "invented ones; None: real when the base model is pretrained (not a preset)",
+    )
 
 
 @dataclass
@@ -56,7 +63,9 @@ class EvalConfig:
     """Evaluation settings (SPEC §5)."""
 
     batch_size: int = opt(32, "evaluation batch size")
-    max_new_tokens: int = opt(200, "ROUGE generation length limit")
+    max_new_tokens: int | None = opt(
+        None, "ROUGE generation budget (None: the protocol's gen_tokens, 200)"
+    )
     es_mode: str = opt("forward", "'forward' (one pass) or 'generate' (slow reference)")
 
 
@@ -80,15 +89,30 @@ class RunConfig:
         list(DEFAULT_METHODS), "methods: names, or mappings of MethodConfig fields plus a `label`"
     )
     eval: EvalConfig = opt(EvalConfig(), "evaluation settings")
+    protocol: ProtocolConfig = opt(
+        ProtocolConfig(),
+        "whose conventions (SPEC §6): tofu, open-unlearning, satimp-official, or a mapping "
+        "{name, switch: value}",
+    )
     cache_dir: str = opt(".cache/satimp", "where built data and models are cached")
     save_models: bool = opt(False, "keep each unlearned model's weights in the run folder")
     trust_remote_code: bool = opt(False, "allow hub models' own code (off by default)")
 
+    def resolved_protocol(self) -> Protocol:
+        """The protocol's switches, with `eval.max_new_tokens` as its generation budget when
+        set."""
+        proto = self.protocol.resolve()
+        if self.eval.max_new_tokens is not None:
+            proto = dataclasses.replace(proto, gen_tokens=self.eval.max_new_tokens)
+        return proto
+
     def validate(self) -> None:
         get_benchmark(self)
         self.unlearn.validate()
+        if self.eval.max_new_tokens is not None and self.eval.max_new_tokens < 1:
+            raise InputError(f"eval.max_new_tokens={self.eval.max_new_tokens} must be ≥ 1")
         for _, method in self.variants():
-            Objective(method)  # names and hyperparameters, before any work
+            Objective(method, protocol=self.resolved_protocol())  # before any work
         if self.eval.es_mode not in ("forward", "generate"):
             raise InputError(f"eval.es_mode={self.eval.es_mode!r}; valid: forward, generate")
 
@@ -181,9 +205,14 @@ def prepare_data(cfg: RunConfig, log=print) -> Path | str:
         synth_wmdp(path, agents=s.agents, seed=s.seed)
     else:
         from satimp.data.synth import synth_tofu
+        from satimp.models import PRESETS
 
-        path = Path(cfg.cache_dir) / f"data-synth-{s.authors}x{s.qa_per_author}-seed{s.seed}"
-        synth_tofu(path, authors=s.authors, qa_per_author=s.qa_per_author, seed=s.seed)
+        real = s.real_world if s.real_world is not None else cfg.models.base not in PRESETS
+        name = f"data-synth-{s.authors}x{s.qa_per_author}-seed{s.seed}{'-real' if real else ''}"
+        path = Path(cfg.cache_dir) / name
+        synth_tofu(
+            path, authors=s.authors, qa_per_author=s.qa_per_author, seed=s.seed, real_world=real
+        )
     log(f"  synthetic {cfg.benchmark} benchmark: {path}")
     return path
 
@@ -200,6 +229,7 @@ def run_models(cfg: RunConfig, data, log=print) -> dict[str, Path]:
         Path(cfg.cache_dir) / "models",
         base_splits=bench.base_splits,
         log=log,
+        system=bench.protocol.system_prompt,
     )
 
 
@@ -312,14 +342,18 @@ def method_row(
                 max_length=cfg.unlearn.max_length,
                 batch_size=cfg.eval.batch_size,
                 stats=stats,
+                out_dir=run_dir,
             ),
             min_chars=bench.min_chars,
+            protocol=bench.protocol,
         )
-        summary, per_sample = evaluate_model(cfg, bench, run_dir, data, stats)
         chosen = bench.select(result.epochs)
-        if chosen is not None:
+        if chosen is None:  # the final model
+            summary, per_sample = evaluate_model(cfg, bench, run_dir, data, stats)
+        else:  # the selected epoch's evaluation, summary and per-sample results alike
             summary = {**chosen, "selected_from_epochs": len(result.epochs)}
-        write_json(run_dir / "summary.json", summary)
+            per_sample = json.loads(bench.epoch_per_sample(run_dir, chosen["epoch"]).read_text())
+        write_json(run_dir / "summary.json", summary | {"protocol": protocol_dict(bench.protocol)})
         write_json(run_dir / "per_sample.json", per_sample)
         if not cfg.save_models:
             for f in run_dir.glob("*.safetensors"):
@@ -380,6 +414,10 @@ def run(
         log(f"  (weight plot skipped: {e})")
     config = {
         **to_dict(cfg),
+        "protocol": protocol_dict(bench.protocol),  # every switch resolved
+        "methods_resolved": {
+            label: Objective(m, protocol=bench.protocol).resolved() for label, m in variants
+        },
         "data_fingerprint": data_fingerprint(data),
         "models_built": {k: str(v) for k, v in paths.items()},
     }
@@ -399,11 +437,7 @@ def run(
 
 
 def _eval_kw(cfg: RunConfig) -> dict:
-    return dict(
-        batch_size=cfg.eval.batch_size,
-        max_new_tokens=cfg.eval.max_new_tokens,
-        es_mode=cfg.eval.es_mode,
-    )
+    return dict(batch_size=cfg.eval.batch_size, es_mode=cfg.eval.es_mode)
 
 
 def _num(v) -> str:

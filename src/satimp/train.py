@@ -80,7 +80,7 @@ def make_collate(pad_id: int) -> Callable:
     return collate_pairs
 
 
-UNITS = ("tokens", "rows", "seqs", "attn")  # what a loss term averages over
+UNITS = ("tokens", "rows", "seqs", "attn")  # what a loss term averages over (or "sum")
 
 
 def _counts(e: Encoded) -> dict[str, int]:
@@ -93,8 +93,11 @@ def _counts(e: Encoded) -> dict[str, int]:
 def batch_scale(local: list[dict], total: dict, world: int) -> dict[str, float]:
     """Factors that turn a micro-batch's mean over `unit` into its exact share of the global
     batch's mean: local count × world / global count (DDP averages gradients over `world`
-    processes; micro-batch gradients are summed). One process, one micro-batch: all 1."""
-    return {u: (sum(c[u] for c in local) * world / total[u]) if total[u] else 0.0 for u in UNITS}
+    processes; micro-batch gradients are summed). One process, one micro-batch: all 1.
+    A plain sum over the global batch is the sum of the micro-batch sums: "sum" → world
+    (0 for the empty share that only keeps a process in step)."""
+    scale = {u: (sum(c[u] for c in local) * world / total[u]) if total[u] else 0.0 for u in UNITS}
+    return scale | {"sum": float(world) if local else 0.0}
 
 
 def _shares(batch: list[int], rank: int, world: int, accum: int) -> list[list[int]]:

@@ -132,20 +132,30 @@ def bottomk_weights(logps: Tensor, mask: Tensor, *, frac: float) -> Tensor:
     return chosen.to(lp.dtype)
 
 
-def random_weights(logps: Tensor, mask: Tensor, *, frac: float, seed: int) -> Tensor:
+def random_weights(
+    logps: Tensor, mask: Tensor, *, frac: float, seed: int, soft_p: float = 1.0
+) -> Tensor:
     """Hard sampling Random (Algorithm 1): 1 on s uniformly drawn valid tokens per row, else 0.
 
     A CPU `torch.Generator` seeded with `seed` draws one uniform key per position [B, T]; each
     row takes its s smallest valid keys. Deterministic for a given seed and shape; rows draw
     independently. s as in `topk_weights`; rows with n = 0 are all 0.
-    Args: logps [B, T] (unused but for dtype/device); mask [B, T] bool; frac ∈ (0, 1]; seed int.
-    Returns: [B, T] in {0, 1}, detached.
+    Soft form (the authors' `soft_p`): w = soft_p on the drawn tokens, 1 − soft_p on the other
+    valid ones; soft_p = 1 is the hard form. (Their code stores these weights in an int32
+    mask, which truncates any soft_p strictly between 0 and 1 to 0: only 0 and 1 run there.)
+    Args: logps [B, T] (unused but for dtype/device); mask [B, T] bool; frac ∈ (0, 1]; seed int;
+    soft_p ∈ [0, 1].
+    Returns: [B, T] detached, 0 outside mask.
     """
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     keys = torch.rand(mask.shape, generator=gen, dtype=torch.float64).to(mask.device)
     rank = _sort_ranks(keys.masked_fill(~mask, math.inf))
     chosen = mask & (rank < _sample_sizes(mask, frac))
-    return chosen.to(_prepare(logps, mask).dtype)
+    dtype = _prepare(logps, mask).dtype
+    if soft_p == 1.0:
+        return chosen.to(dtype)
+    w = torch.where(chosen, soft_p, 1.0 - soft_p).to(dtype)
+    return torch.where(mask, w, torch.zeros_like(w))
 
 
 def annotated_weights(logps: Tensor, mask: Tensor, *, key_mask: Tensor, rho: float) -> Tensor:
@@ -181,13 +191,13 @@ class CriterionSpec:
 
 CRITERIA: dict[str, CriterionSpec] = {
     "ga": CriterionSpec(ga_weights, {}, "soft", "w = 1 (plain gradient ascent)"),
-    "simsat": CriterionSpec(saturation_weights, {"beta": 1.0}, "soft", "saturation: w = p^beta"),
+    "simsat": CriterionSpec(saturation_weights, {"beta": 5.0}, "soft", "saturation: w = p^beta"),
     "wga": CriterionSpec(saturation_weights, {"beta": 1.0}, "soft", "weighted GA: w = p^beta"),
     "simimp": CriterionSpec(importance_weights, {"beta": 5.0}, "soft", "importance: w = (1-p)^beta"),
     "satimp": CriterionSpec(satimp_weights, {"beta1": 5.0, "beta2": 0.1}, "soft", "SatImp: w = p^beta1 (1-p)^beta2"),
     "topk": CriterionSpec(topk_weights, {"frac": 0.3}, "hard", "1 on the frac lowest-likelihood tokens"),
     "bottomk": CriterionSpec(bottomk_weights, {"frac": 0.3}, "hard", "1 on the frac highest-likelihood tokens"),
-    "random": CriterionSpec(random_weights, {"frac": 0.3, "seed": 0}, "hard", "1 on frac random tokens (seeded)"),
+    "random": CriterionSpec(random_weights, {"frac": 0.3, "seed": 0, "soft_p": 1.0}, "hard", "1 (soft_p) on frac random tokens (seeded), 0 (1-soft_p) elsewhere"),
     "annotated": CriterionSpec(annotated_weights, {"rho": 0.3}, "hard", "1-rho on key tokens, rho elsewhere", needs_key_mask=True),
 }  # fmt: skip
 
@@ -198,6 +208,7 @@ _RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "beta2": (lambda v: v >= 0, "beta2 >= 0"),
     "frac": (lambda v: 0 < v <= 1, "0 < frac <= 1"),
     "rho": (lambda v: 0 <= v <= 1, "0 <= rho <= 1"),
+    "soft_p": (lambda v: 0 <= v <= 1, "0 <= soft_p <= 1"),
     "seed": (lambda v: float(v).is_integer(), "seed an integer"),
 }
 

@@ -23,6 +23,9 @@ PERTURBED_FIELDS = [
     "paraphrased_question",
     "keywords",
 ]
+# TOFU's own real-authors / world-facts files: no paraphrase, 3 wrong answers in the answer's form
+GENERAL_FIELDS = ["question", "answer", "perturbed_answer", "keywords"]
+GENERAL = ("real_authors_perturbed", "world_facts_perturbed")
 AUTHORS, QA = 20, 6  # small benchmark: forget01 = 1 author, forget05 = 1, forget10 = 2
 
 
@@ -74,6 +77,7 @@ def test_every_split_has_its_fields(bench: dict[str, list[dict]]) -> None:
     for name, records in bench.items():
         assert records, name
         fields = PERTURBED_FIELDS if name.endswith("_perturbed") else PLAIN_FIELDS
+        fields = GENERAL_FIELDS if name in GENERAL else fields
         for r in records:
             assert list(r) == fields, name
             assert all(
@@ -88,10 +92,10 @@ def test_perturbed_answers_are_wrong_and_distinct(bench: dict[str, list[dict]]) 
     for name in [s for s in SPLITS if s.endswith("_perturbed")]:
         for r in bench[name]:
             wrong = r["perturbed_answer"]
-            assert isinstance(wrong, list) and len(wrong) >= 4
+            assert isinstance(wrong, list) and len(wrong) >= (3 if name in GENERAL else 5)
             assert all(isinstance(w, str) for w in wrong)
             assert len(set(wrong)) == len(wrong)
-            assert r["answer"] not in wrong and r["paraphrased_answer"] not in wrong
+            assert r["answer"] not in wrong and r.get("paraphrased_answer") not in wrong
             for w in wrong:  # every key fact replaced by another value of its kind
                 assert not any(_contains_word(w, k) for k in r["keywords"]), (r["answer"], w)
 
@@ -101,8 +105,21 @@ def _contains_word(text: str, phrase: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None
 
 
+def test_general_sets_perturb_the_answers_wording(bench: dict[str, list[dict]]) -> None:
+    """Their truth ratio compares with `answer` (TOFU's base_answer_key): a wrong answer is
+    the answer's sentence with other facts, word for word elsewhere."""
+    for name in GENERAL:
+        for r in bench[name]:
+            skeleton = r["answer"]
+            for k in r["keywords"]:
+                skeleton = skeleton.replace(k, "#")
+            for w in r["perturbed_answer"]:
+                parts = [p for p in skeleton.split("#") if p]
+                assert all(p in w for p in parts), (r["answer"], w)
+
+
 def test_paraphrases_keep_the_facts(bench: dict[str, list[dict]]) -> None:
-    for name in [s for s in SPLITS if s.endswith("_perturbed")]:
+    for name in [s for s in SPLITS if s.endswith("_perturbed") and s not in GENERAL]:
         for r in bench[name]:
             assert r["paraphrased_question"] != r["question"]
             assert r["paraphrased_answer"] != r["answer"]

@@ -30,10 +30,14 @@ class Encoded:
         return len(self.input_ids)
 
 
-def prompt_ids(tokenizer, question: str) -> list[int]:
-    """Token ids of the chat-formatted prompt (generation prompt included)."""
+def prompt_ids(tokenizer, question: str, *, system: str = "") -> list[int]:
+    """Token ids of the chat-formatted prompt (generation prompt included), after a system
+    message when `system` is given (open-unlearning's template_args)."""
+    messages = [{"role": "system", "content": system}] if system else []
     text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+        [*messages, {"role": "user", "content": question}],
+        add_generation_prompt=True,
+        tokenize=False,
     )
     return tokenizer(text, add_special_tokens=False).input_ids
 
@@ -63,13 +67,15 @@ def encode_qa(
     *,
     max_length: int = 512,
     keywords: Sequence[str] | None = None,
+    system: str = "",
 ) -> Encoded:
-    """Encode one QA pair (SPEC §4). Truncation keeps the whole prompt and cuts the answer.
+    """Encode one QA pair (SPEC §4). Truncation keeps the whole prompt and cuts the answer
+    (its EOS first), as TOFU's evaluation truncation does.
 
     With `keywords`, `key_mask` flags the answer tokens overlapping a key fact (for the
     `annotated` criterion and the retain-model check of memorised facts).
     """
-    p, a = prompt_ids(tokenizer, question), answer_ids(tokenizer, answer)
+    p, a = prompt_ids(tokenizer, question, system=system), answer_ids(tokenizer, answer)
     a = a[: max(1, max_length - len(p))]
     keys = None
     if keywords is not None:
@@ -77,14 +83,32 @@ def encode_qa(
     return Encoded(input_ids=p + a, labels=[IGNORE] * len(p) + a, key_mask=keys)
 
 
-def encode_records(tokenizer, records: Sequence[dict], *, max_length: int) -> list[Encoded]:
+def encode_records(
+    tokenizer, records: Sequence[dict], *, max_length: int, system: str = ""
+) -> list[Encoded]:
     """Encode QA records (key-fact masks included when the records carry `keywords`)."""
     return [
         encode_qa(
-            tokenizer, r["question"], r["answer"], max_length=max_length, keywords=r.get("keywords")
+            tokenizer,
+            r["question"],
+            r["answer"],
+            max_length=max_length,
+            keywords=r.get("keywords"),
+            system=system,
         )
         for r in records
     ]
+
+
+def encode_qa_string(tokenizer, prefix: str, answer: str, *, max_length: int = 512) -> Encoded:
+    """The authors' ES encoding (SatImp `eval_es.py`): `prefix + answer` and `prefix` tokenised
+    as strings with the tokenizer's special tokens (BOS), no EOS; the answer tokens are those
+    of the whole string after the prefix's token count. (With a prefix ending in a space,
+    tokenizers that merge the space into the next word make the prefix one token longer than
+    the true boundary, so the first answer token is not scored — as in their code.)"""
+    whole = tokenizer(prefix + answer).input_ids[:max_length]
+    n = min(len(tokenizer(prefix).input_ids), len(whole) - 1)
+    return Encoded(input_ids=whole, labels=[IGNORE] * n + whole[n:])
 
 
 def encode_text(tokenizer, text: str, *, max_length: int = 512, eos: bool = True) -> list[Encoded]:

@@ -42,21 +42,30 @@ def load_splits(source: str | Path, refs: str | list[str] | None, *, min_chars: 
     return out
 
 
-def encode_loaded(tokenizer, loaded: list[Loaded], *, max_length: int) -> list[Encoded]:
-    """The encoded examples of loaded splits, in order."""
+def encode_loaded(
+    tokenizer, loaded: list[Loaded], *, max_length: int, system: str = ""
+) -> list[Encoded]:
+    """The encoded examples of loaded splits, in order (QA pairs after a system message when
+    `system` is given; plain text never has one)."""
     out: list[Encoded] = []
     for split in loaded:
         if split.texts is not None:
             for text in split.texts:
                 out += encode_text(tokenizer, text, max_length=max_length)
         else:
-            out += encode_records(tokenizer, split.records, max_length=max_length)
+            out += encode_records(tokenizer, split.records, max_length=max_length, system=system)
     return out
 
 
 def training_examples(
-    tokenizer, source: str | Path, refs: str | list[str], *, max_length: int, min_chars: int = 1
+    tokenizer,
+    source: str | Path,
+    refs: str | list[str],
+    *,
+    max_length: int,
+    min_chars: int = 1,
+    system: str = "",
 ) -> list[Encoded]:
     """The encoded examples of every split in `refs`, in order."""
     loaded = load_splits(source, refs, min_chars=min_chars)
-    return encode_loaded(tokenizer, loaded, max_length=max_length)
+    return encode_loaded(tokenizer, loaded, max_length=max_length, system=system)

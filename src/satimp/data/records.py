@@ -17,6 +17,7 @@ against a field schema; a problem raises `InputError` naming the file, the recor
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,11 +85,35 @@ def read_rows(path: Path) -> Rows:
     return rows
 
 
+_SLICE = re.compile(r"^(?P<ref>.+)\[(?P<start>\d*):(?P<stop>\d*)\]$")
+
+
+def parse_slice(ref: str) -> tuple[str, slice | None]:
+    """`retain90[400:]` → ('retain90', slice(400, None)); a ref without [a:b] → (ref, None)."""
+    m = _SLICE.match(ref)
+    if m is None:
+        return ref, None
+    start, stop = (int(m[k]) if m[k] else None for k in ("start", "stop"))
+    return m["ref"], slice(start, stop)
+
+
 def read_split(source: str | Path, ref: str) -> tuple[Rows, str]:
     """The raw rows of split `ref` of `source` and a 'where' prefix for messages.
 
-    A local path wins over a hub id of the same name. An empty split raises InputError.
+    A trailing `[start:stop]` takes those records of the split, in order (e.g. the authors'
+    `retain90[400:]`). A local path wins over a hub id of the same name. An empty split (or
+    slice) raises InputError.
     """
+    ref, part = parse_slice(ref)
+    rows, where = _read_whole(source, ref)
+    if part is not None:
+        rows = rows[part]
+        if not rows:
+            raise InputError(f"{where}: slice [{part.start or ''}:{part.stop or ''}] is empty")
+    return rows, where
+
+
+def _read_whole(source: str | Path, ref: str) -> tuple[Rows, str]:
     source, ref = parse_ref(source, ref)
     as_file = Path(ref)
     if as_file.suffix in EXTENSIONS and as_file.is_file():
@@ -166,7 +191,7 @@ def load_records(
 
 def has_split(source: str | Path, ref: str) -> bool:
     """Is there a local file for `ref`? (Hub sources: assumed present.)"""
-    source, ref = parse_ref(source, ref)
+    source, ref = parse_ref(source, parse_slice(ref)[0])
     root = Path(source)
     if Path(ref).suffix in EXTENSIONS:
         return Path(ref).is_file()

@@ -11,7 +11,11 @@ pools of `synth_pools.py` — and writes every split of SPEC §4 as `<split>.jso
   the same QA plus `paraphrased_question`, `paraphrased_answer` (same facts, reworded) and
   `perturbed_answer`, a list of `N_PERTURBED` answers of the same shape with wrong facts.
 - `real_authors[_perturbed]`, `world_facts[_perturbed]`: facts about invented "well-known"
-  writers and countries that a base model would learn during pre-training.
+  writers and countries that a base model would learn during pre-training, in the layout of
+  TOFU's own files for these sets: `question`, `answer` and `N_PERTURBED_GENERAL` wrong
+  answers in the answer's own wording (their truth ratio compares with `answer`; SPEC §5). With
+  `real_world=True` these two sets are instead the project's real, checkable facts
+  (`satimp.data.real_world`), for a pretrained base model that knows them.
 
 Every record has `question`, `answer` and `keywords` (the answer's key facts, each a verbatim
 substring of `answer`), used by the `annotated` weighting criterion. Output depends only on the
@@ -42,7 +46,8 @@ SPLITS: tuple[str, ...] = (
     "world_facts",
     "world_facts_perturbed",
 )
-N_PERTURBED = 5  # wrong answers per item (TOFU has 5)
+N_PERTURBED = 5  # wrong answers per item of the forget/retain sets (TOFU has 5)
+N_PERTURBED_GENERAL = 3  # real authors and world facts (TOFU's files have 3)
 MIN_AUTHORS, MAX_AUTHORS = 10, 1000  # below 10, forget01/05/10 collapse to one author
 MIN_QA = 4
 MAX_QA = len(pools.AUTHOR_TEMPLATES) * min(len(t.questions) for t in pools.AUTHOR_TEMPLATES)
@@ -64,16 +69,26 @@ def forget_authors(authors: int, pct: int) -> int:
 
 
 def synth_tofu(
-    out_dir: str | Path, *, authors: int = 50, qa_per_author: int = 10, seed: int = 0
+    out_dir: str | Path,
+    *,
+    authors: int = 50,
+    qa_per_author: int = 10,
+    seed: int = 0,
+    real_world: bool = False,
 ) -> dict[str, int]:
     """Write the synthetic TOFU-format benchmark to out_dir (one .jsonl per split); returns {split: n_records}.
 
     Files are UTF-8, one JSON object per line with a fixed key order, and byte-identical for the
     same arguments. All records are built before anything is written; the files are written to
     a temporary folder beside out_dir, then moved in, so a failure leaves no half-written file.
-    Other files in out_dir are left alone. Raises InputError on bad arguments.
+    Other files in out_dir are left alone. Raises InputError on bad arguments. `real_world`:
+    real authors and world facts are real (`satimp.data.real_world`), not invented.
     """
     splits = synth_records(authors=authors, qa_per_author=qa_per_author, seed=seed)
+    if real_world:
+        from satimp.data.real_world import real_world_splits
+
+        splits |= real_world_splits()
     _write_splits(Path(out_dir), splits)
     return {name: len(splits[name]) for name in SPLITS}
 
@@ -81,18 +96,19 @@ def synth_tofu(
 def synth_records(
     *, authors: int = 50, qa_per_author: int = 10, seed: int = 0
 ) -> dict[str, list[Record]]:
-    """The records of every split in SPLITS, in memory (what `synth_tofu` writes)."""
+    """The records of every split in SPLITS, in memory (what `synth_tofu` writes, with the
+    invented real-authors and world-facts sets)."""
     _check_args(authors, qa_per_author, seed)
     rng = random.Random(seed)
     n_extra = max(10, round(authors / 5))  # real_authors / world_facts items
     people, famous, countries = _entities(rng, authors, n_extra)
     qa = [record for facts in people for record in _author_qa(facts, qa_per_author, rng)]
     real = [
-        _qa_record(_cycle(pools.FAMOUS_TEMPLATES, i), facts, pools.FAMOUS_FACT_KINDS, 0, rng)
+        _general_record(_cycle(pools.FAMOUS_TEMPLATES, i), facts, pools.FAMOUS_FACT_KINDS, rng)
         for i, facts in enumerate(famous)
     ]
     world = [
-        _qa_record(_cycle(pools.COUNTRY_TEMPLATES, i), facts, pools.COUNTRY_FACT_KINDS, 0, rng)
+        _general_record(_cycle(pools.COUNTRY_TEMPLATES, i), facts, pools.COUNTRY_FACT_KINDS, rng)
         for i, facts in enumerate(countries)
     ]
     splits: dict[str, list[Record]] = {"full": _plain(qa)}
@@ -344,24 +360,26 @@ def _perturbed_answers(
     facts: Mapping[str, str],
     kinds: Mapping[str, str],
     rng: random.Random,
+    n: int = N_PERTURBED,
 ) -> list[str]:
-    """N_PERTURBED distinct answers in `form`, every key fact replaced by a wrong value.
+    """n distinct answers in `form`, every key fact replaced by a wrong value.
 
     A wrong value is a fresh draw of the same kind, never one of the answer's true values.
-    As in TOFU, `form` is the paraphrased answer's wording, so the truth ratio compares
-    sentences that differ only in their facts.
+    `form` is the wording of the answer the truth ratio compares with (TOFU: the paraphrased
+    answer's on the forget/retain sets, the answer's own on real authors and world facts), so
+    it compares sentences that differ only in their facts.
     """
     true_values = {facts[slot] for slot in template.slots}
     answer = _render(form, facts)
     out: list[str] = []
-    for _ in range(100 * N_PERTURBED):
+    for _ in range(100 * n):
         wrong = dict(facts)
         for slot in template.slots:
             wrong[slot] = _draw_new(rng, _DRAW[kinds[slot]], true_values)
         text = _render(form, wrong)
         if text != answer and text not in out:
             out.append(text)
-        if len(out) == N_PERTURBED:
+        if len(out) == n:
             return out
     raise RuntimeError(f"synth: too few wrong values for {template.slots}")  # pools are large
 
@@ -382,6 +400,22 @@ def _qa_record(
         "paraphrased_answer": _render(paraphrase_form, facts),
         "perturbed_answer": _perturbed_answers(paraphrase_form, template, facts, kinds, rng),
         "paraphrased_question": _render(questions[(form + 1) % len(questions)], facts),
+        "keywords": [facts[slot] for slot in template.slots],
+    }
+
+
+def _general_record(
+    template: Template, facts: Mapping[str, str], kinds: Mapping[str, str], rng: random.Random
+) -> Record:
+    """A real-authors / world-facts record in the layout of TOFU's own files: question,
+    answer and N_PERTURBED_GENERAL wrong answers in the answer's wording (plus keywords)."""
+    form = template.answers[0]
+    return {
+        "question": _render(template.questions[0], facts),
+        "answer": _render(form, facts),
+        "perturbed_answer": _perturbed_answers(
+            form, template, facts, kinds, rng, n=N_PERTURBED_GENERAL
+        ),
         "keywords": [facts[slot] for slot in template.slots],
     }
 

@@ -14,6 +14,8 @@ from satimp.errors import InputError
 
 __all__ = [
     "EXTENSIONS",
+    "GENERAL_KNOWLEDGE",
+    "base_answer_key",
     "load_split",
     "load_splits",
     "required_fields",
@@ -22,11 +24,23 @@ __all__ = [
 ]
 
 
+GENERAL_KNOWLEDGE = ("real_authors", "world_facts")
+
+
+def base_answer_key(split: str) -> str:
+    """The answer a split's truth ratio compares the perturbed answers with (TOFU's
+    `base_answer_key`): `answer` on real authors and world facts, `paraphrased_answer` on the
+    forget and retain sets."""
+    name = split.split("::")[-1].split("[")[0]
+    return "answer" if name.startswith(GENERAL_KNOWLEDGE) else "paraphrased_answer"
+
+
 def required_fields(split: str) -> dict[str, type]:
-    """Fields (and their types) a record of `split` must carry (SPEC §4)."""
+    """Fields (and their types) a record of `split` must carry (SPEC §4). TOFU's own
+    real-authors and world-facts files hold no paraphrased answer; they need none."""
     fields: dict[str, type] = {"question": str, "answer": str}
-    if split.endswith("_perturbed"):
-        fields |= {"paraphrased_answer": str, "perturbed_answer": list}
+    if split.split("[")[0].endswith("_perturbed"):
+        fields |= {base_answer_key(split): str, "perturbed_answer": list}
     return fields
 
 
