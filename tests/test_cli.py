@@ -344,3 +344,68 @@ def test_eval_malformed_data_writes_nothing(
     assert cli.main(argv) == 2
     assert f"{path}:1:" in error_line(capsys, only=False)
     assert nothing_written(out)
+
+
+# ---------------------------------------------------------------- protocols
+
+
+def test_eval_protocol_is_written_and_real_tofu_layout_scores(
+    bench: Path, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    """TOFU's own real-authors / world-facts files (JSON lines in .json files, no paraphrased
+    answer, three perturbed answers) load and score, their truth ratio against `answer`;
+    summary.json names the protocol's resolved switches."""
+    import yaml
+
+    from satimp.data.real_world import real_world_splits
+
+    data = tmp_path / "data"
+    shutil.copytree(bench, data)
+    for name, records in real_world_splits().items():
+        (data / f"{name}.jsonl").unlink()
+        (data / f"{name}.json").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert "paraphrased_answer" not in (data / "real_authors_perturbed.json").read_text()
+    out = tmp_path / "eval"
+    argv = _eval(tiny_model, data, out, "--protocol", "open-unlearning", "protocol.ds_size=20")
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["protocol"]["name"] == "open-unlearning"
+    assert summary["protocol"]["ds_size"] == 20 and summary["protocol"]["generation"] == "new"
+    per = json.loads((out / "per_sample.json").read_text())
+    assert len(per["real_authors_perturbed"]["truth_ratio"]) == 20
+    assert 0 <= summary["real_authors_truth_ratio"] <= 1
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"protocol": {"name": "tofo"}}))
+    argv = _eval(tiny_model, data, tmp_path / "eval2", "--config", str(config))
+    assert cli.main(argv) == 2
+    assert "unknown protocol 'tofo'" in error_line(capsys)
+    assert not (tmp_path / "eval2").exists()
+
+
+def test_unlearn_records_the_resolved_method_and_protocol(
+    bench: Path, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    """config.yaml holds γ, α, the retain loss and every parameter as they ran (no nulls), the
+    protocol's switches and the retain split after its hold-out; a hold-out larger than the
+    split stops before anything is written."""
+    import yaml
+
+    common = ("--method", "simnpo", "--epochs", "1", "--batch-size", "4", "--max-length", "64")
+    argv = _unlearn(bench, tmp_path, *common, "--protocol", "satimp-official", model=tiny_model)
+    assert cli.main(argv) == 2  # retain90 has 36 items: retain90[400:] is empty
+    line = error_line(capsys, only=False)
+    assert "retain90" in line and "[400:] is empty" in line
+    assert nothing_written(tmp_path / "run")
+    argv += ["protocol.retain_holdout=8"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert config["method"] == config["method"] | {
+        "name": "simnpo",
+        "gamma": 0.1375,
+        "alpha": 1.0,
+        "retain": "nll",
+        "params": {"beta": 2.5, "delta": 0.0},
+    }
+    assert config["method_config"]["gamma"] is None  # what was asked: the default
+    assert config["protocol"]["name"] == "satimp-official"
+    assert config["retain"] == ["retain90[8:]"]
