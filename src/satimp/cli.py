@@ -283,6 +283,10 @@ def _run_config(args):
         cfg = dataclasses.replace(
             cfg, protocol=dataclasses.replace(cfg.protocol, name=args.protocol)
         )
+    if getattr(args, "seeds", None) is not None:
+        if args.seeds < 1:
+            raise InputError(f"--seeds {args.seeds}: at least 1")
+        cfg = dataclasses.replace(cfg, seeds=list(range(args.seeds)))
     if getattr(args, "max_new_tokens", None) is not None:
         cfg = dataclasses.replace(
             cfg, eval=dataclasses.replace(cfg.eval, max_new_tokens=args.max_new_tokens)
@@ -294,14 +298,18 @@ def _run_config(args):
 
 
 def cmd_run(args) -> None:
+    from satimp.frontier import run_frontier
     from satimp.study import default_out, run
 
     cfg = _run_config(args)
     if args.resume and not args.out:
         raise InputError("--resume needs the --out folder of the run to continue")
     out = _check_out(Path(args.out), args.overwrite, args.resume) if args.out else default_out(cfg)
-    print(f"satimp run: {cfg.name} → {out}")
-    run(cfg, out, resume=args.resume)
+    print(f"satimp {args.command}: {cfg.name} → {out}")
+    if getattr(args, "study", None) == "frontier":
+        run_frontier(cfg, out, resume=args.resume)
+    else:
+        run(cfg, out, resume=args.resume)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -397,10 +405,15 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         r = sub.add_parser(name, help=helptext)
         if name == "study":
-            r.add_argument("study", help="criteria, granularity, smoothness or hardsampling")
+            r.add_argument(
+                "study", help="criteria, granularity, smoothness, hardsampling or frontier"
+            )
         r.add_argument("config", nargs="?", help="YAML config (see configs/); default: embedded")
         r.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. unlearn.lr=3e-4")
         r.add_argument("--protocol", help=PROTOCOL_HELP)
+        r.add_argument(
+            "--seeds", type=int, metavar="N", help="run seeds 0..N−1 (mean ± 95 %% CI per method)"
+        )
         r.add_argument("--out", help="output folder (default runs/NAME/TIMESTAMP)")
         r.add_argument("--overwrite", action="store_true")
         r.add_argument(

@@ -51,14 +51,76 @@ def _columns(metrics: Sequence[str]) -> tuple[str, ...]:
     return ("method", "status", *metrics, "seconds")
 
 
+# ---------------------------------------------------------------- seeds
+
+
+def ci95(values: Sequence[float]) -> float | None:
+    """Half-width of the two-sided 95 % t-interval of the mean: t_{0.975, n−1} · s / √n, with
+    s the sample standard deviation (ddof 1). None for fewer than 2 values."""
+    import scipy.stats
+
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    s = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return float(scipy.stats.t.ppf(0.975, n - 1) * s / math.sqrt(n))
+
+
+def aggregate(rows: Sequence[dict]) -> list[dict]:
+    """One row per method (first-appearance order) over its per-seed rows: `n_seeds` (runs that
+    finished), `seeds`, `status`, and for every numeric metric X: X_mean, X_std (ddof 1) and
+    X_ci95 (`ci95`). Failed or diverged runs count in `status`, not in the statistics."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if "n_seeds" not in r:
+            groups.setdefault(r["method"], []).append(r)
+    out = []
+    for method, group in groups.items():
+        done = [r for r in group if r.get("status") in ("ok", "reference")]
+        row = {
+            "method": method,
+            "status": group[0]["status"]
+            if len(done) == len(group)
+            else f"{len(done)}/{len(group)} ok",
+            "n_seeds": len(done),
+            "seeds": [r.get("seed") for r in done],
+        }
+        keys = [k for k in (done[0] if done else {}) if k not in ("method", "status", "seed")]
+        for k in keys:
+            values = [r.get(k) for r in done]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                continue
+            mean = sum(values) / len(values)
+            std = (
+                math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+                if len(values) > 1
+                else None
+            )
+            row |= {f"{k}_mean": mean, f"{k}_std": std, f"{k}_ci95": ci95(values)}
+        out.append(row)
+    return out
+
+
+def _cell(row: dict, key: str) -> str:
+    """A table cell: the value, or `mean ± ci95` in an aggregate row."""
+    if "n_seeds" not in row or key in ("method", "status"):
+        return _fmt(row.get(key), key)
+    mean, ci = row.get(f"{key}_mean"), row.get(f"{key}_ci95")
+    if key == "seconds" or ci is None:
+        return _fmt(mean, key)
+    return f"{_fmt(mean, key)} ± {_fmt(ci, key)}"
+
+
 def format_table(
     rows: Sequence[dict], *, markdown: bool = False, columns: Sequence[str] = METRIC_COLUMNS
 ) -> str:
     """The results table (references first), as aligned text or as Markdown; `columns` are
-    the benchmark's metric columns (TOFU's by default)."""
+    the benchmark's metric columns (TOFU's by default). Aggregate rows (with `n_seeds`)
+    print `mean ± ci95`."""
     cols = _columns(columns)
     cells = [[HEADERS.get(c, c) for c in cols]]
-    cells += [[_fmt(r.get(c), c) for c in cols] for r in rows]
+    cells += [[_cell(r, c) for c in cols] for r in rows]
     if markdown:
         lines = ["| " + " | ".join(row) + " |" for row in cells]
         lines.insert(1, "|" + "|".join("---" for _ in cols) + "|")
@@ -91,29 +153,35 @@ def _plt():
     return plt
 
 
+def _point(r: dict, key: str) -> tuple[float | None, float]:
+    """(value, error bar) of a plotted metric: an aggregate row's mean ± ci95, else the value."""
+    if "n_seeds" in r:
+        return r.get(f"{key}_mean"), r.get(f"{key}_ci95") or 0.0
+    return r.get(key), 0.0
+
+
 def plot_tradeoff(rows: Sequence[dict], path: Path) -> None:
-    """Forget ES (lower is better) against retain ES (higher is better), one point per method."""
+    """Forget ES (lower is better) against retain ES (higher is better), one point per method
+    (with seeds: the mean, error bars the 95 % intervals)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for r in rows:
-        if r.get("forget_es") is None or r.get("retain_es") is None:
+        (x, dx), (y, dy) = _point(r, "forget_es"), _point(r, "retain_es")
+        if x is None or y is None:
             continue
         ref = r["method"] in REFERENCES
-        ax.scatter(
-            r["forget_es"],
-            r["retain_es"],
-            marker="*" if ref else "o",
-            s=160 if ref else 50,
+        ax.errorbar(
+            x,
+            y,
+            xerr=dx or None,
+            yerr=dy or None,
+            fmt="*" if ref else "o",
+            ms=12 if ref else 6,
             color="black" if ref else None,
+            capsize=3,
             zorder=3,
         )
-        ax.annotate(
-            r["method"],
-            (r["forget_es"], r["retain_es"]),
-            textcoords="offset points",
-            xytext=(5, 4),
-            fontsize=8,
-        )
+        ax.annotate(r["method"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xlabel("forget ES (lower = more forgotten)")
     ax.set_ylabel("retain ES (higher = more kept)")
     ax.set_title("Unlearning trade-off: ideal is top-left")
@@ -173,11 +241,15 @@ def plot_bars(rows: Sequence[dict], path: Path) -> None:
     import numpy as np
 
     plt = _plt()
-    rows = [r for r in rows if r.get("forget_es") is not None]
+    rows = [r for r in rows if _point(r, "forget_es")[0] is not None]
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(rows) + 2), 4))
-    ax.bar(x - 0.2, [r["forget_es"] for r in rows], 0.4, label="forget ES ↓")
-    ax.bar(x + 0.2, [r["retain_es"] for r in rows], 0.4, label="retain ES ↑")
+    for shift, key, label in (
+        (-0.2, "forget_es", "forget ES ↓"),
+        (0.2, "retain_es", "retain ES ↑"),
+    ):
+        values, errs = zip(*(_point(r, key) for r in rows), strict=True) if rows else ((), ())
+        ax.bar(x + shift, values, 0.4, yerr=errs, capsize=2, label=label)
     ax.set_xticks(x, [r["method"] for r in rows], rotation=45, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.legend()
@@ -208,20 +280,29 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", list(rows))
     write_atomic(out / "results.csv", results_csv(rows, columns))
+    shown = [r for r in rows if "n_seeds" in r] or list(rows)  # with seeds: the aggregates
     plots = {
         "tradeoff.png": "Trade-off: forget ES vs retain ES",
         "ablation.png": "Forget and retain ES per method",
     }
-    plot_tradeoff(rows, out / "tradeoff.png")
-    plot_bars(rows, out / "ablation.png")
+    plot_tradeoff(shown, out / "tradeoff.png")
+    plot_bars(shown, out / "ablation.png")
     if curves:
         plot_es_curves(curves, out / "es_per_epoch.png")
         plots["es_per_epoch.png"] = "ES after each epoch"
     if weights:
         plot_weights(weights, out / "weights_vs_likelihood.png")
         plots["weights_vs_likelihood.png"] = "Token weight vs token likelihood (observation ii)"
-    md = [f"# {title}", "", format_table(rows, markdown=True, columns=columns), ""]
+    md = [f"# {title}", "", format_table(shown, markdown=True, columns=columns), ""]
     md += [f"- {n}" for n in notes] + ([""] if notes else [])
+    if len(shown) < len(rows):
+        per_seed = [r for r in rows if "n_seeds" not in r]
+        md += [
+            "## Per seed",
+            "",
+            format_table(per_seed, markdown=True, columns=("seed", *columns)),
+            "",
+        ]
     for name, caption in plots.items():
         md += [f"## {caption}", "", f"![{caption}]({name})", ""]
     md += [
@@ -234,3 +315,70 @@ def write_report(
     ]
     write_atomic(out / "report.md", "\n".join(md))
     return out / "report.md"
+
+
+# ---------------------------------------------------------------- fronts
+
+
+def plot_frontier(summary: dict, path: Path) -> None:
+    """Per method, one curve over the learning rates: the final model's forget ES against
+    retain ES (left) and model utility (right), mean over seeds with 95 % interval bars."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    colors = plt.cm.tab20.colors
+    for i, (method, d) in enumerate(summary["methods"].items()):
+        finals = [p for p in d["points"] if p["epoch"] == "final"]
+        color = colors[(2 * i) % 20 + (i >= 10)]
+        for ax, key in zip(axes, ("retain_es", "model_utility"), strict=True):
+            xs, ys, dxs, dys = [], [], [], []
+            for lr in summary["lrs"]:
+                at = [p for p in finals if p["lr"] == lr and p.get(key) is not None]
+                if not at:
+                    continue
+                fx, fy = [p["forget_es"] for p in at], [p[key] for p in at]
+                xs.append(sum(fx) / len(fx))
+                ys.append(sum(fy) / len(fy))
+                dxs.append(ci95(fx) or 0.0)
+                dys.append(ci95(fy) or 0.0)
+            if xs:
+                ax.errorbar(xs, ys, xerr=dxs, yerr=dys, marker="os^Dv"[i % 5], ms=4,
+                            capsize=2, color=color, label=method)  # fmt: skip
+    for ax, ylabel in zip(axes, ("retain ES ↑", "model utility ↑"), strict=True):
+        ax.set_xlabel("forget ES ↓")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_title("final models, one point per learning rate (mean ± 95 % CI)")
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def frontier_markdown(summary: dict, *, title: str) -> str:
+    """frontier.md: hypervolume per method (mean ± ci95 over seeds) and the two rankings."""
+    md = [
+        f"# {title}",
+        "",
+        f"Learning rates {summary['lrs']}, seeds {summary['seeds']}; reference point (original "
+        f"model's forget ES, 0); paired two-sided t-tests over seeds at α = {summary['alpha']}.",
+        "",
+        "![fronts](frontier.png)",
+        "",
+    ]
+    for key, name in (("es", "forget ES ↓ / retain ES ↑ (every epoch)"),
+                      ("mu", "forget ES ↓ / model utility ↑ (final models)")):  # fmt: skip
+        md += [
+            f"## Hypervolume, {name}",
+            "",
+            "| rank | method | HV (mean ± 95 % CI) | per seed | significantly above |",
+            "|---|---|---|---|---|",
+        ]
+        for i, r in enumerate(summary["ranking"][key], 1):
+            per = summary["methods"][r["method"]][f"hv_{key}"]["per_seed"]
+            ci = f" ± {r['ci95']:.3f}" if r["ci95"] is not None else ""
+            md.append(
+                f"| {i} | {r['method']} | {r['mean']:.3f}{ci} | "
+                f"{', '.join(f'{v:.3f}' for v in per)} | {', '.join(r['beats']) or '–'} |"
+            )
+        md.append("")
+    return "\n".join(md)

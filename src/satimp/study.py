@@ -22,6 +22,7 @@ from satimp.data.muse import MuseConfig
 from satimp.data.wmdp import WmdpConfig
 from satimp.errors import InputError
 from satimp.experiment import ModelsConfig, build_models, data_fingerprint, unlearn, write_json
+from satimp.frontier import FrontierConfig
 from satimp.objectives import Objective
 from satimp.protocol import Protocol, ProtocolConfig
 from satimp.protocol import as_dict as protocol_dict
@@ -94,9 +95,38 @@ class RunConfig:
         "whose conventions (SPEC §6): tofu, open-unlearning, satimp-official, or a mapping "
         "{name, switch: value}",
     )
+    seeds: list = opt(
+        [],
+        "run every method once per seed (unlearning seed = s) and report mean ± 95 % CI; "
+        "[]: one run with unlearn.seed",
+    )
+    frontier: FrontierConfig = opt(
+        FrontierConfig(), "`satimp study frontier`: learning rates, seeds, workers"
+    )
+    seed_models: bool = opt(
+        True,
+        "with seeds: each seed also builds its own base/original/retain models (recipe seed = "
+        "s), so the intervals include model-building variance",
+    )
     cache_dir: str = opt(".cache/satimp", "where built data and models are cached")
     save_models: bool = opt(False, "keep each unlearned model's weights in the run folder")
     trust_remote_code: bool = opt(False, "allow hub models' own code (off by default)")
+
+    def for_seed(self, seed: int | None) -> RunConfig:
+        """The single-seed config of one seed of a multi-seed run (itself for None)."""
+        if seed is None:
+            return self
+        models = self.models
+        if self.seed_models:
+            models = dataclasses.replace(
+                models,
+                **{
+                    k: dataclasses.replace(getattr(models, k), seed=seed)
+                    for k in ("base_train", "original_train", "retain_train")
+                },
+            )
+        unlearn = dataclasses.replace(self.unlearn, seed=seed)
+        return dataclasses.replace(self, unlearn=unlearn, models=models, seeds=[])
 
     def resolved_protocol(self) -> Protocol:
         """The protocol's switches, with `eval.max_new_tokens` as its generation budget when
@@ -115,6 +145,15 @@ class RunConfig:
             Objective(method, protocol=self.resolved_protocol())  # before any work
         if self.eval.es_mode not in ("forward", "generate"):
             raise InputError(f"eval.es_mode={self.eval.es_mode!r}; valid: forward, generate")
+        for name, seeds in (("seeds", self.seeds), ("frontier.seeds", self.frontier.seeds)):
+            bad = [x for x in seeds if isinstance(x, bool) or not isinstance(x, int) or x < 0]
+            if bad or len(set(seeds)) != len(seeds):
+                raise InputError(f"{name}={seeds!r}: distinct integers ≥ 0")
+        f = self.frontier
+        if f.workers < 1 or f.threads < 1 or not 0 < f.alpha < 1 or not f.seeds:
+            raise InputError("frontier: workers, threads ≥ 1, 0 < alpha < 1, seeds non-empty")
+        if any(not isinstance(x, (int, float)) or x <= 0 for x in f.lrs):
+            raise InputError(f"frontier.lrs={f.lrs!r}: positive numbers")
 
     def variants(self) -> list[tuple[str, MethodConfig]]:
         """(label, MethodConfig) per entry of `methods`; labels are unique."""
@@ -177,8 +216,11 @@ STUDIES: dict[str, tuple[str, list]] = {
 
 
 def study_config(name: str, base: RunConfig) -> RunConfig:
+    if name == "frontier":  # the configured methods, over learning rates × seeds
+        return dataclasses.replace(base, name=f"{base.name}-frontier")
     if name not in STUDIES:
-        raise InputError(f"unknown study {name!r}; valid studies: {', '.join(STUDIES)}")
+        valid = ", ".join([*STUDIES, "frontier"])
+        raise InputError(f"unknown study {name!r}; valid studies: {valid}")
     title, methods = STUDIES[name]
     return dataclasses.replace(base, name=f"{base.name}-{name}", methods=list(methods))
 
@@ -379,8 +421,12 @@ def run(
 ) -> list[dict]:
     """Run the whole study; returns the result rows (references first). A method that fails
     is reported in its row and the others still run. `resume` skips finished methods and
-    continues an interrupted one from its checkpoint."""
-    from satimp.report import format_table, write_report
+    continues an interrupted one from its checkpoint.
+
+    With `seeds`, everything runs once per seed under `OUT/seed-S/` (the models too, with
+    `seed_models`); the rows carry their `seed`, and one aggregate row per method (n_seeds,
+    X_mean, X_std, X_ci95) follows them."""
+    from satimp.report import aggregate, format_table, write_report
 
     t_start = time.time()
     cfg.validate()
@@ -389,27 +435,39 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     log(f"[1/4] data ({cfg.benchmark}: {cfg.data})")
     data = prepare_data(cfg, log)
-    log("[2/4] base, original and retain models (cached)")
-    paths = run_models(cfg, data, log)
-    log("[3/4] reference rows: original and retain models")
-    rows, stats = reference_rows(cfg, data, paths, out, log)
     variants = cfg.variants()
     forget, _ = bench.unlearn_splits()
-    shown = forget if isinstance(forget, str) else " + ".join(forget)
-    log(f"[4/4] unlearning {shown} with {len(variants)} methods")
-    curves = {}
-    for i, (label, method) in enumerate(variants, 1):
-        row, curves[label] = method_row(
-            cfg, label, method, data, paths["original"], out, stats, resume=resume
-        )
-        rows.append(row)
-        log(
-            f"  [{i}/{len(variants)}] {label:<16} {row['status']:<8} forget ES "
-            f"{_num(row['forget_es'])}  retain ES {_num(row['retain_es'])}  ({row['seconds']:.0f}s)"
-        )
+    seeds = cfg.seeds or [None]
+    rows: list[dict] = []
+    curves: dict[str, list[list[dict]]] = {label: [] for label, _ in variants}
+    first_paths = None
+    for seed in seeds:
+        cfg_s = cfg.for_seed(seed)
+        out_s = out if seed is None else out / f"seed-{seed}"
+        tag = {} if seed is None else {"seed": seed}
+        at = "" if seed is None else f" (seed {seed})"
+        log(f"[2/4] base, original and retain models{at} (cached)")
+        paths = run_models(cfg_s, data, log)
+        first_paths = first_paths or paths
+        log(f"[3/4] reference rows{at}: original and retain models")
+        refs, stats = reference_rows(cfg_s, data, paths, out_s, log)
+        rows += [r | tag for r in refs]
+        shown = forget if isinstance(forget, str) else " + ".join(forget)
+        log(f"[4/4] unlearning {shown} with {len(variants)} methods{at}")
+        for i, (label, method) in enumerate(variants, 1):
+            row, curve = method_row(
+                cfg_s, label, method, data, paths["original"], out_s, stats, resume=resume
+            )
+            rows.append(row | tag)
+            curves[label].append(curve)
+            log(
+                f"  [{i}/{len(variants)}] {label:<16} {row['status']:<8} forget ES "
+                f"{_num(row['forget_es'])}  retain ES {_num(row['retain_es'])}  "
+                f"({row['seconds']:.0f}s)"
+            )
     weights = None
     try:
-        weights = weight_curves(paths["original"], data, forget)
+        weights = weight_curves(first_paths["original"], data, forget)
     except Exception as e:  # the plot is a nicety; the table is the result
         log(f"  (weight plot skipped: {e})")
     config = {
@@ -419,21 +477,34 @@ def run(
             label: Objective(m, protocol=bench.protocol).resolved() for label, m in variants
         },
         "data_fingerprint": data_fingerprint(data),
-        "models_built": {k: str(v) for k, v in paths.items()},
+        "models_built": {k: str(v) for k, v in first_paths.items()},
     }
+    summary = aggregate(rows) if cfg.seeds else []
     report = write_report(
         out,
-        rows,
+        rows + summary,
         config=config,
         title=title or cfg.name,
-        curves=curves,
+        curves={label: mean_curve(c) for label, c in curves.items()},
         weights=weights,
-        notes=[f"total time {time.time() - t_start:.0f}s"],
+        notes=[f"total time {time.time() - t_start:.0f}s"]
+        + ([f"seeds {cfg.seeds}: mean ± 95 % t-interval half-width"] if cfg.seeds else []),
         columns=bench.columns,
     )
-    print(format_table(rows, columns=bench.columns))
+    print(format_table(summary or rows, columns=bench.columns))
     log(f"report: {report}  (total {time.time() - t_start:.0f}s)")
-    return rows
+    return rows + summary
+
+
+def mean_curve(curves: list[list[dict]]) -> list[dict]:
+    """The per-epoch curve averaged over seeds (epochs every seed reached)."""
+    curves = [c for c in curves if c]
+    if len(curves) <= 1:
+        return curves[0] if curves else []
+    n = min(len(c) for c in curves)
+    numeric = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    keys = [k for k in curves[0][0] if all(numeric(c[e].get(k)) for c in curves for e in range(n))]
+    return [{k: sum(c[e][k] for c in curves) / len(curves) for k in keys} for e in range(n)]
 
 
 def _eval_kw(cfg: RunConfig) -> dict:

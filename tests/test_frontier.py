@@ -1,0 +1,142 @@
+"""Seeds, intervals and fronts: the statistics by hand, and tiny end-to-end runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import scipy.stats
+
+from satimp.frontier import hypervolume, lr_grid, paired_p, pareto_front, run_frontier
+from satimp.report import aggregate, ci95, format_table
+from satimp.study import run
+from test_study import tiny_config as _tiny_config
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> str:
+    """One model cache for the module: the seed-0 models are built once and reused."""
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+def tiny_config(tmp_path, methods, cache: str):
+    return dataclasses.replace(_tiny_config(tmp_path, methods), cache_dir=cache)
+
+
+def test_ci95_by_hand() -> None:
+    # [1, 2, 3]: mean 2, s = 1, t_{0.975, 2} = 4.302652729911275 → 4.3027 / √3
+    assert ci95([1.0, 2.0, 3.0]) == pytest.approx(4.302652729911275 / math.sqrt(3), rel=1e-9)
+    assert ci95([5.0]) is None
+    assert ci95([2.0, 2.0]) == 0.0
+
+
+def test_aggregate_rows_by_hand() -> None:
+    rows = [
+        {"method": "ga", "status": "ok", "seed": 0, "forget_es": 0.2, "seconds": 3.0},
+        {"method": "ga", "status": "ok", "seed": 1, "forget_es": 0.4, "seconds": 5.0},
+        {"method": "gd", "status": "ok", "seed": 0, "forget_es": 0.5, "seconds": 1.0},
+        {"method": "gd", "status": "failed: boom", "seed": 1, "forget_es": None, "seconds": 1.0},
+    ]
+    ga, gd = aggregate(rows)
+    assert ga["n_seeds"] == 2 and ga["seeds"] == [0, 1] and ga["status"] == "ok"
+    assert ga["forget_es_mean"] == pytest.approx(0.3)
+    assert ga["forget_es_std"] == pytest.approx(math.sqrt(0.02))  # ddof 1
+    assert ga["forget_es_ci95"] == pytest.approx(
+        12.706204736174707 * math.sqrt(0.02) / math.sqrt(2)
+    )
+    assert gd["n_seeds"] == 1 and gd["status"] == "1/2 ok" and gd["forget_es_ci95"] is None
+    table = format_table([ga, gd], columns=("forget_es",))
+    assert "0.300 ± 1.271" in table  # t_{0.975,1} · 0.1414 / √2 and "0.500" in table
+
+
+def test_pareto_front_and_hypervolume_by_hand() -> None:
+    pts = [(0.5, 0.5), (0.2, 0.3), (0.6, 0.4), (0.8, 0.9), (0.2, 0.1), (1.2, 1.0)]
+    # (0.6, 0.4) is dominated by (0.5, 0.5); (0.2, 0.1) by (0.2, 0.3)
+    assert pareto_front(pts) == [(0.2, 0.3), (0.5, 0.5), (0.8, 0.9), (1.2, 1.0)]
+    # ref x = 1: (0.5−0.2)·0.3 + (0.8−0.5)·0.5 + (1−0.8)·0.9 = 0.09 + 0.15 + 0.18 = 0.42
+    assert hypervolume(pts, 1.0) == pytest.approx(0.42)
+    assert hypervolume([], 1.0) == 0.0 and hypervolume([(1.0, 1.0)], 1.0) == 0.0
+
+
+def test_paired_p_by_hand() -> None:
+    # d = [1, 2, 1]: mean 4/3, s = 1/√3 → t = (4/3)/(1/3) = 4 with 2 degrees of freedom
+    p = paired_p([1.0, 2.0, 3.0], [0.0, 0.0, 2.0])
+    assert p == pytest.approx(2 * scipy.stats.t.sf(4.0, 2), rel=1e-9)
+    assert paired_p([1.0, 2.0], [0.0, 1.0]) == 0.0  # the same gain on every seed
+    assert paired_p([1.0, 2.0], [1.0, 2.0]) == 1.0 and paired_p([1.0], [0.0]) is None
+
+
+def test_lr_grid() -> None:
+    assert lr_grid(2e-4) == pytest.approx(
+        [1e-4, 2e-4 * 2 ** (-1 / 3), 2e-4 * 2 ** (1 / 3), 4e-4], rel=1e-3
+    )
+
+
+def test_run_with_seeds_reports_intervals(tmp_path, cache) -> None:
+    """Two seeds: a models build per seed, per-seed rows (with their seed) and one aggregate
+    row per method whose mean and interval match the per-seed values."""
+    cfg = dataclasses.replace(tiny_config(tmp_path, ["ga", "satimp"], cache), seeds=[0, 1])
+    out = tmp_path / "run"
+    rows = run(cfg, out, log=lambda *a: None)
+    per_seed = [r for r in rows if "n_seeds" not in r]
+    agg = {r["method"]: r for r in rows if "n_seeds" in r}
+    assert [(r["method"], r["seed"]) for r in per_seed] == [
+        ("original", 0), ("retain", 0), ("ga", 0), ("satimp", 0),
+        ("original", 1), ("retain", 1), ("ga", 1), ("satimp", 1),
+    ]  # fmt: skip
+    for m in ("original", "retain", "ga", "satimp"):
+        values = [r["forget_es"] for r in per_seed if r["method"] == m]
+        assert agg[m]["n_seeds"] == 2
+        assert agg[m]["forget_es_mean"] == pytest.approx(sum(values) / 2)
+        assert agg[m]["forget_es_ci95"] == pytest.approx(ci95(values))
+    for s in (0, 1):  # each seed its own run folders and retain statistics
+        assert (out / f"seed-{s}" / "methods" / "ga" / "row.json").is_file()
+        assert (out / f"seed-{s}" / "retain_stats.json").is_file()
+    assert json.loads((out / "results.json").read_text()) == rows
+    assert (
+        "±" in (out / "report.md").read_text() and "## Per seed" in (out / "report.md").read_text()
+    )
+
+
+def test_frontier_end_to_end(tmp_path, cache) -> None:
+    cfg = tiny_config(tmp_path, ["ga", "satimp"], cache)
+    cfg = dataclasses.replace(
+        cfg,
+        seed_models=False,
+        frontier=dataclasses.replace(cfg.frontier, lrs=[5e-4, 2e-3], seeds=[0, 1], workers=1),
+    )
+    out = tmp_path / "front"
+    summary = run_frontier(cfg, out, log=lambda *a: None)
+    saved = json.loads((out / "frontier.json").read_text())
+    assert saved["lrs"] == [5e-4, 2e-3] and saved["seeds"] == [0, 1]
+    for m in ("ga", "satimp"):
+        d = summary["methods"][m]
+        finals = [p for p in d["points"] if p["epoch"] == "final"]
+        assert len(finals) == 4  # 2 lrs × 2 seeds
+        epochs = [p for p in d["points"] if p["epoch"] != "final"]
+        assert len(epochs) == 4 * cfg.unlearn.epochs
+        for s, hv in zip((0, 1), d["hv_es"]["per_seed"], strict=True):
+            pts = [(p["forget_es"], p["retain_es"]) for p in epochs if p["seed"] == s]
+            assert hv == pytest.approx(hypervolume(pts, summary["reference_forget_es"][str(s)]))
+    assert {r["method"] for r in summary["ranking"]["es"]} == {"ga", "satimp"}
+    assert (out / "frontier.png").stat().st_size > 0
+    assert "Hypervolume" in (out / "frontier.md").read_text()
+
+
+def test_frontier_workers_give_the_same_points(tmp_path, cache) -> None:
+    """Two 1-thread worker processes give exactly the points one process gives (every run is
+    a function of its seed, lr and method; the suite runs torch on 1 thread, as the workers)."""
+    cfg = tiny_config(tmp_path, ["ga"], cache)
+    grid = dict(lrs=[1e-3, 2e-3], seeds=[0], threads=1)
+    points = {}
+    for workers in (1, 2):
+        c = dataclasses.replace(
+            cfg, frontier=dataclasses.replace(cfg.frontier, workers=workers, **grid)
+        )
+        summary = run_frontier(c, tmp_path / f"w{workers}", log=lambda *a: None)
+        points[workers] = sorted(
+            summary["methods"]["ga"]["points"], key=lambda p: (p["lr"], str(p["epoch"]))
+        )
+    assert points[1] == points[2]
