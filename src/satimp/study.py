@@ -22,6 +22,7 @@ from satimp.data.muse import MuseConfig
 from satimp.data.wmdp import WmdpConfig
 from satimp.errors import InputError
 from satimp.experiment import ModelsConfig, build_models, data_fingerprint, unlearn, write_json
+from satimp.models import gguf_source
 from satimp.objectives import Objective
 from satimp.train import Diverged
 
@@ -89,6 +90,10 @@ class RunConfig:
         self.unlearn.validate()
         for _, method in self.variants():
             Objective(method)  # names and hyperparameters, before any work
+        for name in ("base", "original", "retain"):  # a named model's package, a .gguf file
+            source = getattr(self.models, name)
+            if source and source.lower() != "none":
+                gguf_source(source)
         if self.eval.es_mode not in ("forward", "generate"):
             raise InputError(f"eval.es_mode={self.eval.es_mode!r}; valid: forward, generate")
 
