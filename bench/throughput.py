@@ -3,15 +3,21 @@ for fine-tuning and for unlearning with ga, npo and satimp.
 
     python bench/throughput.py                      # CPU: `small` preset, fp32
     python bench/throughput.py --preset medium      # GPU: bf16 by default, one device
+    python bench/throughput.py --model smollm2-135m --precision bf16   # a real model
 
-MFU = 6 · N · tokens/s ÷ the device's measured matmul rate (bf16 on a GPU, fp32 on a CPU),
-N = parameter count (tied embeddings counted once), tokens = all tokens the step trains on
-(forget + retain batches for methods with a retain term). The matmul rate is timed here, on
-square matrices (8192 on a GPU, 2048 on a CPU), so the MFU is relative to what this device
-reaches, not to its data-sheet peak. Inputs are random token ids of a fixed length (no
-padding); each mode runs `--steps` optimizer steps of the real loop (`satimp.train.train`)
-and the step time is the median after 2 warm-up steps. Peak memory: torch's peak allocation
-on a GPU; on a CPU the process's peak RSS (VmHWM, reset before each mode).
+MFU = 6 · N · tokens/s ÷ the device's measured matmul rate at the run's precision (bf16
+autocast: the bf16 rate; fp32: the fp32 rate), N = parameter count (tied embeddings counted
+once), tokens = all tokens the step trains on (forget + retain batches for methods with a
+retain term). On a CPU the other precision's rate is measured too and a second MFU column
+gives the ratio to the fp32 rate, so fp32 and bf16 runs compare on one scale. The matmul rate
+is timed here, on square matrices (8192 on a GPU, 2048 on a CPU), so the MFU is relative to
+what this device reaches, not to its data-sheet peak. `--model` takes anything `--model` of
+the CLI takes (dir, hub id, .gguf file, named model; converted once into $SATIMP_CACHE_DIR)
+and each mode starts from its saved weights. Inputs are random token ids of a fixed length
+(no padding); each mode runs `--steps` optimizer steps of the real loop
+(`satimp.train.train`) and the step time is the median after 2 warm-up steps. Peak memory:
+torch's peak allocation on a GPU; on a CPU the process's peak RSS (VmHWM, reset before each
+mode).
 """
 
 from __future__ import annotations
@@ -67,13 +73,16 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
     from satimp.config import MethodConfig, TrainConfig
     from satimp.data.encoding import Encoded
     from satimp.data.synth import synth_records
-    from satimp.models import build_model, get_preset, train_tokenizer
+    from satimp.models import build_model, get_preset, load_model, train_tokenizer
     from satimp.objectives import Objective, finetune_objective
     from satimp.train import train
 
-    texts = [f"{r['question']} {r['answer']}" for r in synth_records(seed=0)["full"]]
-    tok = train_tokenizer(texts, get_preset(args.preset).vocab_size)  # the preset's vocabulary
-    model = build_model(args.preset, tok, seed=0)
+    if args.model:
+        model, tok = load_model(args.model)
+    else:
+        texts = [f"{r['question']} {r['answer']}" for r in synth_records(seed=0)["full"]]
+        tok = train_tokenizer(texts, get_preset(args.preset).vocab_size)  # preset's vocabulary
+        model = build_model(args.preset, tok, seed=0)
     vocab = model.config.vocab_size
     g = torch.Generator().manual_seed(0)
     n_examples = args.batch_size * (args.steps + 2)
@@ -139,7 +148,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     gpu = torch.cuda.is_available()
     ap.add_argument("--preset", default="medium" if gpu else "small")
-    ap.add_argument("--precision", default="bf16" if gpu else "fp32")
+    ap.add_argument("--model", help="a real model instead of a preset: dir, .gguf or name")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="bf16" if gpu else "fp32")
     ap.add_argument("--batch-size", type=int, default=16 if gpu else 8)
     ap.add_argument("--seq-len", type=int, default=512 if gpu else 128)
     ap.add_argument("--steps", type=int, default=10 if gpu else 5)
@@ -148,20 +158,30 @@ def main() -> None:
     args = ap.parse_args()
     device = torch.device("cuda" if gpu else "cpu")
     name = torch.cuda.get_device_name() if gpu else machine()
-    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-    peak = matmul_rate(device, dtype, 8192 if gpu else 2048)
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    # a GPU: its rate at the run's precision only; a CPU: both, for the fp32-scale column
+    rates = {
+        p: matmul_rate(device, dtypes[p], 8192 if gpu else 2048)
+        for p in dtypes
+        if p == args.precision or not gpu
+    }
+    peak = rates[args.precision]
     print(f"device: {name}")
     print(
-        f"preset {args.preset}, {args.precision}, batch {args.batch_size} × {args.seq_len} "
-        f"tokens, measured {args.precision} matmul rate {peak / 1e12:.2f} TFLOP/s"
+        f"{'model ' + args.model if args.model else 'preset ' + args.preset}, {args.precision}, "
+        f"batch {args.batch_size} × {args.seq_len} tokens, measured matmul rate "
+        + ", ".join(f"{p} {r / 1e12:.3f} TFLOP/s" for p, r in rates.items())
     )
-    print("\n| mode | step (s) | tokens/s | TFLOP/s (6·N·tok/s) | MFU | peak memory (MB) |")
-    print("|---|---|---|---|---|---|")
+    fp32_col = not gpu and args.precision != "fp32"
+    extra = " MFU (fp32 rate) |" if fp32_col else ""
+    print(f"\n| mode | step (s) | tokens/s | TFLOP/s (6·N·tok/s) | MFU |{extra} peak memory (MB) |")
+    print("|---|---|---|---|---|" + ("---|" if fp32_col else "") + "---|")
     for mode in args.modes.split(","):
         r = run_mode(mode, args, device)
+        extra = f" {r['flops'] / rates['fp32']:.1%} |" if fp32_col else ""
         print(
             f"| {mode} | {r['step_s']:.3f} | {r['tokens_per_s']:.0f} | "
-            f"{r['flops'] / 1e12:.3f} | {r['flops'] / peak:.1%} | {r['peak_mb']:.0f} |",
+            f"{r['flops'] / 1e12:.3f} | {r['flops'] / peak:.1%} |{extra} {r['peak_mb']:.0f} |",
             flush=True,
         )
     print(f"\nN = {r['params'] / 1e6:.1f} M parameters (vocabulary {r['vocab']})")

@@ -32,6 +32,10 @@ PROTOCOL_HELP = (
     "whose conventions: tofu (default), open-unlearning or satimp-official (SPEC §6); set one "
     "switch with protocol.NAME=VALUE"
 )
+MODEL_HELP = (
+    "model dir, hub id, .gguf file or named model (smollm2-135m); a .gguf or named model is "
+    "converted once into $SATIMP_CACHE_DIR/models (default .cache/satimp/models)"
+)
 METHOD_PARAM_FLAGS = {
     "--beta": float,
     "--beta1": float,
@@ -229,7 +233,7 @@ def cmd_eval(args) -> None:
     from satimp.benchmarks import get_benchmark, load_retain_stats, save_retain_stats
     from satimp.evaluate import format_summary, lm_eval_module, run_lm_eval
     from satimp.experiment import write_json
-    from satimp.models import load_model
+    from satimp.models import load_model, resolve_model
     from satimp.protocol import as_dict as protocol_dict
 
     if args.retain_model and args.retain_stats:
@@ -256,7 +260,8 @@ def cmd_eval(args) -> None:
     print(f"protocol {bench.protocol.name}")
     print(f"evaluated in {time.time() - t0:.1f}s → {out}/summary.json")
     if args.lm_eval:
-        results = run_lm_eval(args.model, args.lm_eval_tasks, batch_size=args.batch_size)
+        model_dir = resolve_model(args.model)  # a .gguf or named model: its converted folder
+        results = run_lm_eval(model_dir, args.lm_eval_tasks, batch_size=args.batch_size)
         write_json(out / "lm_eval.json", results)
         for task, metrics in results.items():
             print(f"lm-eval {task:<20} acc {metrics.get('acc,none', float('nan')):.4f}")
@@ -338,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("finetune", help="fine-tune a model (or a preset from scratch) on splits")
     f.add_argument("--data", required=True, help="benchmark directory or hub id")
     f.add_argument("--split", nargs="+", default=["full"], help="one or more splits")
-    f.add_argument("--model", required=True, help="preset (tiny, small, medium), dir or hub id")
+    f.add_argument("--model", required=True, help=f"preset (tiny, small, medium), {MODEL_HELP}")
     f.add_argument("--out", required=True)
     f.add_argument("--overwrite", action="store_true")
     f.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
@@ -347,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(fn=cmd_finetune, sections=("train",))
 
     u = sub.add_parser("unlearn", help="unlearn a forget split with a method")
-    u.add_argument("--model", required=True)
+    u.add_argument("--model", required=True, help=MODEL_HELP)
     u.add_argument("--data", required=True)
     u.add_argument(
         "--forget", nargs="+", default=["forget10"], help="forget split(s): QA or text corpora"
@@ -372,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.set_defaults(fn=cmd_unlearn, sections=("train", "method", "protocol"))
 
     e = sub.add_parser("eval", help="evaluate a model on a benchmark's metric suite")
-    e.add_argument("--model", required=True)
+    e.add_argument("--model", required=True, help=MODEL_HELP)
     e.add_argument("--data", required=True)
     e.add_argument("--benchmark", help="tofu (default), muse or wmdp")
     e.add_argument("--forget-split", help="tofu: forget01, forget05 or forget10 (default)")

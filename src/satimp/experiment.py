@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -34,8 +33,10 @@ from satimp.models import (
     PRESETS,
     add_lora,
     build_model,
+    cached,
     get_preset,
     load_model,
+    resolve_model,
     save_model,
     train_tokenizer,
 )
@@ -189,32 +190,19 @@ def finetune(
     return result
 
 
-def cached(cache_root: str | Path, key: dict, build) -> Path:
-    """Return cache_root/<hash of key>, building it with `build(tmp_dir)` on a miss.
-
-    The build writes into a temporary folder renamed into place when complete, so an
-    interrupted build is never mistaken for a cached model.
-    """
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    final = Path(cache_root) / digest
-    if (final / "config.json").is_file():
-        return final
-    tmp = final.with_name(f"{digest}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    build(tmp)
-    write_json(tmp / "cache_key.json", key)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    return final
-
-
 @dataclass
 class ModelsConfig:
     """How the benchmark's base, original and retain models are built (TOFU's recipe)."""
 
-    base: str = opt("small", "a preset (trained from scratch) or a model dir / hub id")
+    base: str = opt(
+        "small",
+        "a preset (trained from scratch), a model dir / hub id, a .gguf file or a named model "
+        "(smollm2-135m; converted once into the cache)",
+    )
     original: str | None = opt(
-        None, "a ready original model (dir / hub id, e.g. MUSE's target model): nothing is built"
+        None,
+        "a ready original model (dir / hub id / .gguf / name, e.g. MUSE's target model): "
+        "nothing is built",
     )
     retain: str | None = opt(
         None, "a ready retain model (MUSE's retrain model); 'none': no retain model (WMDP)"
@@ -263,7 +251,11 @@ def build_models(
     covers the data's content hash, the model source, every training recipe and the system
     message, so any change rebuilds and a repeated run reuses.
     """
-    given = {"original": models.original, "retain": models.retain}
+    # a given .gguf file or named model is converted (once) into this run's cache
+    given = {
+        k: v if v is None or v.lower() == "none" else resolve_model(v, cache_dir)
+        for k, v in (("original", models.original), ("retain", models.retain))
+    }
     if all(given.values()):  # the benchmark ships its models: nothing to build
         return {k: v for k, v in given.items() if v.lower() != "none"}
     fp = data_fingerprint(data)
@@ -292,7 +284,7 @@ def build_models(
         )
         log(f"  base model      {base}  ({time.time() - t0:.1f}s)")
     else:
-        base = models.base
+        base = resolve_model(models.base, cache_dir)
     paths = {"base": Path(base)}
     extra = base_splits if models.base in PRESETS and models.replay_base else []
     for name, own, cfg in (
@@ -307,7 +299,8 @@ def build_models(
         splits = [*own, *extra]
         key = {
             "data": fp,
-            "from": key_base if models.base in PRESETS else models.base,
+            # a converted GGUF: its cache folder, named by the file's content hash
+            "from": key_base if models.base in PRESETS else base,
             "splits": splits,
             "train": to_dict(cfg),
             "v": satimp.__version__,

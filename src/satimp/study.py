@@ -23,6 +23,7 @@ from satimp.data.wmdp import WmdpConfig
 from satimp.errors import InputError
 from satimp.experiment import ModelsConfig, build_models, data_fingerprint, unlearn, write_json
 from satimp.frontier import FrontierConfig
+from satimp.models import gguf_source
 from satimp.objectives import Objective
 from satimp.protocol import Protocol, ProtocolConfig
 from satimp.protocol import as_dict as protocol_dict
@@ -143,6 +144,10 @@ class RunConfig:
             raise InputError(f"eval.max_new_tokens={self.eval.max_new_tokens} must be ≥ 1")
         for _, method in self.variants():
             Objective(method, protocol=self.resolved_protocol())  # before any work
+        for name in ("base", "original", "retain"):  # a named model's package, a .gguf file
+            source = getattr(self.models, name)
+            if source and source.lower() != "none":
+                gguf_source(source)
         if self.eval.es_mode not in ("forward", "generate"):
             raise InputError(f"eval.es_mode={self.eval.es_mode!r}; valid: forward, generate")
         for name, seeds in (("seeds", self.seeds), ("frontier.seeds", self.frontier.seeds)):
