@@ -201,7 +201,7 @@ def cmd_unlearn(args) -> None:
 
 def cmd_eval(args) -> None:
     from satimp.benchmarks import get_benchmark, load_retain_stats, save_retain_stats
-    from satimp.evaluate import format_summary, lm_eval_module, run_lm_eval
+    from satimp.evaluate import format_summary
     from satimp.experiment import write_json
     from satimp.models import load_model
 
@@ -209,8 +209,11 @@ def cmd_eval(args) -> None:
         raise InputError("give --retain-model or --retain-stats, not both")
     cfg = _run_config(args)
     bench = get_benchmark(cfg)
-    if args.lm_eval:
-        lm_eval_module()  # fails now (exit 2), not after the evaluation, when the extra is missing
+    harness_tasks = None
+    if args.lm_eval:  # the extra and every task are checked now (exit 2), not after the work
+        from satimp.harness import resolve_tasks
+
+        harness_tasks = resolve_tasks(args.lm_eval_tasks)
     out = _check_out(Path(args.out), args.overwrite)
     stats = load_retain_stats(args.retain_stats, bench) if args.retain_stats else None
     model, tokenizer = load_model(args.model, trust_remote_code=args.trust_remote_code)
@@ -227,9 +230,17 @@ def cmd_eval(args) -> None:
     write_json(out / "summary.json", summary)
     print(format_summary(summary))
     print(f"evaluated in {time.time() - t0:.1f}s → {out}/summary.json")
-    if args.lm_eval:
-        results = run_lm_eval(args.model, args.lm_eval_tasks, batch_size=args.batch_size)
+    if harness_tasks is not None:
+        from satimp.harness import run_lm_eval
+
+        results, samples = run_lm_eval(
+            args.model,
+            harness_tasks,
+            batch_size=args.batch_size,
+            trust_remote_code=args.trust_remote_code,
+        )
         write_json(out / "lm_eval.json", results)
+        write_json(out / "lm_eval_per_sample.json", samples)
         for task, metrics in results.items():
             print(f"lm-eval {task:<20} acc {metrics.get('acc,none', float('nan')):.4f}")
 
@@ -339,7 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run lm-evaluation-harness tasks on the model (pip install 'satimp[lm-eval]')",
     )
     e.add_argument(
-        "--lm-eval-tasks", nargs="+", default=["wmdp_bio", "wmdp_cyber", "mmlu"], metavar="TASK"
+        "--lm-eval-tasks",
+        nargs="+",
+        default=["wmdp_bio", "wmdp_cyber", "mmlu"],
+        metavar="PATH_OR_NAME",
+        help="lm-eval task names (built in), or a folder / .yaml file of task configs "
+        "(its tasks run; e.g. configs/lm_eval for the embedded WMDP analogue)",
     )
     e.add_argument("--out", required=True)
     e.add_argument("--overwrite", action="store_true")

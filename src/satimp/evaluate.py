@@ -27,7 +27,6 @@ from satimp.data.encoding import (
     split_text,
 )
 from satimp.data.tofu import load_split
-from satimp.errors import InputError
 from satimp.logprobs import drop_last_answer_token, example_logps, forward_logps
 
 # Summary set name → split of per-item data (the forget set's is `<forget>_perturbed`).
@@ -557,35 +556,3 @@ def evaluate_wmdp(model, tokenizer, data, cfg, *, batch_size: int = 32) -> tuple
         summary[f"{name}_es"] = mean(probe["es"])
         summary[f"{name}_em"] = mean(probe["em"])
     return summary, per
-
-
-# ---------------------------------------------------------------- lm-evaluation-harness
-
-
-def lm_eval_module():
-    """The `lm_eval` package, or InputError naming the optional extra that provides it."""
-    try:
-        import lm_eval
-    except ImportError:
-        raise InputError(
-            "--lm-eval needs the optional lm-evaluation-harness: pip install 'satimp[lm-eval]'"
-        ) from None
-    return lm_eval
-
-
-def run_lm_eval(
-    model_dir, tasks: Sequence[str] = ("wmdp_bio", "wmdp_cyber", "mmlu"), *, batch_size: int = 8
-) -> dict[str, dict]:
-    """Run lm-evaluation-harness tasks on a saved model (its `hf` backend, zero-shot, the
-    harness's own prompts and metrics): {task: {metric: value}}."""
-    lm_eval = lm_eval_module()
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=f"pretrained={model_dir},dtype=auto",
-        tasks=list(tasks),
-        batch_size=batch_size,
-    )
-    return {
-        task: {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        for task, metrics in results["results"].items()
-    }
