@@ -27,6 +27,7 @@ TRAIN_FLAGS = {  # flag → (TrainConfig field, type)
     "--precision": ("precision", str),
     "--save-every": ("save_every", int),
     "--max-length": ("max_length", int),
+    "--report-to": ("report_to", str),  # none, tensorboard or wandb
 }
 METHOD_PARAM_FLAGS = {
     "--beta": float,
@@ -256,6 +257,8 @@ def _run_config(args):
     config = args.config
     if config and "=" in config and not Path(config).exists():
         config, overrides = None, [config, *overrides]  # `satimp run key=value` without a file
+    if getattr(args, "report_to", None):  # run/study: the unlearning runs' tracker
+        overrides.append(f"unlearn.report_to={args.report_to}")
     cfg = load_config(RunConfig, config, overrides)
     flags = {
         "benchmark": getattr(args, "benchmark", None),
@@ -373,6 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. unlearn.lr=3e-4")
         r.add_argument("--out", help="output folder (default runs/NAME/TIMESTAMP)")
         r.add_argument("--overwrite", action="store_true")
+        r.add_argument(
+            "--report-to",
+            help="tracker of each method's unlearning: none, tensorboard or wandb "
+            "(= unlearn.report_to; logs in methods/NAME/)",
+        )
         r.add_argument(
             "--resume",
             action="store_true",

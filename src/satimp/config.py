@@ -52,6 +52,25 @@ class LoraConfig:
             raise InputError(f"lora.save={self.save!r}; valid: merged, adapter")
 
 
+# --report-to: tracker → (the package it needs, its install command)
+TRACKERS: dict[str, tuple[str, str] | None] = {
+    "none": None,
+    "tensorboard": ("tensorboard", "pip install tensorboard (or 'satimp[tensorboard]')"),
+    "wandb": ("wandb", "pip install wandb (or 'satimp[wandb]')"),
+}
+
+
+def check_tracker(name: str) -> None:
+    """InputError for an unknown tracker, or one whose package is not installed."""
+    import importlib.util
+
+    if name not in TRACKERS:
+        raise InputError(f"train.report_to={name!r}; valid: {', '.join(TRACKERS)}")
+    need = TRACKERS[name]
+    if need is not None and importlib.util.find_spec(need[0]) is None:
+        raise InputError(f"--report-to {name} needs the {need[0]} package: {need[1]}")
+
+
 @dataclass
 class TrainConfig:
     """The optimisation recipe shared by fine-tuning and unlearning (SPEC §3)."""
@@ -75,8 +94,14 @@ class TrainConfig:
     eval_every_epoch: bool = opt(True, "unlearning: log forget/retain ES after every epoch")
     save_every: int = opt(0, "also checkpoint every N optimizer steps (0: at epoch ends only)")
     keep_checkpoints: int = opt(2, "how many of the newest checkpoints to keep")
+    report_to: str = opt(
+        "none",
+        "experiment tracker for the per-step and per-epoch metrics: none, tensorboard or wandb "
+        "(logs in the run's output folder; wandb offline with WANDB_MODE=offline)",
+    )
 
     def validate(self) -> None:
+        check_tracker(self.report_to)
         checks = {
             "epochs": self.epochs > 0,
             "lr": self.lr > 0,
