@@ -94,6 +94,8 @@ def _train_config(args, section: str = "train"):
 
 def _check_out(out: Path, overwrite: bool, resume: bool = False) -> Path:
     """An existing, non-empty output folder is only reused with --overwrite or --resume."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output folder {out} exists and is not a folder")
     if resume:
         if not out.is_dir():
             raise InputError(f"--resume: output folder {out} does not exist")
@@ -217,6 +219,7 @@ def cmd_eval(args) -> None:
         harness_tasks = resolve_tasks(args.lm_eval_tasks)
     out = _check_out(Path(args.out), args.overwrite)
     stats = load_retain_stats(args.retain_stats, bench) if args.retain_stats else None
+    bench.check_data(args.data)  # every record the evaluation reads, before the models load
     model, tokenizer = load_model(args.model, trust_remote_code=args.trust_remote_code)
     kw = dict(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     if args.retain_model:

@@ -23,6 +23,7 @@ from satimp.data.wmdp import WmdpConfig
 from satimp.errors import InputError
 from satimp.experiment import ModelsConfig, build_models, data_fingerprint, unlearn, write_json
 from satimp.objectives import Objective
+from satimp.preflight import check_inputs
 from satimp.train import Diverged
 
 DEFAULT_METHODS = [
@@ -352,9 +353,10 @@ def run(
     cfg.validate()
     bench = get_benchmark(cfg)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     log(f"[1/4] data ({cfg.benchmark}: {cfg.data})")
     data = prepare_data(cfg, log)
+    check_inputs(cfg, data)  # every split and model source, before the run folder exists
+    out.mkdir(parents=True, exist_ok=True)
     log("[2/4] base, original and retain models (cached)")
     paths = run_models(cfg, data, log)
     log("[3/4] reference rows: original and retain models")
