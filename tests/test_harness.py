@@ -91,3 +91,17 @@ def test_bad_task_path_stops_before_writing(
 def _mkdir(path: Path) -> Path:
     path.mkdir()
     return path
+
+
+def test_task_data_missing_stops_before_writing(tiny_trained, tmp_path, monkeypatch, capsys):
+    """configs/lm_eval reads data/wmdp-synth relative to the working directory: run elsewhere,
+    the command stops before the evaluation, naming the file."""
+    pytest.importorskip("lm_eval")
+    monkeypatch.chdir(tmp_path)
+    synth_wmdp(tmp_path / "elsewhere", agents=8, seed=0)
+    out = tmp_path / "out"
+    argv = _eval(tiny_trained, out, "--lm-eval", "--lm-eval-tasks", str(REPO / "configs/lm_eval"))
+    argv[argv.index("data/wmdp-synth")] = "elsewhere"
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "data file data/wmdp-synth/" in err and "not found" in err and not out.exists()

@@ -222,18 +222,21 @@ def cmd_eval(args) -> None:
     bench.check_data(args.data)  # every record the evaluation reads, before the models load
     model, tokenizer = load_model(args.model, trust_remote_code=args.trust_remote_code)
     kw = dict(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    files = {}  # written together at the end: a failure on the way leaves no partial folder
     if args.retain_model:
         rmodel, rtok = load_model(args.retain_model, trust_remote_code=args.trust_remote_code)
         rsummary, rper = bench.evaluate(rmodel, rtok, args.data, rouge=False, **kw)
         stats = bench.retain_stats(rsummary, rper)
-        save_retain_stats(out / "retain_stats.json", bench, stats, model=args.retain_model)
+        files["retain_stats.json"] = lambda p: save_retain_stats(
+            p, bench, stats, model=args.retain_model
+        )
     t0 = time.time()
     summary, per_sample = bench.evaluate(model, tokenizer, args.data, es_mode=args.es_mode, **kw)
     summary = bench.apply_stats(summary, per_sample, stats)
-    write_json(out / "per_sample.json", per_sample)
-    write_json(out / "summary.json", summary)
     print(format_summary(summary))
     print(f"evaluated in {time.time() - t0:.1f}s → {out}/summary.json")
+    files["per_sample.json"] = lambda p: write_json(p, per_sample)
+    files["summary.json"] = lambda p: write_json(p, summary)
     if harness_tasks is not None:
         from satimp.harness import run_lm_eval
 
@@ -243,10 +246,12 @@ def cmd_eval(args) -> None:
             batch_size=args.batch_size,
             trust_remote_code=args.trust_remote_code,
         )
-        write_json(out / "lm_eval.json", results)
-        write_json(out / "lm_eval_per_sample.json", samples)
         for task, metrics in results.items():
             print(f"lm-eval {task:<20} acc {metrics.get('acc,none', float('nan')):.4f}")
+        files["lm_eval.json"] = lambda p: write_json(p, results)
+        files["lm_eval_per_sample.json"] = lambda p: write_json(p, samples)
+    for name, write in files.items():
+        write(out / name)
 
 
 def _run_config(args):

@@ -50,6 +50,28 @@ def _defined_in(manager, path: Path) -> list[str]:
     return sorted(found)
 
 
+def _check_local_files(yaml_path) -> None:
+    """InputError when a task over local files (`dataset_kwargs: data_files`) names a file
+    that is not there, so that the command stops before the evaluation rather than after.
+    Paths are relative to the working directory, as the harness reads them; globs and URLs
+    are left to the harness."""
+    try:  # the harness's own reader (resolves `include:`); without it, the harness checks
+        from lm_eval.tasks._yaml_loader import load_yaml
+
+        config = load_yaml(yaml_path, resolve_func=False)
+    except (ImportError, OSError, ValueError):
+        return
+    files = (config.get("dataset_kwargs") or {}).get("data_files") or []
+    files = files.values() if isinstance(files, dict) else [files]
+    for item in files:
+        for f in [item] if isinstance(item, str) else item:
+            if not any(c in f for c in "*?[") and "://" not in f and not Path(f).is_file():
+                raise InputError(
+                    f"{yaml_path}: data file {f} not found (relative to the working "
+                    f"directory {Path.cwd()})"
+                )
+
+
 def resolve_tasks(specs: Sequence[str]) -> HarnessTasks:
     """Each spec: an existing path (a folder of task YAMLs, or a .yaml file) → its folder
     becomes an include_path and its tasks run; otherwise a task name, built in or defined
@@ -74,6 +96,8 @@ def resolve_tasks(specs: Sequence[str]) -> HarnessTasks:
         if not here:
             raise InputError(f"--lm-eval-tasks {p}: defines no lm-eval task")
         found += [n for n in here if n not in found]
+        for name in here:
+            _check_local_files(manager.task_index[name].yaml_path)
     if names and (manager is None or any(n not in manager.all_tasks for n in names)):
         manager = TaskManager(include_path=include or None)
     unknown = [n for n in names if n not in manager.all_tasks] if names else []
@@ -98,15 +122,18 @@ def run_lm_eval(
     model_args = f"pretrained={model_dir},dtype=auto"
     if trust_remote_code:
         model_args += ",trust_remote_code=True"
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=model_args,
-        tasks=list(tasks.names),
-        batch_size=batch_size,
-        device="cuda" if torch.cuda.is_available() else "cpu",  # the harness assumes cuda
-        task_manager=tasks.manager,
-        log_samples=True,
-    )
+    try:
+        results = lm_eval.simple_evaluate(
+            model="hf",
+            model_args=model_args,
+            tasks=list(tasks.names),
+            batch_size=batch_size,
+            device="cuda" if torch.cuda.is_available() else "cpu",  # the harness assumes cuda
+            task_manager=tasks.manager,
+            log_samples=True,
+        )
+    except FileNotFoundError as e:  # a task's data (or the model) is not where it says
+        raise InputError(f"lm-eval: {e}") from None
     summary = {
         task: {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         for task, metrics in results["results"].items()
