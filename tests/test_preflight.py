@@ -43,7 +43,7 @@ def _eval(data: Path, out: Path, model: Path, _tmp: Path) -> list[str]:
 def _run(data: Path, out: Path, model: Path, tmp: Path, command: str = "run") -> list[str]:
     return [
         command, *(["criteria"] if command == "study" else []), f"data={data}",
-        f"models.original={model}", f"models.retain={model}", "methods=[gd]",
+        f"models.original={model}", "models.retain=none", "methods=[gd]",
         "unlearn.epochs=1", "unlearn.batch_size=4", "eval.max_new_tokens=2",
         f"cache_dir={tmp / 'cache'}", "--out", str(out),
     ]  # fmt: skip

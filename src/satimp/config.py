@@ -150,7 +150,10 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        # the word 'none' is a value of some string fields (`method.retain: none`: no retain
+        # loss; `models.retain: none`: no retain model), so only YAML's null means None there
+        words = ("none", "null") if args[0] is not str else ()
+        if value is None or (isinstance(value, str) and value.lower() in words):
             return None
         return _convert(value, args[0], where)
     if dataclasses.is_dataclass(tp):
