@@ -27,6 +27,7 @@ from satimp.data.encoding import (
     split_text,
 )
 from satimp.data.tofu import load_split
+from satimp.errors import InputError
 from satimp.logprobs import drop_last_answer_token, example_logps, forward_logps
 
 # Summary set name → split of per-item data (the forget set's is `<forget>_perturbed`).
@@ -556,3 +557,17 @@ def evaluate_wmdp(model, tokenizer, data, cfg, *, batch_size: int = 32) -> tuple
         summary[f"{name}_es"] = mean(probe["es"])
         summary[f"{name}_em"] = mean(probe["em"])
     return summary, per
+
+
+# ---------------------------------------------------------------- lm-evaluation-harness
+
+
+def lm_eval_module():
+    """The `lm_eval` package, or InputError naming the optional extra that provides it."""
+    try:
+        import lm_eval
+    except ImportError:
+        raise InputError(
+            "--lm-eval needs the optional lm-evaluation-harness: pip install 'satimp[lm-eval]'"
+        ) from None
+    return lm_eval
