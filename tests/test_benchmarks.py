@@ -1,12 +1,11 @@
 """MUSE and WMDP end to end on tiny embedded analogues: `run` (references, methods incl. RMU,
-report), epoch selection, retain statistics, and the CLI's `eval`, `unlearn` and `--lm-eval`."""
+report), epoch selection, retain statistics, and the CLI's `eval` and `unlearn` (`--lm-eval`:
+test_harness.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -144,36 +143,6 @@ def test_cli_unlearn_on_text_corpora_with_rmu(muse_models, tmp_path: Path) -> No
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert "forget_es" in lines[-1] and "retain_es" in lines[-1]  # the text probes per epoch
     assert (out / "model.safetensors").is_file()
-
-
-def test_lm_eval_extra(muse_models, tmp_path: Path, monkeypatch, capsys) -> None:
-    data, paths = muse_models
-    monkeypatch.setitem(sys.modules, "lm_eval", None)  # the extra is not installed
-    out = tmp_path / "missing"
-    assert cli.main(_eval(data, paths["original"], out, "--lm-eval")) == 2
-    assert "pip install 'satimp[lm-eval]'" in capsys.readouterr().err and not out.exists()
-    calls = []
-
-    def simple_evaluate(**kw):
-        calls.append(kw)
-        return {"results": {t: {"acc,none": 0.25, "alias": t} for t in kw["tasks"]}}
-
-    monkeypatch.setitem(
-        sys.modules, "lm_eval", types.SimpleNamespace(simple_evaluate=simple_evaluate)
-    )
-    out = tmp_path / "with"
-    assert (
-        cli.main(
-            _eval(data, paths["original"], out, "--lm-eval", "--lm-eval-tasks", "wmdp_bio", "mmlu")
-        )
-        == 0
-    )
-    assert calls[0]["model"] == "hf" and calls[0]["tasks"] == ["wmdp_bio", "mmlu"]
-    assert calls[0]["model_args"].startswith(f"pretrained={paths['original']}")
-    assert json.loads((out / "lm_eval.json").read_text()) == {
-        "wmdp_bio": {"acc,none": 0.25},
-        "mmlu": {"acc,none": 0.25},
-    }
 
 
 def test_benchmark_config_errors(tmp_path: Path) -> None:

@@ -155,8 +155,21 @@ def test_unconvertible_values_name_the_key(key: str, raw: object) -> None:
 
 @pytest.mark.parametrize("raw", [None, "none", "None", "null"])
 def test_optional_fields_take_none(raw: object) -> None:
-    cfg = from_dict(MethodConfig, {"tau": raw, "gamma": raw, "retain": raw})
+    cfg = from_dict(MethodConfig, {"tau": raw, "gamma": raw, "retain": None})
     assert cfg.tau is None and cfg.gamma is None and cfg.retain is None
+
+
+def test_the_word_none_is_a_value_of_optional_string_fields() -> None:
+    """`retain: none` is 'no retain loss' (None: the method's default), and `models.retain:
+    none` is 'no retain model' (None: build one): the word must reach the config."""
+    from satimp.objectives import Objective
+    from satimp.study import RunConfig as StudyConfig
+
+    method = load_config(MethodConfig, None, ["name=gd", "retain=none"])
+    assert method.retain == "none" and not Objective(method).uses_retain
+    assert Objective(load_config(MethodConfig, None, ["name=gd"])).uses_retain
+    run = load_config(StudyConfig, None, ["models.retain=none"])
+    assert run.models.retain == "none"
 
 
 def test_optional_fields_convert_values() -> None:

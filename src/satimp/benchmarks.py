@@ -47,6 +47,11 @@ class Benchmark:
     def evaluate(self, model, tokenizer, data, *, batch_size: int, **kw) -> tuple[dict, dict]:
         raise NotImplementedError
 
+    def check_data(self, data) -> None:
+        """Read and check every record of every split `evaluate` reads (InputError naming the
+        file, record and field), so that a command can stop before it writes anything."""
+        raise NotImplementedError
+
     def retain_stats(self, summary: dict, per_sample: dict) -> dict:
         """What later evaluations need from the retain model ({} when nothing)."""
         return {}
@@ -114,6 +119,14 @@ class Tofu(Benchmark):
 
         return tofu_es_probe(data, self.forget, protocol=self.protocol, batch_size=batch_size)
 
+    def check_data(self, data) -> None:
+        from satimp.data.tofu import load_split
+        from satimp.evaluate import SET_SPLITS, retain_es_split
+
+        head = retain_es_split(self.protocol, self.forget)  # retainXX[:400] under retain_head
+        for split in (f"{self.forget}_perturbed", *SET_SPLITS.values(), *([head] if head else [])):
+            load_split(data, split)
+
     def retain_stats(self, summary, per_sample):
         split = f"{self.forget}_perturbed"
         return {"split": split, "truth_ratio": per_sample[split]["truth_ratio"]}
@@ -165,6 +178,16 @@ class Muse(Benchmark):
         from satimp.evaluate import evaluate_muse
 
         return evaluate_muse(model, tokenizer, data, self.cfg, batch_size=batch_size)
+
+    def check_data(self, data) -> None:
+        from satimp.data.muse import load_muse
+        from satimp.data.records import load_texts
+
+        c = self.cfg
+        for ref in (c.verbmem, c.knowmem_forget, c.knowmem_retain, c.icl_forget, c.icl_retain):
+            load_muse(data, ref)
+        for ref in (c.privleak_forget, c.privleak_holdout, c.privleak_retain):
+            load_texts(data, ref)
 
     def retain_stats(self, summary, per_sample):
         return {"privleak_auc": summary["privleak_auc"]}
@@ -230,6 +253,15 @@ class Wmdp(Benchmark):
         from satimp.evaluate import evaluate_wmdp
 
         return evaluate_wmdp(model, tokenizer, data, self.cfg, batch_size=batch_size)
+
+    def check_data(self, data) -> None:
+        from satimp.data.records import load_texts
+        from satimp.data.wmdp import load_mcq
+
+        for ref in (*self.cfg.sets, *self.cfg.utility):
+            load_mcq(data, ref)
+        for ref in (*self.cfg.forget, *self.cfg.retain):
+            load_texts(data, ref, min_chars=self.cfg.min_chars)
 
     def validate(self) -> None:
         self.cfg.validate()

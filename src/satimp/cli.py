@@ -27,6 +27,7 @@ TRAIN_FLAGS = {  # flag → (TrainConfig field, type)
     "--precision": ("precision", str),
     "--save-every": ("save_every", int),
     "--max-length": ("max_length", int),
+    "--report-to": ("report_to", str),  # none, tensorboard or wandb
 }
 PROTOCOL_HELP = (
     "whose conventions: tofu (default), open-unlearning or satimp-official (SPEC §6); set one "
@@ -102,6 +103,8 @@ def _train_config(args, section: str = "train"):
 
 def _check_out(out: Path, overwrite: bool, resume: bool = False) -> Path:
     """An existing, non-empty output folder is only reused with --overwrite or --resume."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output folder {out} exists and is not a folder")
     if resume:
         if not out.is_dir():
             raise InputError(f"--resume: output folder {out} does not exist")
@@ -231,7 +234,7 @@ def cmd_unlearn(args) -> None:
 
 def cmd_eval(args) -> None:
     from satimp.benchmarks import get_benchmark, load_retain_stats, save_retain_stats
-    from satimp.evaluate import format_summary, lm_eval_module, run_lm_eval
+    from satimp.evaluate import format_summary
     from satimp.experiment import write_json
     from satimp.models import load_model, resolve_model
     from satimp.protocol import as_dict as protocol_dict
@@ -240,31 +243,49 @@ def cmd_eval(args) -> None:
         raise InputError("give --retain-model or --retain-stats, not both")
     cfg = _run_config(args)
     bench = get_benchmark(cfg)
-    if args.lm_eval:
-        lm_eval_module()  # fails now (exit 2), not after the evaluation, when the extra is missing
+    harness_tasks = None
+    if args.lm_eval:  # the extra and every task are checked now (exit 2), not after the work
+        from satimp.harness import resolve_tasks
+
+        harness_tasks = resolve_tasks(args.lm_eval_tasks)
     out = _check_out(Path(args.out), args.overwrite)
     stats = load_retain_stats(args.retain_stats, bench) if args.retain_stats else None
+    bench.check_data(args.data)  # every record the evaluation reads, before the models load
     model, tokenizer = load_model(args.model, trust_remote_code=args.trust_remote_code)
     kw = dict(batch_size=args.batch_size)
+    files = {}  # written together at the end: a failure on the way leaves no partial folder
     if args.retain_model:
         rmodel, rtok = load_model(args.retain_model, trust_remote_code=args.trust_remote_code)
         rsummary, rper = bench.evaluate(rmodel, rtok, args.data, rouge=False, **kw)
         stats = bench.retain_stats(rsummary, rper)
-        save_retain_stats(out / "retain_stats.json", bench, stats, model=args.retain_model)
+        files["retain_stats.json"] = lambda p: save_retain_stats(
+            p, bench, stats, model=args.retain_model
+        )
     t0 = time.time()
     summary, per_sample = bench.evaluate(model, tokenizer, args.data, es_mode=args.es_mode, **kw)
     summary = bench.apply_stats(summary, per_sample, stats)
-    write_json(out / "per_sample.json", per_sample)
-    write_json(out / "summary.json", summary | {"protocol": protocol_dict(bench.protocol)})
     print(format_summary(summary))
     print(f"protocol {bench.protocol.name}")
     print(f"evaluated in {time.time() - t0:.1f}s → {out}/summary.json")
-    if args.lm_eval:
-        model_dir = resolve_model(args.model)  # a .gguf or named model: its converted folder
-        results = run_lm_eval(model_dir, args.lm_eval_tasks, batch_size=args.batch_size)
-        write_json(out / "lm_eval.json", results)
+    files["per_sample.json"] = lambda p: write_json(p, per_sample)
+    files["summary.json"] = lambda p: write_json(
+        p, summary | {"protocol": protocol_dict(bench.protocol)}
+    )
+    if harness_tasks is not None:
+        from satimp.harness import run_lm_eval
+
+        results, samples = run_lm_eval(
+            resolve_model(args.model),  # a .gguf or named model: its converted folder
+            harness_tasks,
+            batch_size=args.batch_size,
+            trust_remote_code=args.trust_remote_code,
+        )
         for task, metrics in results.items():
             print(f"lm-eval {task:<20} acc {metrics.get('acc,none', float('nan')):.4f}")
+        files["lm_eval.json"] = lambda p: write_json(p, results)
+        files["lm_eval_per_sample.json"] = lambda p: write_json(p, samples)
+    for name, write in files.items():
+        write(out / name)
 
 
 def _run_config(args):
@@ -278,6 +299,8 @@ def _run_config(args):
     config = args.config
     if config and "=" in config and not Path(config).exists():
         config, overrides = None, [config, *overrides]  # `satimp run key=value` without a file
+    if getattr(args, "report_to", None):  # run/study: the unlearning runs' tracker
+        overrides.append(f"unlearn.report_to={args.report_to}")
     cfg = load_config(RunConfig, config, overrides)
     flags = {
         "benchmark": getattr(args, "benchmark", None),
@@ -397,7 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run lm-evaluation-harness tasks on the model (pip install 'satimp[lm-eval]')",
     )
     e.add_argument(
-        "--lm-eval-tasks", nargs="+", default=["wmdp_bio", "wmdp_cyber", "mmlu"], metavar="TASK"
+        "--lm-eval-tasks",
+        nargs="+",
+        default=["wmdp_bio", "wmdp_cyber", "mmlu"],
+        metavar="PATH_OR_NAME",
+        help="lm-eval task names (built in), or a folder / .yaml file of task configs "
+        "(its tasks run; e.g. configs/lm_eval for the embedded WMDP analogue)",
     )
     e.add_argument("--out", required=True)
     e.add_argument("--overwrite", action="store_true")
@@ -421,6 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         r.add_argument("--out", help="output folder (default runs/NAME/TIMESTAMP)")
         r.add_argument("--overwrite", action="store_true")
+        r.add_argument(
+            "--report-to",
+            help="tracker of each method's unlearning: none, tensorboard or wandb "
+            "(= unlearn.report_to; logs in methods/NAME/)",
+        )
         r.add_argument(
             "--resume",
             action="store_true",

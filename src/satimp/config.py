@@ -52,6 +52,25 @@ class LoraConfig:
             raise InputError(f"lora.save={self.save!r}; valid: merged, adapter")
 
 
+# --report-to: tracker → (the package it needs, its install command)
+TRACKERS: dict[str, tuple[str, str] | None] = {
+    "none": None,
+    "tensorboard": ("tensorboard", "pip install tensorboard (or 'satimp[tensorboard]')"),
+    "wandb": ("wandb", "pip install wandb (or 'satimp[wandb]')"),
+}
+
+
+def check_tracker(name: str) -> None:
+    """InputError for an unknown tracker, or one whose package is not installed."""
+    import importlib.util
+
+    if name not in TRACKERS:
+        raise InputError(f"train.report_to={name!r}; valid: {', '.join(TRACKERS)}")
+    need = TRACKERS[name]
+    if need is not None and importlib.util.find_spec(need[0]) is None:
+        raise InputError(f"--report-to {name} needs the {need[0]} package: {need[1]}")
+
+
 @dataclass
 class TrainConfig:
     """The optimisation recipe shared by fine-tuning and unlearning (SPEC §3)."""
@@ -75,8 +94,14 @@ class TrainConfig:
     eval_every_epoch: bool = opt(True, "unlearning: log forget/retain ES after every epoch")
     save_every: int = opt(0, "also checkpoint every N optimizer steps (0: at epoch ends only)")
     keep_checkpoints: int = opt(2, "how many of the newest checkpoints to keep")
+    report_to: str = opt(
+        "none",
+        "experiment tracker for the per-step and per-epoch metrics: none, tensorboard or wandb "
+        "(logs in the run's output folder; wandb offline with WANDB_MODE=offline)",
+    )
 
     def validate(self) -> None:
+        check_tracker(self.report_to)
         checks = {
             "epochs": self.epochs > 0,
             "lr": self.lr > 0,
@@ -125,7 +150,10 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        # the word 'none' is a value of some string fields (`method.retain: none`: no retain
+        # loss; `models.retain: none`: no retain model), so only YAML's null means None there
+        words = ("none", "null") if args[0] is not str else ()
+        if value is None or (isinstance(value, str) and value.lower() in words):
             return None
         return _convert(value, args[0], where)
     if dataclasses.is_dataclass(tp):

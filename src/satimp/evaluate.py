@@ -733,21 +733,3 @@ def lm_eval_module():
             "--lm-eval needs the optional lm-evaluation-harness: pip install 'satimp[lm-eval]'"
         ) from None
     return lm_eval
-
-
-def run_lm_eval(
-    model_dir, tasks: Sequence[str] = ("wmdp_bio", "wmdp_cyber", "mmlu"), *, batch_size: int = 8
-) -> dict[str, dict]:
-    """Run lm-evaluation-harness tasks on a saved model (its `hf` backend, zero-shot, the
-    harness's own prompts and metrics): {task: {metric: value}}."""
-    lm_eval = lm_eval_module()
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=f"pretrained={model_dir},dtype=auto",
-        tasks=list(tasks),
-        batch_size=batch_size,
-    )
-    return {
-        task: {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        for task, metrics in results["results"].items()
-    }

@@ -160,8 +160,8 @@ def finetune(
     Saves model + tokenizer, config.yaml, run_info.json and metrics.jsonl under `out_dir`.
     """
     cfg.validate()
-    for ref in splits:  # read and check every split before building anything
-        read_split(data, ref)
+    # read and check every record of every split before building or writing anything
+    loaded = load_splits(data, splits)
     if model_src in PRESETS:
         preset = get_preset(model_src)
         tokenizer = train_tokenizer(benchmark_texts(data), preset.vocab_size)
@@ -173,7 +173,7 @@ def finetune(
     # every input is read and checked above: only now is anything written
     run_config = {"model": model_src, "data": str(data), "splits": splits, "train": to_dict(cfg)}
     out = start_run(out_dir, run_config | ({"system_prompt": system} if system else {}))
-    examples = training_examples(tokenizer, data, splits, max_length=cfg.max_length, system=system)
+    examples = encode_loaded(tokenizer, loaded, max_length=cfg.max_length, system=system)
     result = train(
         model,
         finetune_objective,
@@ -314,6 +314,27 @@ def build_models(
         )
         log(f"  {name:<15} {paths[name]}  ({time.time() - t0:.1f}s)")
     return paths
+
+
+def splits_to_build(
+    original_splits: list[str],
+    retain_splits: list[str],
+    models: ModelsConfig,
+    *,
+    base_splits: list[str] = ("world_facts", "real_authors"),
+) -> list[str]:
+    """Every split `build_models` fine-tunes on with the same arguments (none when the
+    original and retain models are given), so they can be checked before anything is built."""
+    given = {"original": models.original, "retain": models.retain}
+    if all(given.values()):
+        return []
+    preset = models.base in PRESETS
+    base = list(models.base_splits if models.base_splits is not None else base_splits)
+    out = list(base) if preset else []
+    for name, own in (("original", original_splits), ("retain", retain_splits)):
+        if not given[name]:
+            out += [*own, *(base if preset and models.replay_base else [])]
+    return list(dict.fromkeys(out))
 
 
 def retain_split_for(forget: str) -> str:

@@ -105,6 +105,7 @@ def _job(args: tuple) -> tuple[dict, list[dict]]:
 def run_frontier(cfg, out_dir: str | Path, *, log=print, resume: bool = False) -> dict:
     """Run the grid, write frontier.json, frontier.png and frontier.md; returns the summary."""
     from satimp.benchmarks import get_benchmark
+    from satimp.preflight import check_inputs
     from satimp.study import prepare_data, reference_rows, run_models
 
     t0 = time.time()
@@ -112,11 +113,12 @@ def run_frontier(cfg, out_dir: str | Path, *, log=print, resume: bool = False) -
     fc = cfg.frontier
     bench = get_benchmark(cfg)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     seeds = list(cfg.seeds or fc.seeds)
     lrs = [float(x) for x in fc.lrs] or lr_grid(cfg.unlearn.lr)
     variants = cfg.variants()
     data = prepare_data(cfg, log)
+    check_inputs(cfg, data)  # every split and model source, before the output folder exists
+    out.mkdir(parents=True, exist_ok=True)
     refs, jobs = {}, []
     for seed in seeds:
         cfg_s = cfg.for_seed(seed)

@@ -24,6 +24,7 @@ import torch
 import satimp
 from satimp import distributed as D
 from satimp.errors import InputError
+from satimp.hf_compat import add_legacy_fields
 
 # Chat templates for models that ship none (SPEC §4). Our own presets use CHAT_TEMPLATE.
 CHAT_TEMPLATE = (
@@ -346,7 +347,8 @@ def is_lora(model) -> bool:
 def save_model(
     model, tokenizer, out_dir: str | Path, *, lora_save: str = "merged", state_dict=None
 ) -> None:
-    """save_pretrained of model (safetensors) and tokenizer (with its chat template).
+    """save_pretrained of model (safetensors) and tokenizer (with its chat template), readable
+    by transformers 4.45 as well as 5.x (`satimp.hf_compat`).
 
     A LoRA model is saved merged (adapters folded into the weights: a plain model) or, with
     lora_save='adapter', as its adapters alone (`load_model` puts them back on the base).
@@ -359,3 +361,5 @@ def save_model(
     extra = {"state_dict": state_dict} if state_dict is not None else {}
     model.save_pretrained(out_dir, safe_serialization=True, **extra)
     tokenizer.save_pretrained(out_dir)
+    # the folder must also open in transformers 4.45 (open-unlearning, older evaluators)
+    add_legacy_fields(out_dir, tokenizer)

@@ -25,6 +25,7 @@ from satimp.experiment import ModelsConfig, build_models, data_fingerprint, unle
 from satimp.frontier import FrontierConfig
 from satimp.models import gguf_source
 from satimp.objectives import Objective
+from satimp.preflight import check_inputs
 from satimp.protocol import Protocol, ProtocolConfig
 from satimp.protocol import as_dict as protocol_dict
 from satimp.train import Diverged
@@ -437,9 +438,10 @@ def run(
     cfg.validate()
     bench = get_benchmark(cfg)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     log(f"[1/4] data ({cfg.benchmark}: {cfg.data})")
     data = prepare_data(cfg, log)
+    check_inputs(cfg, data)  # every split and model source, before the run folder exists
+    out.mkdir(parents=True, exist_ok=True)
     variants = cfg.variants()
     forget, _ = bench.unlearn_splits()
     seeds = cfg.seeds or [None]

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from satimp import tracking
 from satimp.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from satimp.config import TrainConfig
 from satimp.data.encoding import IGNORE, Encoded, collate, length_grouped_batches
@@ -156,7 +157,10 @@ def train(
     set_seed(cfg.seed)
     # mixed precision is our own autocast: accelerate's state (one per process) would fix the
     # precision of the first run for every later one in the same process
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(), **tracking.accelerator_kwargs(cfg, out_dir)
+    )
+    tracking.start(accelerator, cfg, out_dir)  # --report-to tensorboard / wandb
     rank, world = accelerator.process_index, accelerator.num_processes
     sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
     if cfg.gradient_checkpointing:
@@ -189,7 +193,9 @@ def train(
         state = load_checkpoint(latest, accelerator.unwrap_model(model), optimizer, scheduler)
         step, first_epoch, skip = state["step"], state["epoch"], state["batches_done"]
         result.last, result.epochs, log_lines = state["last"], state["epochs"], state["log_lines"]
-    log = _MetricsLog(out_dir if accelerator.is_main_process else None, keep_lines=log_lines)
+    log = _MetricsLog(
+        out_dir if accelerator.is_main_process else None, keep_lines=log_lines, tracker=accelerator
+    )
 
     def save(epoch: int, batches_done: int) -> None:
         # sharded engines keep no whole model or optimizer in one process: no resumable
@@ -284,7 +290,7 @@ def train(
                 **logs,
             }
             if step % cfg.log_every == 0 or step == total:
-                log.write(row)
+                log.write(row, "train")
             result.last = row
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.3f}")
@@ -300,10 +306,11 @@ def train(
                 **on_epoch_end(accelerator.unwrap_model(model), epoch + 1),
             }
             model.train()
-            log.write(ev)
+            log.write(ev, "epoch")
             result.epochs.append(ev)
         save(epoch + 1, 0)
     bar.close()
+    accelerator.end_training()  # closes the tracker's run (a no-op without one)
     result.steps, result.seconds = step, time.time() - start
     if sharded:  # a collective: every process takes part, the main one saves
         result.state_dict = accelerator.get_state_dict(model)
@@ -357,18 +364,24 @@ class _MetricsLog:
 
     keep_lines: on resume, the lines the checkpoint had seen are kept and later ones (written
     after it, before the crash) dropped, so the log reads as one uninterrupted run.
+    tracker: the Accelerator whose trackers (--report-to) get each row's numbers too.
     """
 
-    def __init__(self, out_dir: str | Path | None, *, keep_lines: int = 0):
+    def __init__(self, out_dir: str | Path | None, *, keep_lines: int = 0, tracker=None):
         self.path = Path(out_dir) / "metrics.jsonl" if out_dir else None
+        self.tracker = tracker
         self.lines = keep_lines
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             old = self.path.read_text().splitlines(keepends=True) if self.path.exists() else []
             self.path.write_text("".join(old[:keep_lines]))
 
-    def write(self, row: dict) -> None:
+    def write(self, row: dict, kind: str = "train") -> None:
+        """Append `row`; `kind` ('train' per step, 'epoch' per evaluation) prefixes the
+        tracker's scalar names."""
         if self.path:
             with self.path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
+        if self.tracker is not None and self.tracker.trackers:
+            self.tracker.log(tracking.scalars(row, kind), step=row["step"])
         self.lines += 1

@@ -129,16 +129,18 @@ def encode_continuation(
 ) -> Encoded:
     """Plain text (no chat template): labels on the tokens of `continuation` given `context`.
 
-    lm-evaluation-harness's convention: whole = ids(context + continuation), context_ids =
-    ids(context), continuation ids = whole[len(context_ids):], so the continuation is
-    tokenised as in running text (a leading space stays attached to its word). Over-long
-    inputs lose tokens from the left of the context, then from the end of the continuation.
-    No special tokens and no EOS are added.
+    lm-evaluation-harness's convention (`LM._encode_pair`), step for step, so that scores
+    equal the harness's item by item: trailing whitespace of the context moves to the
+    continuation; whole = ids(context + continuation), context_ids = ids(context),
+    continuation ids = whole[len(context_ids):] (the continuation is tokenised as in running
+    text: a leading space stays attached to its word); the input is context_ids +
+    continuation ids. Over-long inputs lose tokens from the left of the context, then from
+    the end of the continuation. No special tokens and no EOS are added.
     """
+    stripped = context.rstrip()
+    context, continuation = stripped, context[len(stripped) :] + continuation
     ctx = tokenizer(context, add_special_tokens=False).input_ids
     whole = tokenizer(context + continuation, add_special_tokens=False).input_ids
-    if whole[: len(ctx)] != ctx:  # a merge across the boundary: fall back to separate ids
-        whole = ctx + tokenizer(continuation, add_special_tokens=False).input_ids
     cont = whole[len(ctx) :][: max_length - 1]
     ctx = ctx[max(0, len(ctx) - (max_length - len(cont))) :]
     return Encoded(input_ids=ctx + cont, labels=[IGNORE] * len(ctx) + cont)
