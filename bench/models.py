@@ -1,11 +1,15 @@
-"""Building the default models: time (cold, and a cache hit) and what they memorised.
+"""Building a run's models: time (cold, and a cache hit) and what they memorised.
 
-    python bench/models.py [--cold]
+    python bench/models.py [CONFIG.yaml] [key=value ...] [--cold]
 
---cold builds into an empty temporary cache (the full cost); without it the project cache
-is used (a hit when `make run` already built them). Reports: build time; the original
-model's teacher-forced argmax accuracy on forget10 answers (target ≥ 0.95); the retain
-model's accuracy on forget10's key-fact tokens (`keywords`; aim ≤ 0.3) and on all tokens.
+Default: the embedded default (`make run`'s models); `configs/tofu_smollm2.yaml` measures the
+SmolLM2 recipe. --cold builds into an empty temporary cache (the full cost); without it the
+run's cache is used (a hit when `satimp run` already built them). Reports: build time; the
+original model's teacher-forced argmax accuracy on the forget answers (target ≥ 0.95) and
+its forget ES (SmolLM2 target ≥ 0.9); the retain model's accuracy on the forget split's
+key-fact tokens (`keywords`; aim ≤ 0.3) and on all tokens; with a pretrained base, the
+real-authors / world-facts probabilities of the base and of the original (target: the
+original keeps ≥ 0.9 × the base's).
 """
 
 from __future__ import annotations
@@ -46,11 +50,44 @@ def accuracy(model_dir, data, split: str) -> tuple[float, float]:
     return right / total, kright / max(1, ktotal)
 
 
+def general_knowledge(model_dir, data, protocol) -> dict[str, float]:
+    """Real-authors and world-facts probability (TOFU's normalised form) of a model."""
+    from satimp.data.tofu import load_split
+    from satimp.evaluate import score_split
+    from satimp.models import load_model
+
+    model, tok = load_model(model_dir)
+    model.eval()
+    out = {}
+    for name in ("real_authors", "world_facts"):
+        records = load_split(data, f"{name}_perturbed")
+        s = score_split(
+            model, tok, records, protocol=protocol, base_key="answer", answer_prob=False,
+            rouge=False,
+        )  # fmt: skip
+        out[name] = sum(s["prob"]) / len(s["prob"])
+    return out
+
+
+def forget_es(model_dir, data, forget: str, protocol) -> float:
+    from satimp.data.tofu import load_split
+    from satimp.evaluate import es_scores
+    from satimp.models import load_model
+
+    model, tok = load_model(model_dir)
+    s = es_scores(model.eval(), tok, load_split(data, f"{forget}_perturbed"), protocol=protocol)
+    return sum(s["es"]) / len(s["es"])
+
+
 def main() -> None:
+    from satimp.config import load_config
+    from satimp.models import PRESETS
     from satimp.study import RunConfig, prepare_data, run_models
 
+    args = [a for a in sys.argv[1:] if a != "--cold"]
     cold = "--cold" in sys.argv
-    cfg = RunConfig()
+    config = args[0] if args and "=" not in args[0] else None
+    cfg = load_config(RunConfig, config, args[1:] if config else args)
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         if cold:
@@ -64,6 +101,12 @@ def main() -> None:
         hit = time.time() - t0
         orig_acc, orig_key = accuracy(paths["original"], data, cfg.forget)
         ret_acc, ret_key = accuracy(paths["retain"], data, cfg.forget)
+        protocol = cfg.resolved_protocol()
+        orig_es = forget_es(paths["original"], data, cfg.forget, protocol)
+        pretrained = cfg.models.base not in PRESETS
+        if pretrained:
+            base_gk = general_knowledge(paths["base"], data, protocol)
+            orig_gk = general_knowledge(paths["original"], data, protocol)
     print("\n| quantity | value |\n|---|---|")
     print(
         f"| build base + original + retain ({'cold' if cold else 'project cache'}) | {build:.1f} s |"
@@ -73,6 +116,14 @@ def main() -> None:
     print(f"| original: accuracy on {cfg.forget} key-fact tokens | {orig_key:.3f} |")
     print(f"| retain: argmax accuracy on {cfg.forget} answers | {ret_acc:.3f} |")
     print(f"| retain: accuracy on {cfg.forget} key-fact tokens | {ret_key:.3f} |")
+    print(f"| original: forget ES ({cfg.forget}) | {orig_es:.3f} |")
+    if pretrained:
+        for name in ("real_authors", "world_facts"):
+            ratio = orig_gk[name] / base_gk[name]
+            print(
+                f"| {name} probability: base {base_gk[name]:.3f}, original {orig_gk[name]:.3f} "
+                f"| {ratio:.3f} × base |"
+            )
 
 
 if __name__ == "__main__":

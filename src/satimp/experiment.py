@@ -34,9 +34,11 @@ from satimp.models import (
     add_lora,
     build_model,
     cached,
+    chat_template_text,
     get_preset,
     load_model,
     resolve_model,
+    retemplate,
     save_model,
     train_tokenizer,
 )
@@ -212,6 +214,12 @@ class ModelsConfig:
         "pre-training splits for a preset base (general knowledge; None: the benchmark's, "
         "TOFU world_facts + real_authors)",
     )
+    chat_template: str | None = opt(
+        None,
+        "a pretrained base's chat template for every model built from it: a name of "
+        "satimp.models.CHAT_TEMPLATES (chatml: ChatML without a default system prompt) or "
+        "Jinja text; None: the model's own",
+    )
     replay_base: bool = opt(
         True,
         "preset base: mix base_splits into the original and retain "
@@ -285,6 +293,14 @@ def build_models(
         log(f"  base model      {base}  ({time.time() - t0:.1f}s)")
     else:
         base = resolve_model(models.base, cache_dir)
+        if models.chat_template:  # the base under the run's prompt format, once
+            text = chat_template_text(models.chat_template)
+            src = base
+            base = cached(
+                cache_dir,
+                {"from": str(src), "chat_template": text, "v": satimp.__version__},
+                lambda d: retemplate(src, text, d),
+            )
     paths = {"base": Path(base)}
     extra = base_splits if models.base in PRESETS and models.replay_base else []
     for name, own, cfg in (

@@ -35,6 +35,16 @@ FALLBACK_TEMPLATES = {
     "llama": "{{ bos_token }}{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}",
     "phi": "{% for m in messages %}Question: {{ m['content'] }}\nAnswer: {% endfor %}",
 }
+# Templates a run may put in place of a model's own (`models.chat_template`). ChatML as
+# SmolLM2 ships it inserts a default system prompt ("You are a helpful AI assistant named
+# SmolLM, …", ~20 tokens) before every conversation that has none; `chatml` does not.
+CHAT_TEMPLATES = {
+    "chatml": (
+        "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + "
+        "message['content'] + '<|im_end|>' + '\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    ),
+}
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>"]
 
 
@@ -363,3 +373,23 @@ def save_model(
     tokenizer.save_pretrained(out_dir)
     # the folder must also open in transformers 4.45 (open-unlearning, older evaluators)
     add_legacy_fields(out_dir, tokenizer)
+
+
+def chat_template_text(name_or_text: str) -> str:
+    """A template of CHAT_TEMPLATES by name, or the Jinja text itself (anything with `{%`)."""
+    if name_or_text in CHAT_TEMPLATES:
+        return CHAT_TEMPLATES[name_or_text]
+    if "{%" in name_or_text or "{{" in name_or_text:
+        return name_or_text
+    raise InputError(
+        f"chat template {name_or_text!r}: neither a known name ({', '.join(CHAT_TEMPLATES)}) "
+        "nor a Jinja template"
+    )
+
+
+def retemplate(src: str | Path, template: str, out_dir: str | Path) -> None:
+    """Save the model `src` under `out_dir` with `template` as its tokenizer's chat template,
+    so every tool that loads the folder formats prompts the same way."""
+    model, tokenizer = load_model(src)
+    tokenizer.chat_template = chat_template_text(template)
+    save_model(model, tokenizer, out_dir)

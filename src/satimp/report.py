@@ -32,7 +32,7 @@ HEADERS = {
     "mmlu_acc": "MMLU acc ↑",
     "seconds": "time (s)",
 }
-REFERENCES = ("original", "retain")
+REFERENCES = ("original", "retain", "base")
 
 
 def _fmt(value, key: str) -> str:

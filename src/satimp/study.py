@@ -325,14 +325,20 @@ def evaluate_model(cfg: RunConfig, bench: Benchmark, model_dir, data, stats) -> 
 
 
 def reference_rows(cfg: RunConfig, data, paths: dict, out: Path, log=print) -> tuple[list, dict]:
-    """Evaluate the original and retain models: (rows, the retain model's statistics).
+    """Evaluate the original and retain models (and a pretrained base model): (rows, the
+    retain model's statistics).
 
     The statistics (TOFU: forget truth ratios; MUSE: the Min-K% AUC) are saved as
     `retain_stats.json` (for `eval --retain-stats`).
     """
+    from satimp.models import PRESETS
+
     bench = get_benchmark(cfg)
     rows, stats = [], None
-    for name in [n for n in ("retain", "original") if n in paths]:  # WMDP: no retain model
+    names = [n for n in ("retain", "original") if n in paths]  # WMDP: no retain model
+    if "base" in paths and cfg.models.base not in PRESETS:  # a pretrained base: its scores too
+        names.append("base")
+    for name in names:
         t0 = time.time()
         summary, per_sample = evaluate_model(cfg, bench, paths[name], data, stats)
         if name == "retain":
@@ -343,7 +349,8 @@ def reference_rows(cfg: RunConfig, data, paths: dict, out: Path, log=print) -> t
         log(
             f"  {name:<9} forget ES {summary['forget_es']:.3f}  retain ES {summary['retain_es']:.3f}"
         )
-    return rows[::-1], stats  # original first
+    order = ("original", "retain", "base")
+    return sorted(rows, key=lambda r: order.index(r["method"])), stats
 
 
 def method_row(
