@@ -221,9 +221,10 @@ def test_cli_finetune_takes_a_gguf_model(
     assert not torch.equal(tuned.model.norm.weight, model.model.norm.weight)
 
 
-def test_missing_gguf_file_fails_cleanly(tmp_path: Path, capsys) -> None:
+def test_missing_gguf_file_fails_cleanly(tmp_path: Path, bench_dir: Path, capsys) -> None:
     out = tmp_path / "out"
-    argv = ["eval", "--model", str(tmp_path / "no.gguf"), "--data", "x", "--out", str(out)]
+    argv = ["eval", "--model", str(tmp_path / "no.gguf"), "--data", str(bench_dir)]
+    argv += ["--out", str(out)]
     assert cli.main(argv) == 2
     assert "no.gguf: no such GGUF file" in capsys.readouterr().err
     assert not out.exists()
