@@ -73,8 +73,19 @@ class TrainConfig:
     max_length: int = opt(512, "truncate encoded examples to this many tokens")
     log_every: int = opt(1, "write a metrics.jsonl line every N optimizer steps")
     eval_every_epoch: bool = opt(True, "unlearning: log forget/retain ES after every epoch")
-    save_every: int = opt(0, "also checkpoint every N optimizer steps (0: at epoch ends only)")
+    save_every: int = opt(0, "deprecated spelling of checkpoints=N (0: unset)")
     keep_checkpoints: int = opt(2, "how many of the newest checkpoints to keep")
+    checkpoints: str = opt(
+        "epoch",
+        "resumable checkpoints (weights, optimizer, loop state): 'none', 'epoch' (at every "
+        "epoch end) or N (every N optimizer steps and at every epoch end)",
+    )
+    device: str = opt("auto", "where training runs: 'auto' (CUDA when available), 'cpu', 'cuda'")
+    deterministic: bool = opt(
+        False,
+        "deterministic algorithms only (torch.use_deterministic_algorithms, process-wide; "
+        "CUBLAS_WORKSPACE_CONFIG on CUDA): bit-identical reruns, slower on a GPU",
+    )
 
     def validate(self) -> None:
         checks = {
@@ -93,12 +104,35 @@ class TrainConfig:
             "log_every": self.log_every >= 1,
             "save_every": self.save_every >= 0,
             "keep_checkpoints": self.keep_checkpoints >= 1,
+            "checkpoints": self.checkpoints in ("none", "epoch")
+            or (self.checkpoints.isdigit() and int(self.checkpoints) > 0),
+            "device": self.device in ("auto", "cpu", "cuda"),
         }
         self.lora.validate()
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             k = bad[0]
             raise InputError(f"train.{k}={getattr(self, k)!r} is out of range ({_help(self, k)})")
+        if self.save_every and self.checkpoints not in ("epoch", str(self.save_every)):
+            raise InputError(
+                f"train.save_every={self.save_every} (deprecated: checkpoints=N) conflicts with "
+                f"train.checkpoints={self.checkpoints!r}; give only train.checkpoints"
+            )
+        if self.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise InputError("train.device='cuda' but torch sees no CUDA device here")
+
+    def checkpoint_every(self) -> int:
+        """Optimizer steps between periodic checkpoints (0: none between epoch ends)."""
+        if self.checkpoints.isdigit():
+            return int(self.checkpoints)
+        return self.save_every if self.checkpoints == "epoch" else 0
+
+    def checkpoint_epochs(self) -> bool:
+        """Whether a checkpoint is written at every epoch end ('epoch' and N; not 'none')."""
+        return self.checkpoints != "none"
 
 
 @dataclass

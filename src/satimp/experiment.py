@@ -89,6 +89,58 @@ def run_info() -> dict:
     }
 
 
+# How and where a run executes, not what it computes: these may change when it is resumed.
+RESUME_MAY_DIFFER = (
+    "checkpoints",
+    "save_every",
+    "keep_checkpoints",
+    "log_every",
+    "device",
+    "deterministic",
+)
+
+
+def config_differences(saved, new, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config mappings (lists compared whole; a
+    key present on one side only differs), ignoring the keys named in RESUME_MAY_DIFFER."""
+    if not (isinstance(saved, dict) and isinstance(new, dict)):
+        return [] if saved == new else [prefix.rstrip(".") or "(config)"]
+    out = []
+    for k in [*new, *(k for k in saved if k not in new)]:
+        if k not in RESUME_MAY_DIFFER:
+            missing = object()
+            out += config_differences(saved.get(k, missing), new.get(k, missing), f"{prefix}{k}.")
+    return out
+
+
+def check_resume(out_dir: str | Path, config: dict) -> None:
+    """--resume continues the run in `out_dir` only with the config it was started with:
+    any key that differs (except `RESUME_MAY_DIFFER`) is refused, naming it. A folder without
+    config.yaml never started training (it failed while reading its input): nothing to check."""
+    path = Path(out_dir) / "config.yaml"
+    if not path.is_file():
+        return
+    new = yaml.safe_load(yaml.safe_dump(config, sort_keys=False))  # the form config.yaml holds
+    # top-level entries written besides the inputs (unlearn's resolved_params) are derived
+    saved = {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k in new}
+    diff = config_differences(saved, new)
+    if diff:
+        key = diff[0]
+        was, now = _lookup(saved, key), _lookup(new, key)
+        raise InputError(
+            f"--resume: {key} is {now} here but {was} in {path}; resume with the "
+            f"interrupted run's config ({len(diff)} key(s) differ: {', '.join(diff[:5])})"
+        )
+
+
+def _lookup(d: dict, dotted: str) -> str:
+    for part in dotted.split("."):
+        if not (isinstance(d, dict) and part in d):
+            return "absent"
+        d = d[part]
+    return repr(d)
+
+
 def start_run(out_dir: str | Path, config: dict) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,6 +206,9 @@ def finetune(
     Saves model + tokenizer, config.yaml, run_info.json and metrics.jsonl under `out_dir`.
     """
     cfg.validate()
+    config = {"model": model_src, "data": str(data), "splits": splits, "train": to_dict(cfg)}
+    if resume:
+        check_resume(out_dir, config)
     for ref in splits:  # read and check every split before building anything
         read_split(data, ref)
     if model_src in PRESETS:
@@ -165,9 +220,7 @@ def finetune(
     if cfg.lora.r:
         model = add_lora(model, cfg.lora)
     # every input is read and checked above: only now is anything written
-    out = start_run(
-        out_dir, {"model": model_src, "data": str(data), "splits": splits, "train": to_dict(cfg)}
-    )
+    out = start_run(out_dir, config)
     examples = training_examples(tokenizer, data, splits, max_length=cfg.max_length)
     result = train(
         model,
@@ -176,6 +229,7 @@ def finetune(
         cfg,
         pad_id=tokenizer.pad_token_id,
         out_dir=out,
+        on_epoch_end=_training_probe(examples, tokenizer) if cfg.eval_every_epoch else None,
         desc=f"finetune {'+'.join(splits)}",
         checkpoints=checkpoints,
         resume=resume,
@@ -183,6 +237,18 @@ def finetune(
     if D.is_main():
         save_model(model, tokenizer, out, lora_save=cfg.lora.save, state_dict=result.state_dict)
     return result
+
+
+def _training_probe(examples: list[Encoded], tokenizer, n: int = 100) -> Callable:
+    """Fine-tuning's per-epoch evaluation (`train.eval_every_epoch`): ES and EM of the first
+    `n` training examples, one teacher-forced pass — how far memorisation has got."""
+    from satimp.evaluate import extraction_scores
+
+    def probe(model, _epoch) -> dict:
+        s = extraction_scores(model, examples[:n], pad_id=tokenizer.pad_token_id)
+        return {"train_es": s["es"].mean().item(), "train_em": s["em"].mean().item()}
+
+    return probe
 
 
 def cached(cache_root: str | Path, key: dict, build) -> Path:
@@ -338,8 +404,9 @@ def unlearn(
     `out_dir`. QA splits (TOFU) and plain-text corpora (MUSE, WMDP: chunks of
     `cfg.max_length` tokens, labels on every token) both work; see `training_examples`.
 
-    Checkpoints go to `out_dir/checkpoints/`; `resume` continues from the latest (NPO's
-    reference log-probs and a KL/RMU reference are always taken from `model_dir`).
+    Checkpoints go to `out_dir/checkpoints/` as `cfg.checkpoints` says; `resume` checks that
+    the config equals the interrupted run's and continues from the latest (NPO's reference
+    log-probs and a KL/RMU reference are always taken from `model_dir`).
 
     After every epoch (`cfg.eval_every_epoch`) `epoch_eval(model, tokenizer, epoch) -> dict`
     goes into metrics.jsonl beside the per-step losses and weight statistics; by default the
@@ -349,10 +416,21 @@ def unlearn(
     objective = Objective(method, seed=cfg.seed)
     if objective.uses_retain and not retain:
         raise InputError(f"method {method.name!r} needs a retain split")
+    config = {
+        "model": str(model_dir),
+        "data": str(data),
+        "forget": forget,
+        "retain": retain,
+        "method": to_dict(method),
+        "train": to_dict(cfg),
+    }
+    if resume:
+        check_resume(out_dir, config)
     model, tokenizer = load_model(model_dir, trust_remote_code=trust_remote_code)
     if cfg.lora.r:
         model = add_lora(model, cfg.lora)
-    model.to(_device())  # NPO's reference pass and the KL/RMU copy run where training runs
+    # NPO's reference pass and the KL/RMU copy run where training runs
+    model.to(_device(cfg.device))
     pad = tokenizer.pad_token_id
     forget_splits = load_splits(data, forget, min_chars=min_chars)
     retain_splits = load_splits(data, retain, min_chars=min_chars) if objective.uses_retain else []
@@ -376,18 +454,7 @@ def unlearn(
             batch_size=eval_batch_size,
         )
     # every input is read and checked above: only now is anything written
-    out = start_run(
-        out_dir,
-        {
-            "model": str(model_dir),
-            "data": str(data),
-            "forget": forget,
-            "retain": retain,
-            "method": to_dict(method),
-            "resolved_params": objective.params,
-            "train": to_dict(cfg),
-        },
-    )
+    out = start_run(out_dir, {**config, "resolved_params": objective.params})
     result = train(
         model,
         objective,
@@ -463,5 +530,5 @@ def default_epoch_eval(
     return es
 
 
-def _device() -> torch.device:
-    return D.state().device
+def _device(device: str = "auto") -> torch.device:
+    return D.state(device).device

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 
 from satimp.benchmarks import Benchmark, get_benchmark, save_retain_stats
 from satimp.config import MethodConfig, TrainConfig, from_dict, opt, to_dict
@@ -21,7 +22,15 @@ from satimp.data.examples import training_examples
 from satimp.data.muse import MuseConfig
 from satimp.data.wmdp import WmdpConfig
 from satimp.errors import InputError
-from satimp.experiment import ModelsConfig, build_models, data_fingerprint, unlearn, write_json
+from satimp.experiment import (
+    ModelsConfig,
+    build_models,
+    check_resume,
+    data_fingerprint,
+    unlearn,
+    write_atomic,
+    write_json,
+)
 from satimp.objectives import Objective
 from satimp.train import Diverged
 
@@ -352,7 +361,10 @@ def run(
     cfg.validate()
     bench = get_benchmark(cfg)
     out = Path(out_dir)
+    if resume:  # the same study, or none: a changed config would mix two studies' rows
+        check_resume(out, to_dict(cfg))
     out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     log(f"[1/4] data ({cfg.benchmark}: {cfg.data})")
     data = prepare_data(cfg, log)
     log("[2/4] base, original and retain models (cached)")
