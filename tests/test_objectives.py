@@ -340,7 +340,7 @@ def test_method_end_to_end(cfg: MethodConfig, tiny_trained: Path, data, tmp_path
     params = objective.trainable(model)
     trained = {id(p) for p in params}
     before = {n: p.detach().cpu().clone() for n, p in model.named_parameters()}
-    train_cfg = TrainConfig(epochs=1, batch_size=2, lr=1e-3, warmup_epochs=0, seed=0)
+    train_cfg = TrainConfig(epochs=1, batch_size=2, lr=1e-3, warmup_epochs=0, seed=0, device="cpu")
     result = train(
         model,
         objective,

@@ -44,7 +44,7 @@ def _run(tok, examples, out_dir: Path, **cfg) -> tuple[object, list[dict]]:
         model,
         finetune_objective,
         examples,
-        TrainConfig(**cfg),
+        TrainConfig(**{"device": "cpu", **cfg}),
         pad_id=tok.pad_token_id,
         out_dir=out_dir,
     )
@@ -78,25 +78,40 @@ def test_logged_lr_is_the_lr_of_that_step(tiny_tok, full_examples, tmp_path: Pat
     assert expected == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 7.5e-4, 5e-4, 2.5e-4])
 
 
-def test_grad_accum_gives_the_same_number_of_optimizer_steps(
-    tiny_tok, full_examples, tmp_path: Path
+@pytest.mark.parametrize("accum", [2, 4])
+def test_grad_accum_gives_the_same_steps_losses_and_weights(
+    tiny_tok, full_examples, tmp_path: Path, accum: int
 ) -> None:
-    """batch 4 as 2 micro-batches of 2 vs one batch of 4, on 10 examples: ceil(10/4) = 3
-    optimizer steps either way (the last, partial one included), one metrics line each."""
-    _, plain = _run(
+    """batch 4 as `accum` micro-batches vs one batch of 4, on 10 examples: ceil(10/4) = 3
+    optimizer steps either way (the last, partial batch of 2 included: with accum 4 two of its
+    micro-batches are empty and weigh 0). Each micro-batch loss is scaled to its token share,
+    so the summed gradient is the whole batch's: the logged losses and pre-clip gradient norms
+    (which a wrong scale would change by its factor, something AdamW's update would hide) and
+    the final weights agree. Tolerance: the same sums in another order, in float32 — measured
+    here ≤ 9e-8 relative on losses and norms and ≤ 2e-7 absolute on weights; asserted at 1e-5
+    relative (losses, norms) and 1e-6 absolute + 1e-5 relative (weights), while a wrong share
+    (each micro-batch as its own mean) doubles the loss and norm."""
+    model_plain, plain = _run(
         tiny_tok, full_examples[:10], tmp_path / "plain", epochs=1, batch_size=4, lr=1e-3
     )
-    _, accum = _run(
+    model_acc, acc = _run(
         tiny_tok,
         full_examples[:10],
         tmp_path / "accum",
         epochs=1,
         batch_size=4,
-        grad_accum=2,
+        grad_accum=accum,
         lr=1e-3,
     )
-    assert [r["step"] for r in plain] == [r["step"] for r in accum] == [1, 2, 3]
-    assert all(r["grad_norm"] > 0 for r in accum)  # every logged step clipped real gradients
+    assert [r["step"] for r in plain] == [r["step"] for r in acc] == [1, 2, 3]
+    for a, b in zip(plain, acc, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-5)
+    start = dict(build_model("tiny", tiny_tok, seed=0).named_parameters())
+    pa, pb = dict(model_plain.named_parameters()), dict(model_acc.named_parameters())
+    assert max((pa[n] - start[n]).abs().max().item() for n in pa) > 1e-4  # it trained
+    for n in pa:
+        torch.testing.assert_close(pb[n], pa[n], rtol=1e-5, atol=1e-6)
 
 
 def test_same_seed_gives_identical_weights(tiny_tok, full_examples, tmp_path: Path) -> None:
@@ -147,7 +162,9 @@ def test_non_finite_loss_or_gradient_stops_the_run(
             before.update({k: v.detach().clone() for k, v in m.state_dict().items()})
         return poisoned(m, batch, step=step)
 
-    cfg = TrainConfig(epochs=2, lr=1e-3, batch_size=4, warmup_epochs=0, eval_every_epoch=False)
+    cfg = TrainConfig(
+        epochs=2, lr=1e-3, batch_size=4, warmup_epochs=0, eval_every_epoch=False, device="cpu"
+    )
     with pytest.raises(
         Diverged, match=f"diverged at step 3: {'loss' if where == 'loss' else 'gradient'}"
     ):
