@@ -133,12 +133,15 @@ def _train_config(args, section: str = "train"):
     lora = {k: getattr(args, f"lora_{k}") for k in ("r", "alpha", "targets", "save")}
     flags["lora"] = {k: v for k, v in lora.items() if v is not None} or None
     data = merge(data, {k: v for k, v in flags.items() if v is not None})
-    if data.get("save_every") and "checkpoints" not in data:  # the old spelling of N
-        print("satimp: warning: --save-every is deprecated; use --checkpoints N", file=sys.stderr)
+    every = data.get("save_every")
+    deprecated = isinstance(every, int) and every > 0 and "checkpoints" not in data
+    if deprecated:  # the old spelling of --checkpoints N
         data["checkpoints"] = data.pop("save_every")
     data = merge(COMMAND_DEFAULTS.get(args.command, {}), data)
     cfg = from_dict(TrainConfig, data, prefix=f"{section}.")
     cfg.validate()
+    if deprecated:
+        print("satimp: warning: --save-every is deprecated; use --checkpoints N", file=sys.stderr)
     return cfg
 
 

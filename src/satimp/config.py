@@ -87,7 +87,9 @@ class TrainConfig:
         "CUBLAS_WORKSPACE_CONFIG on CUDA): bit-identical reruns, slower on a GPU",
     )
 
-    def validate(self) -> None:
+    def validate(self, section: str = "train") -> None:
+        """Raise InputError naming the first bad field as `section.field` (`unlearn.lr` in a
+        RunConfig, `train.lr` in a command's config)."""
         checks = {
             "epochs": self.epochs > 0,
             "lr": self.lr > 0,
@@ -112,17 +114,19 @@ class TrainConfig:
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             k = bad[0]
-            raise InputError(f"train.{k}={getattr(self, k)!r} is out of range ({_help(self, k)})")
+            raise InputError(
+                f"{section}.{k}={getattr(self, k)!r} is out of range ({_help(self, k)})"
+            )
         if self.save_every and self.checkpoints not in ("epoch", str(self.save_every)):
             raise InputError(
-                f"train.save_every={self.save_every} (deprecated: checkpoints=N) conflicts with "
-                f"train.checkpoints={self.checkpoints!r}; give only train.checkpoints"
+                f"{section}.save_every={self.save_every} (deprecated: checkpoints=N) conflicts "
+                f"with {section}.checkpoints={self.checkpoints!r}; give only checkpoints"
             )
         if self.device == "cuda":
             import torch
 
             if not torch.cuda.is_available():
-                raise InputError("train.device='cuda' but torch sees no CUDA device here")
+                raise InputError(f"{section}.device='cuda' but torch sees no CUDA device here")
 
     def checkpoint_every(self) -> int:
         """Optimizer steps between periodic checkpoints (0: none between epoch ends)."""

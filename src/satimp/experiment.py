@@ -219,9 +219,10 @@ def finetune(
         model, tokenizer = load_model(model_src, trust_remote_code=trust_remote_code)
     if cfg.lora.r:
         model = add_lora(model, cfg.lora)
+    # every record's fields are checked here: a bad one must stop the run before it writes
+    examples = training_examples(tokenizer, data, splits, max_length=cfg.max_length)
     # every input is read and checked above: only now is anything written
     out = start_run(out_dir, config)
-    examples = training_examples(tokenizer, data, splits, max_length=cfg.max_length)
     result = train(
         model,
         finetune_objective,

@@ -95,7 +95,9 @@ class RunConfig:
 
     def validate(self) -> None:
         get_benchmark(self)
-        self.unlearn.validate()
+        self.unlearn.validate("unlearn")
+        for name in ("base_train", "original_train", "retain_train"):
+            getattr(self.models, name).validate(f"models.{name}")
         for _, method in self.variants():
             Objective(method)  # names and hyperparameters, before any work
         if self.eval.es_mode not in ("forward", "generate"):
