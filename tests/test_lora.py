@@ -66,7 +66,9 @@ def test_merged_model_scores_as_base_plus_adapters(tiny_trained, bench_dir, tmp_
     # W + (α/r)·BA in fp32 against x·W + (α/r)·(x·A)·B: the same sums in another order,
     # ~1e-6 relative on NLLs of order 1; 1e-5 leaves a margin 1000× below the gaps below.
     torch.testing.assert_close(folded["mean_nll"], with_adapters["mean_nll"], rtol=1e-5, atol=1e-5)
-    assert torch.equal(folded["es"], with_adapters["es"])
+    # ES counts argmax hits: equal too, unless a top-2 logit gap falls within that float noise
+    # (then the summation order would decide), so it gets one item's worth of slack
+    assert (folded["es"] - with_adapters["es"]).abs().gt(1e-6).sum() <= 1
 
     gap = (base_alone["mean_nll"] - with_adapters["mean_nll"]).abs().max().item()
     assert gap > 1e-2, gap  # the adapters changed the scores: equality above is informative
