@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,64 @@ def test_non_finite_loss_or_gradient_stops_the_run(
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
+
+
+def test_deterministic_turns_on_deterministic_algorithms(
+    tiny_tok, full_examples, tmp_path, monkeypatch
+) -> None:
+    """train.deterministic=True: after the run, torch refuses non-deterministic kernels and
+    cuBLAS has a fixed workspace (conftest turned both on for the suite: undone here first)."""
+    torch.use_deterministic_algorithms(False)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        _run(tiny_tok, full_examples[:4], tmp_path / "off", epochs=1, batch_size=4, lr=1e-3)
+        assert not torch.are_deterministic_algorithms_enabled()
+        _run(
+            tiny_tok,
+            full_examples[:4],
+            tmp_path / "on",
+            epochs=1,
+            batch_size=4,
+            lr=1e-3,
+            deterministic=True,
+        )
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(True)
+
+
+def test_device_cpu_trains_on_the_cpu(tiny_tok, full_examples, tmp_path) -> None:
+    model, _ = _run(tiny_tok, full_examples[:4], tmp_path, epochs=1, batch_size=4, lr=1e-3)
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this host has a CUDA device")
+def test_device_cuda_without_a_gpu_is_refused() -> None:
+    from satimp.errors import InputError
+
+    with pytest.raises(InputError, match="train.device='cuda' but torch sees no CUDA device"):
+        TrainConfig(device="cuda").validate()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_deterministic_cuda_runs_are_bit_identical(bench_dir, tmp_path, child_env) -> None:
+    """On a GPU, with deterministic algorithms, two fine-tuning runs of the same seed end
+    bit-identical. Each runs in its own process: accelerate holds one device per process, and
+    this one's is the CPU (the rest of the suite)."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    for name in ("a", "b"):
+        argv = [
+            sys.executable, "-m", "satimp.cli", "finetune", "--data", str(bench_dir),
+            "--model", "tiny", "--split", "full", "--epochs", "2", "--batch-size", "8",
+            "--lr", "3e-3", "--device", "cuda", "--deterministic", "--out", str(tmp_path / name),
+        ]  # fmt: skip
+        done = subprocess.run(argv, env=child_env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    a, b = (load_file(tmp_path / n / "model.safetensors") for n in ("a", "b"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
