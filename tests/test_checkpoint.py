@@ -129,5 +129,7 @@ def test_run_and_study_keep_curves_and_checkpoints_by_default() -> None:
     assert cfg.eval_every_epoch and cfg.checkpoints == "epoch" and cfg.checkpoint_epochs()
     assert cfg.checkpoint_every() == 0
     assert TrainConfig(checkpoints="5").checkpoint_every() == 5
+    TrainConfig(checkpoints=5).validate()  # an int from Python, as YAML's `checkpoints: 5`
+    assert TrainConfig(checkpoints=5).checkpoint_every() == 5
     assert TrainConfig(save_every=3).checkpoint_every() == 3  # deprecated spelling, in YAML
     assert not TrainConfig(checkpoints="none").checkpoint_epochs()

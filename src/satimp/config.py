@@ -106,8 +106,8 @@ class TrainConfig:
             "log_every": self.log_every >= 1,
             "save_every": self.save_every >= 0,
             "keep_checkpoints": self.keep_checkpoints >= 1,
-            "checkpoints": self.checkpoints in ("none", "epoch")
-            or (self.checkpoints.isdigit() and int(self.checkpoints) > 0),
+            "checkpoints": str(self.checkpoints) in ("none", "epoch")
+            or (str(self.checkpoints).isdigit() and int(self.checkpoints) > 0),
             "device": self.device in ("auto", "cpu", "cuda"),
         }
         self.lora.validate()
@@ -117,7 +117,7 @@ class TrainConfig:
             raise InputError(
                 f"{section}.{k}={getattr(self, k)!r} is out of range ({_help(self, k)})"
             )
-        if self.save_every and self.checkpoints not in ("epoch", str(self.save_every)):
+        if self.save_every and str(self.checkpoints) not in ("epoch", str(self.save_every)):
             raise InputError(
                 f"{section}.save_every={self.save_every} (deprecated: checkpoints=N) conflicts "
                 f"with {section}.checkpoints={self.checkpoints!r}; give only checkpoints"
@@ -130,7 +130,7 @@ class TrainConfig:
 
     def checkpoint_every(self) -> int:
         """Optimizer steps between periodic checkpoints (0: none between epoch ends)."""
-        if self.checkpoints.isdigit():
+        if str(self.checkpoints).isdigit():  # N, or an int given from Python
             return int(self.checkpoints)
         return self.save_every if self.checkpoints == "epoch" else 0
 
