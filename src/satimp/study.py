@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from satimp.benchmarks import Benchmark, get_benchmark, save_retain_stats
+from satimp.checkpoint import check_resume
 from satimp.config import MethodConfig, TrainConfig, from_dict, opt, to_dict
 from satimp.data.examples import training_examples
 from satimp.data.muse import MuseConfig
@@ -25,7 +26,6 @@ from satimp.errors import InputError
 from satimp.experiment import (
     ModelsConfig,
     build_models,
-    check_resume,
     data_fingerprint,
     unlearn,
     write_atomic,
