@@ -12,10 +12,18 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ["models.py", "unlearn_cost.py", "eval_speed.py", "sweep_unlearn.py", "throughput.py"]
+SCRIPTS = [
+    ["models.py"],
+    ["unlearn_cost.py"],
+    ["unlearn_cost.py", "--preset", "medium"],
+    ["eval_speed.py"],
+    ["sweep_unlearn.py"],
+    ["throughput.py"],
+    ["distributed.py"],
+]
 
 if __name__ == "__main__":
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("SATIMP_BENCH_THREADS", "2")}
-    for script in SCRIPTS:
-        print(f"\n## bench/{script}\n", flush=True)
-        subprocess.run([sys.executable, str(HERE / script)], check=True, env=env)
+    for script, *args in SCRIPTS:
+        print(f"\n## bench/{' '.join([script, *args])}\n", flush=True)
+        subprocess.run([sys.executable, str(HERE / script), *args], check=True, env=env)

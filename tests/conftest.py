@@ -11,6 +11,7 @@ All three are session-scoped and built once (≈ 15–30 s on 2 CPU cores in tot
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,19 +20,38 @@ import torch
 from satimp.config import TrainConfig
 from satimp.data.synth import synth_tofu
 from satimp.data.tofu import load_split
+from satimp.distributed import set_deterministic
 from satimp.experiment import benchmark_texts, encode_records
 from satimp.models import build_model, save_model, train_tokenizer
 from satimp.objectives import finetune_objective
 from satimp.train import train
 
 # One intra-op thread: on 2 cores shared with other jobs, 2 OpenMP threads wait on each other
-# at every op barrier (measured: a tiny-model step 0.11 s with 1 thread, 2.4 s with 2).
+# at every op barrier (measured: a tiny-model step 0.11 s with 1 thread, 2.4 s with 2). It also
+# fixes the float summation order of every in-process test whatever OMP_NUM_THREADS says;
+# subprocesses get the same count through CHILD_ENV.
 torch.set_num_threads(1)
+# The suite compares reruns bit for bit: deterministic kernels only (a no-op for the CPU ops
+# used here; on a CUDA host it makes an op without a deterministic kernel fail loudly).
+set_deterministic()
+
+# Environment of every `satimp` subprocess a test starts: the thread count of this process
+# (reductions split over threads sum in another order), no hub, no tokenizer threads.
+CHILD_ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": str(torch.get_num_threads()),
+    "HF_HUB_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 BENCH_AUTHORS, BENCH_QA = 10, 4
 # Full-batch (40 examples) training memorises `full` in far fewer optimizer steps than small
 # batches: 60 steps give ES = 1 on every training answer, for several seeds.
-TINY_TRAIN = dict(epochs=60, lr=1e-2, batch_size=40, warmup_epochs=3, max_grad_norm=1.0, seed=0)
+# Every training run of the suite names its device: on a CUDA host `auto` would train on the GPU,
+# where the bit-identity comparisons need other tolerances.
+TINY_TRAIN = dict(
+    epochs=60, lr=1e-2, batch_size=40, warmup_epochs=3, max_grad_norm=1.0, seed=0, device="cpu"
+)
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +84,9 @@ def tiny_trained(bench_dir: Path, tiny_tok, tmp_path_factory: pytest.TempPathFac
     out = tmp_path_factory.mktemp("tiny_trained")
     save_model(model, tiny_tok, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def child_env() -> dict[str, str]:
+    """CHILD_ENV, for tests that start `satimp` in a subprocess."""
+    return dict(CHILD_ENV)

@@ -19,7 +19,9 @@ from satimp.errors import InputError
 from satimp.experiment import ModelsConfig
 from satimp.study import RunConfig, prepare_data, run, run_models
 
-TINY = TrainConfig(epochs=3, lr=3e-3, batch_size=8, warmup_epochs=0, eval_every_epoch=False)
+TINY = TrainConfig(
+    epochs=3, lr=3e-3, batch_size=8, warmup_epochs=0, eval_every_epoch=False, device="cpu"
+)
 
 
 def config(tmp_path: Path, benchmark: str, **kw) -> RunConfig:
@@ -28,7 +30,7 @@ def config(tmp_path: Path, benchmark: str, **kw) -> RunConfig:
         benchmark=benchmark,
         synth=dataclasses.replace(RunConfig().synth, people=10, agents=8),
         models=ModelsConfig(base="tiny", base_train=TINY, original_train=TINY, retain_train=TINY),
-        unlearn=TrainConfig(epochs=2, lr=1e-3, batch_size=8, warmup_epochs=0),
+        unlearn=TrainConfig(epochs=2, lr=1e-3, batch_size=8, warmup_epochs=0, device="cpu"),
         cache_dir=str(tmp_path.parent / "cache"),  # shared by the tests of this module
         **kw,
     )
@@ -137,7 +139,7 @@ def test_cli_unlearn_on_text_corpora_with_rmu(muse_models, tmp_path: Path) -> No
     argv = [
         "unlearn", "--model", str(paths["original"]), "--data", str(data), "--method", "rmu",
         "--forget", "raw/forget", "--retain", "raw/retain1", "--epochs", "1", "--lr", "1e-3",
-        "--batch-size", "8", "--out", str(out),
+        "--batch-size", "8", "--device", "cpu", "--eval-every-epoch", "--out", str(out),
     ]  # fmt: skip
     assert cli.main(argv) == 0
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]

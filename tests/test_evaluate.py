@@ -167,7 +167,7 @@ def test_unlearn_lowers_forget_likelihood_and_logs_every_field(
         "forget10",
         "retain90",
         MethodConfig("satimp"),
-        TrainConfig(epochs=2, batch_size=2, lr=1e-3),
+        TrainConfig(epochs=2, batch_size=2, lr=1e-3, device="cpu"),
         out,
     )
     unlearned, _ = load_model(out)

@@ -14,7 +14,9 @@ from satimp.experiment import ModelsConfig, cached
 from satimp.study import RunConfig, run, study_config
 from satimp.train import Diverged
 
-TINY = TrainConfig(epochs=2, lr=3e-3, batch_size=16, warmup_epochs=0, eval_every_epoch=False)
+TINY = TrainConfig(
+    epochs=2, lr=3e-3, batch_size=16, warmup_epochs=0, eval_every_epoch=False, device="cpu"
+)
 
 
 def tiny_config(tmp_path, methods) -> RunConfig:
@@ -22,7 +24,7 @@ def tiny_config(tmp_path, methods) -> RunConfig:
         name="tiny-e2e",
         synth=dataclasses.replace(RunConfig().synth, authors=10, qa_per_author=4),
         models=ModelsConfig(base="tiny", base_train=TINY, original_train=TINY, retain_train=TINY),
-        unlearn=TrainConfig(epochs=1, lr=1e-3, batch_size=4, warmup_epochs=0),
+        unlearn=TrainConfig(epochs=1, lr=1e-3, batch_size=4, warmup_epochs=0, device="cpu"),
         methods=methods,
         cache_dir=str(tmp_path / "cache"),
         # the protocol's budget counts the prompt (~15 tokens here): ~15 new tokens

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def _run(tok, examples, out_dir: Path, **cfg) -> tuple[object, list[dict]]:
         model,
         finetune_objective,
         examples,
-        TrainConfig(**cfg),
+        TrainConfig(**{"device": "cpu", **cfg}),
         pad_id=tok.pad_token_id,
         out_dir=out_dir,
     )
@@ -78,25 +79,40 @@ def test_logged_lr_is_the_lr_of_that_step(tiny_tok, full_examples, tmp_path: Pat
     assert expected == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 7.5e-4, 5e-4, 2.5e-4])
 
 
-def test_grad_accum_gives_the_same_number_of_optimizer_steps(
-    tiny_tok, full_examples, tmp_path: Path
+@pytest.mark.parametrize("accum", [2, 4])
+def test_grad_accum_gives_the_same_steps_losses_and_weights(
+    tiny_tok, full_examples, tmp_path: Path, accum: int
 ) -> None:
-    """batch 4 as 2 micro-batches of 2 vs one batch of 4, on 10 examples: ceil(10/4) = 3
-    optimizer steps either way (the last, partial one included), one metrics line each."""
-    _, plain = _run(
+    """batch 4 as `accum` micro-batches vs one batch of 4, on 10 examples: ceil(10/4) = 3
+    optimizer steps either way (the last, partial batch of 2 included: with accum 4 two of its
+    micro-batches are empty and weigh 0). Each micro-batch loss is scaled to its token share,
+    so the summed gradient is the whole batch's: the logged losses and pre-clip gradient norms
+    (which a wrong scale would change by its factor, something AdamW's update would hide) and
+    the final weights agree. Tolerance: the same sums in another order, in float32 — measured
+    here ≤ 9e-8 relative on losses and norms and ≤ 2e-7 absolute on weights; asserted at 1e-5
+    relative (losses, norms) and 1e-6 absolute + 1e-5 relative (weights), while a wrong share
+    (each micro-batch as its own mean) doubles the loss and norm."""
+    model_plain, plain = _run(
         tiny_tok, full_examples[:10], tmp_path / "plain", epochs=1, batch_size=4, lr=1e-3
     )
-    _, accum = _run(
+    model_acc, acc = _run(
         tiny_tok,
         full_examples[:10],
         tmp_path / "accum",
         epochs=1,
         batch_size=4,
-        grad_accum=2,
+        grad_accum=accum,
         lr=1e-3,
     )
-    assert [r["step"] for r in plain] == [r["step"] for r in accum] == [1, 2, 3]
-    assert all(r["grad_norm"] > 0 for r in accum)  # every logged step clipped real gradients
+    assert [r["step"] for r in plain] == [r["step"] for r in acc] == [1, 2, 3]
+    for a, b in zip(plain, acc, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-5)
+    start = dict(build_model("tiny", tiny_tok, seed=0).named_parameters())
+    pa, pb = dict(model_plain.named_parameters()), dict(model_acc.named_parameters())
+    assert max((pa[n] - start[n]).abs().max().item() for n in pa) > 1e-4  # it trained
+    for n in pa:
+        torch.testing.assert_close(pb[n], pa[n], rtol=1e-5, atol=1e-6)
 
 
 def test_same_seed_gives_identical_weights(tiny_tok, full_examples, tmp_path: Path) -> None:
@@ -147,7 +163,9 @@ def test_non_finite_loss_or_gradient_stops_the_run(
             before.update({k: v.detach().clone() for k, v in m.state_dict().items()})
         return poisoned(m, batch, step=step)
 
-    cfg = TrainConfig(epochs=2, lr=1e-3, batch_size=4, warmup_epochs=0, eval_every_epoch=False)
+    cfg = TrainConfig(
+        epochs=2, lr=1e-3, batch_size=4, warmup_epochs=0, eval_every_epoch=False, device="cpu"
+    )
     with pytest.raises(
         Diverged, match=f"diverged at step 3: {'loss' if where == 'loss' else 'gradient'}"
     ):
@@ -157,3 +175,64 @@ def test_non_finite_loss_or_gradient_stops_the_run(
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
+
+
+def test_deterministic_turns_on_deterministic_algorithms(
+    tiny_tok, full_examples, tmp_path, monkeypatch
+) -> None:
+    """train.deterministic=True: after the run, torch refuses non-deterministic kernels and
+    cuBLAS has a fixed workspace (conftest turned both on for the suite: undone here first)."""
+    torch.use_deterministic_algorithms(False)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        _run(tiny_tok, full_examples[:4], tmp_path / "off", epochs=1, batch_size=4, lr=1e-3)
+        assert not torch.are_deterministic_algorithms_enabled()
+        _run(
+            tiny_tok,
+            full_examples[:4],
+            tmp_path / "on",
+            epochs=1,
+            batch_size=4,
+            lr=1e-3,
+            deterministic=True,
+        )
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(True)
+
+
+def test_device_cpu_trains_on_the_cpu(tiny_tok, full_examples, tmp_path) -> None:
+    model, _ = _run(tiny_tok, full_examples[:4], tmp_path, epochs=1, batch_size=4, lr=1e-3)
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this host has a CUDA device")
+def test_device_cuda_without_a_gpu_is_refused() -> None:
+    from satimp.errors import InputError
+
+    with pytest.raises(InputError, match="train.device='cuda' but torch sees no CUDA device"):
+        TrainConfig(device="cuda").validate()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_deterministic_cuda_runs_are_bit_identical(bench_dir, tmp_path, child_env) -> None:
+    """On a GPU, with deterministic algorithms, two fine-tuning runs of the same seed end
+    bit-identical. Each runs in its own process: accelerate holds one device per process, and
+    this one's is the CPU (the rest of the suite)."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    for name in ("a", "b"):
+        argv = [
+            sys.executable, "-m", "satimp.cli", "finetune", "--data", str(bench_dir),
+            "--model", "tiny", "--split", "full", "--epochs", "2", "--batch-size", "8",
+            "--lr", "3e-3", "--device", "cuda", "--deterministic", "--out", str(tmp_path / name),
+        ]  # fmt: skip
+        done = subprocess.run(argv, env=child_env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    a, b = (load_file(tmp_path / n / "model.safetensors") for n in ("a", "b"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

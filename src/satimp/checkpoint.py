@@ -4,7 +4,8 @@ A checkpoint `OUT/checkpoints/step-000042/` holds the model weights (safetensors
 optimizer state (torch.save of tensors only, loaded back with `weights_only=True`), the
 scheduler state and the loop position (JSON), and the RNG state. It is written into a
 temporary folder and renamed into place, so a crash never leaves a half-written checkpoint
-that resume would pick up. The newest `keep` checkpoints are kept.
+that resume would pick up. The newest `keep` checkpoints are kept. `check_resume` refuses to
+continue a run whose config changed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import shutil
 from pathlib import Path
 
 import torch
+import yaml
 from safetensors.torch import load_model, save_model
+
+from satimp.errors import InputError
 
 PREFIX = "step-"
 
@@ -64,3 +68,55 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
     scheduler.load_state_dict(json.loads((path / "scheduler.json").read_text()))
     torch.set_rng_state(torch.load(path / "rng.pt", weights_only=True)["torch"])
     return json.loads((path / "state.json").read_text())
+
+
+# How and where a run executes, not what it computes: these may change when it is resumed.
+RESUME_MAY_DIFFER = (
+    "checkpoints",
+    "save_every",
+    "keep_checkpoints",
+    "log_every",
+    "device",
+    "deterministic",
+)
+
+
+def config_differences(saved, new, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config mappings (lists compared whole; a
+    key present on one side only differs), ignoring the keys named in RESUME_MAY_DIFFER."""
+    if not (isinstance(saved, dict) and isinstance(new, dict)):
+        return [] if saved == new else [prefix.rstrip(".") or "(config)"]
+    out = []
+    for k in [*new, *(k for k in saved if k not in new)]:
+        if k not in RESUME_MAY_DIFFER:
+            missing = object()
+            out += config_differences(saved.get(k, missing), new.get(k, missing), f"{prefix}{k}.")
+    return out
+
+
+def check_resume(out_dir: str | Path, config: dict) -> None:
+    """--resume continues the run in `out_dir` only with the config it was started with:
+    any key that differs (except `RESUME_MAY_DIFFER`) is refused, naming it. A folder without
+    config.yaml never started training (it failed while reading its input): nothing to check."""
+    path = Path(out_dir) / "config.yaml"
+    if not path.is_file():
+        return
+    new = yaml.safe_load(yaml.safe_dump(config, sort_keys=False))  # the form config.yaml holds
+    # top-level entries written besides the inputs (unlearn's resolved_params) are derived
+    saved = {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k in new}
+    diff = config_differences(saved, new)
+    if diff:
+        key = diff[0]
+        was, now = _lookup(saved, key), _lookup(new, key)
+        raise InputError(
+            f"--resume: {key} is {now} here but {was} in {path}; resume with the "
+            f"interrupted run's config ({len(diff)} key(s) differ: {', '.join(diff[:5])})"
+        )
+
+
+def _lookup(d: dict, dotted: str) -> str:
+    for part in dotted.split("."):
+        if not (isinstance(d, dict) and part in d):
+            return "absent"
+        d = d[part]
+    return repr(d)

@@ -28,6 +28,29 @@ TRAIN_FLAGS = {  # flag → (TrainConfig field, type)
     "--save-every": ("save_every", int),
     "--max-length": ("max_length", int),
     "--report-to": ("report_to", str),  # none, tensorboard or wandb
+    "--checkpoints": ("checkpoints", str),
+    "--device": ("device", str),
+}
+# What costs time or disk is the user's choice; the defaults suit each command. A lone
+# `unlearn` is short (5 epochs) and on a 7B model each checkpoint is ~40 GB with the optimizer
+# state, so it writes none and skips the per-epoch probe (+75 % wall on a small run) unless
+# asked; `finetune` runs long, so it keeps a checkpoint per epoch. `run`/`study` take theirs
+# from the config's `unlearn:` (TrainConfig: per-epoch evaluation for the curves, a
+# checkpoint per epoch for `run --resume`).
+COMMAND_DEFAULTS = {
+    "finetune": {"checkpoints": "epoch", "eval_every_epoch": False},
+    "unlearn": {"checkpoints": "none", "eval_every_epoch": False},
+}
+RESUME_HELP = (
+    "continue from OUT/checkpoints (needs --checkpoints epoch or N; the config must equal the "
+    "interrupted run's)"
+)
+FLAG_HELP = {
+    "--checkpoints": "resumable checkpoints: none, epoch (every epoch end) or N (every N "
+    "optimizer steps and every epoch end); default here: {checkpoints}",
+    "--device": "auto (CUDA when available; the default), cpu or cuda",
+    "--save-every": "deprecated: same as --checkpoints N",
+    "--report-to": "experiment tracker: none (default), tensorboard or wandb",
 }
 PROTOCOL_HELP = (
     "whose conventions: tofu (default), open-unlearning or satimp-official (SPEC §6); set one "
@@ -50,16 +73,40 @@ METHOD_PARAM_FLAGS = {
 }
 
 
-def _add_train_flags(p: argparse.ArgumentParser) -> None:
+def _add_train_flags(p: argparse.ArgumentParser, command: str) -> None:
+    defaults = COMMAND_DEFAULTS[command]
     g = p.add_argument_group("training (SPEC §3 defaults; see satimp.config.TrainConfig)")
     for flag, (name, tp) in TRAIN_FLAGS.items():
-        g.add_argument(flag, dest=f"train_{name}", type=tp, default=None)
+        text = FLAG_HELP.get(flag)
+        g.add_argument(
+            flag,
+            dest=f"train_{name}",
+            type=tp,
+            default=None,
+            help=text.format(**defaults) if text else None,
+        )
     g.add_argument(
         "--gradient-checkpointing",
         dest="train_gradient_checkpointing",
         action="store_const",
         const=True,
         help="recompute activations in backward (less memory, ~30%% more time)",
+    )
+    g.add_argument(
+        "--eval-every-epoch",
+        dest="train_eval_every_epoch",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="log an evaluation after every epoch to metrics.jsonl ("
+        + ("forget/retain ES" if command == "unlearn" else "ES of the training examples")
+        + f"); default here: {'on' if defaults['eval_every_epoch'] else 'off'}",
+    )
+    g.add_argument(
+        "--deterministic",
+        dest="train_deterministic",
+        action="store_const",
+        const=True,
+        help="deterministic algorithms only: bit-identical reruns (slower on a GPU)",
     )
     g.add_argument("--lora-r", dest="lora_r", type=int, help="LoRA rank (0: off)")
     g.add_argument("--lora-alpha", dest="lora_alpha", type=float)
@@ -91,14 +138,30 @@ def _train_config(args, section: str = "train"):
             f"top level for `satimp {args.command}`: {', '.join(args.sections)}"
         )
     data = merge(data, overrides.get(section, {}))
-    names = [name for name, _ in TRAIN_FLAGS.values()] + ["gradient_checkpointing"]
+    names = [name for name, _ in TRAIN_FLAGS.values()]
+    names += ["gradient_checkpointing", "eval_every_epoch", "deterministic"]
     flags = {name: getattr(args, f"train_{name}") for name in names}
     lora = {k: getattr(args, f"lora_{k}") for k in ("r", "alpha", "targets", "save")}
     flags["lora"] = {k: v for k, v in lora.items() if v is not None} or None
     data = merge(data, {k: v for k, v in flags.items() if v is not None})
+    every = data.get("save_every")
+    deprecated = isinstance(every, int) and every > 0 and "checkpoints" not in data
+    if deprecated:  # the old spelling of --checkpoints N
+        data["checkpoints"] = data.pop("save_every")
+    data = merge(COMMAND_DEFAULTS.get(args.command, {}), data)
     cfg = from_dict(TrainConfig, data, prefix=f"{section}.")
     cfg.validate()
+    if deprecated:
+        print("satimp: warning: --save-every is deprecated; use --checkpoints N", file=sys.stderr)
     return cfg
+
+
+def _check_resumable(cfg, resume: bool) -> None:
+    if resume and not cfg.checkpoint_epochs():
+        raise InputError(
+            "--resume needs checkpoints, and train.checkpoints is 'none' (the default of "
+            "`satimp unlearn`): give the --checkpoints of the interrupted run"
+        )
 
 
 def _check_out(out: Path, overwrite: bool, resume: bool = False) -> Path:
@@ -149,6 +212,7 @@ def cmd_finetune(args) -> None:
     from satimp.experiment import finetune
 
     cfg = _train_config(args)
+    _check_resumable(cfg, args.resume)
     out = _check_out(Path(args.out), args.overwrite, args.resume)
     t0 = time.time()
     result = finetune(
@@ -210,6 +274,7 @@ def cmd_unlearn(args) -> None:
     method = _method_config(args)
     protocol = _protocol(args)
     Objective(method, protocol=protocol)  # validates names and hyperparameters before any work
+    _check_resumable(cfg, args.resume)
     out = _check_out(Path(args.out), args.overwrite, args.resume)
     t0 = time.time()
     result = unlearn(
@@ -369,9 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--model", required=True, help=f"preset (tiny, small, medium), {MODEL_HELP}")
     f.add_argument("--out", required=True)
     f.add_argument("--overwrite", action="store_true")
-    f.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
+    f.add_argument("--resume", action="store_true", help=RESUME_HELP)
     f.add_argument("--trust-remote-code", action="store_true")
-    _add_train_flags(f)
+    _add_train_flags(f, "finetune")
     f.set_defaults(fn=cmd_finetune, sections=("train",))
 
     u = sub.add_parser("unlearn", help="unlearn a forget split with a method")
@@ -394,9 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--protocol", help=PROTOCOL_HELP)
     u.add_argument("--out", required=True)
     u.add_argument("--overwrite", action="store_true")
-    u.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
+    u.add_argument("--resume", action="store_true", help=RESUME_HELP)
     u.add_argument("--trust-remote-code", action="store_true")
-    _add_train_flags(u)
+    _add_train_flags(u, "unlearn")
     u.set_defaults(fn=cmd_unlearn, sections=("train", "method", "protocol"))
 
     e = sub.add_parser("eval", help="evaluate a model on a benchmark's metric suite")
@@ -457,7 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument(
             "--resume",
             action="store_true",
-            help="continue the run in --out: finished methods are skipped",
+            help="continue the run in --out with the same config: finished methods are "
+            "skipped, an interrupted one continues from its checkpoint",
         )
         r.set_defaults(fn=cmd_run)
     return p

@@ -92,15 +92,28 @@ class TrainConfig:
     max_length: int = opt(512, "truncate encoded examples to this many tokens")
     log_every: int = opt(1, "write a metrics.jsonl line every N optimizer steps")
     eval_every_epoch: bool = opt(True, "unlearning: log forget/retain ES after every epoch")
-    save_every: int = opt(0, "also checkpoint every N optimizer steps (0: at epoch ends only)")
+    save_every: int = opt(0, "deprecated spelling of checkpoints=N (0: unset)")
     keep_checkpoints: int = opt(2, "how many of the newest checkpoints to keep")
     report_to: str = opt(
         "none",
         "experiment tracker for the per-step and per-epoch metrics: none, tensorboard or wandb "
         "(logs in the run's output folder; wandb offline with WANDB_MODE=offline)",
     )
+    checkpoints: str = opt(
+        "epoch",
+        "resumable checkpoints (weights, optimizer, loop state): 'none', 'epoch' (at every "
+        "epoch end) or N (every N optimizer steps and at every epoch end)",
+    )
+    device: str = opt("auto", "where training runs: 'auto' (CUDA when available), 'cpu', 'cuda'")
+    deterministic: bool = opt(
+        False,
+        "deterministic algorithms only (torch.use_deterministic_algorithms, process-wide; "
+        "CUBLAS_WORKSPACE_CONFIG on CUDA): bit-identical reruns, slower on a GPU",
+    )
 
-    def validate(self) -> None:
+    def validate(self, section: str = "train") -> None:
+        """Raise InputError naming the first bad field as `section.field` (`unlearn.lr` in a
+        RunConfig, `train.lr` in a command's config)."""
         check_tracker(self.report_to)
         checks = {
             "epochs": self.epochs > 0,
@@ -118,12 +131,37 @@ class TrainConfig:
             "log_every": self.log_every >= 1,
             "save_every": self.save_every >= 0,
             "keep_checkpoints": self.keep_checkpoints >= 1,
+            "checkpoints": str(self.checkpoints) in ("none", "epoch")
+            or (str(self.checkpoints).isdigit() and int(self.checkpoints) > 0),
+            "device": self.device in ("auto", "cpu", "cuda"),
         }
         self.lora.validate()
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             k = bad[0]
-            raise InputError(f"train.{k}={getattr(self, k)!r} is out of range ({_help(self, k)})")
+            raise InputError(
+                f"{section}.{k}={getattr(self, k)!r} is out of range ({_help(self, k)})"
+            )
+        if self.save_every and str(self.checkpoints) not in ("epoch", str(self.save_every)):
+            raise InputError(
+                f"{section}.save_every={self.save_every} (deprecated: checkpoints=N) conflicts "
+                f"with {section}.checkpoints={self.checkpoints!r}; give only checkpoints"
+            )
+        if self.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise InputError(f"{section}.device='cuda' but torch sees no CUDA device here")
+
+    def checkpoint_every(self) -> int:
+        """Optimizer steps between periodic checkpoints (0: none between epoch ends)."""
+        if str(self.checkpoints).isdigit():  # N, or an int given from Python
+            return int(self.checkpoints)
+        return self.save_every if self.checkpoints == "epoch" else 0
+
+    def checkpoint_epochs(self) -> bool:
+        """Whether a checkpoint is written at every epoch end ('epoch' and N; not 'none')."""
+        return self.checkpoints != "none"
 
 
 @dataclass

@@ -16,12 +16,29 @@ import torch
 from torch import Tensor
 
 
-def state():
+def use_cpu(device: str = "auto") -> bool:
+    """Whether a `train.device` setting ('auto', 'cpu', 'cuda') means the CPU: 'auto' picks
+    CUDA when torch sees a device, so the choice is explicit in the config, never implied."""
+    return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+
+
+def state(device: str = "auto"):
     from accelerate import PartialState
 
     # cpu=True on a CPU-only machine, as the training loop's Accelerator: the shared state is
     # made once, and without it accelerate would not set up CPU processes (gloo)
-    return PartialState(cpu=not torch.cuda.is_available())
+    return PartialState(cpu=use_cpu(device))
+
+
+def set_deterministic() -> None:
+    """Deterministic algorithms only, process-wide (`train.deterministic`, and the tests, where
+    bit-identical reruns are promised): an op without a deterministic kernel raises instead of
+    varying. cuBLAS needs its workspace fixed before its first use for the same guarantee."""
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
 
 
 def world() -> tuple[int, int]:

@@ -21,6 +21,7 @@ import yaml
 
 import satimp
 from satimp import distributed as D
+from satimp.checkpoint import check_resume
 from satimp.config import MethodConfig, TrainConfig, opt, to_dict
 from satimp.data.encoding import (
     Encoded,
@@ -162,6 +163,10 @@ def finetune(
     Saves model + tokenizer, config.yaml, run_info.json and metrics.jsonl under `out_dir`.
     """
     cfg.validate()
+    config = {"model": model_src, "data": str(data), "splits": splits, "train": to_dict(cfg)}
+    config |= {"system_prompt": system} if system else {}
+    if resume:
+        check_resume(out_dir, config)
     # read and check every record of every split before building or writing anything
     loaded = load_splits(data, splits)
     if model_src in PRESETS:
@@ -172,10 +177,9 @@ def finetune(
         model, tokenizer = load_model(model_src, trust_remote_code=trust_remote_code)
     if cfg.lora.r:
         model = add_lora(model, cfg.lora)
-    # every input is read and checked above: only now is anything written
-    run_config = {"model": model_src, "data": str(data), "splits": splits, "train": to_dict(cfg)}
-    out = start_run(out_dir, run_config | ({"system_prompt": system} if system else {}))
     examples = encode_loaded(tokenizer, loaded, max_length=cfg.max_length, system=system)
+    # every input is read and checked above: only now is anything written
+    out = start_run(out_dir, config)
     result = train(
         model,
         finetune_objective,
@@ -183,6 +187,7 @@ def finetune(
         cfg,
         pad_id=tokenizer.pad_token_id,
         out_dir=out,
+        on_epoch_end=_training_probe(examples, tokenizer) if cfg.eval_every_epoch else None,
         desc=f"finetune {'+'.join(splits)}",
         checkpoints=checkpoints,
         resume=resume,
@@ -190,6 +195,18 @@ def finetune(
     if D.is_main():
         save_model(model, tokenizer, out, lora_save=cfg.lora.save, state_dict=result.state_dict)
     return result
+
+
+def _training_probe(examples: list[Encoded], tokenizer, n: int = 100) -> Callable:
+    """Fine-tuning's per-epoch evaluation (`train.eval_every_epoch`): ES and EM of the first
+    `n` training examples, one teacher-forced pass — how far memorisation has got."""
+    from satimp.evaluate import extraction_scores
+
+    def probe(model, _epoch) -> dict:
+        s = extraction_scores(model, examples[:n], pad_id=tokenizer.pad_token_id)
+        return {"train_es": s["es"].mean().item(), "train_em": s["em"].mean().item()}
+
+    return probe
 
 
 @dataclass
@@ -387,8 +404,9 @@ def unlearn(
     retain hold-out (`retainXX[400:]` under satimp-official) and the ES conventions of the
     per-epoch probe; config.yaml records the method as it runs (every default resolved).
 
-    Checkpoints go to `out_dir/checkpoints/`; `resume` continues from the latest (NPO's
-    reference log-probs and a KL/RMU reference are always taken from `model_dir`).
+    Checkpoints go to `out_dir/checkpoints/` as `cfg.checkpoints` says; `resume` checks that
+    the config equals the interrupted run's and continues from the latest (NPO's reference
+    log-probs and a KL/RMU reference are always taken from `model_dir`).
 
     After every epoch (`cfg.eval_every_epoch`) `epoch_eval(model, tokenizer, epoch) -> dict`
     goes into metrics.jsonl beside the per-step losses and weight statistics; by default the
@@ -402,10 +420,23 @@ def unlearn(
     if retain:
         refs = [retain] if isinstance(retain, str) else retain
         retain = [retain_training_ref(protocol, r) for r in refs]
+    config = {
+        "model": str(model_dir),
+        "data": str(data),
+        "forget": forget,
+        "retain": retain,
+        "method": objective.resolved(),
+        "method_config": to_dict(method),
+        "protocol": protocol_dict(protocol),
+        "train": to_dict(cfg),
+    }
+    if resume:
+        check_resume(out_dir, config)
     model, tokenizer = load_model(model_dir, trust_remote_code=trust_remote_code)
     if cfg.lora.r:
         model = add_lora(model, cfg.lora)
-    model.to(_device())  # NPO's reference pass and the KL/RMU copy run where training runs
+    # NPO's reference pass and the KL/RMU copy run where training runs
+    model.to(_device(cfg.device))
     pad = tokenizer.pad_token_id
     forget_splits = load_splits(data, forget, min_chars=min_chars)
     retain_splits = load_splits(data, retain, min_chars=min_chars) if objective.uses_retain else []
@@ -431,19 +462,7 @@ def unlearn(
             protocol=protocol,
         )
     # every input is read and checked above: only now is anything written
-    out = start_run(
-        out_dir,
-        {
-            "model": str(model_dir),
-            "data": str(data),
-            "forget": forget,
-            "retain": retain,
-            "method": objective.resolved(),
-            "method_config": to_dict(method),
-            "protocol": protocol_dict(protocol),
-            "train": to_dict(cfg),
-        },
-    )
+    out = start_run(out_dir, config)
     result = train(
         model,
         objective,
@@ -535,5 +554,5 @@ def default_epoch_eval(
     return es
 
 
-def _device() -> torch.device:
-    return D.state().device
+def _device(device: str = "auto") -> torch.device:
+    return D.state(device).device

@@ -14,14 +14,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 
 from satimp.benchmarks import Benchmark, get_benchmark, save_retain_stats
+from satimp.checkpoint import check_resume
 from satimp.config import MethodConfig, TrainConfig, from_dict, opt, to_dict
 from satimp.data.examples import training_examples
 from satimp.data.muse import MuseConfig
 from satimp.data.wmdp import WmdpConfig
 from satimp.errors import InputError
-from satimp.experiment import ModelsConfig, build_models, data_fingerprint, unlearn, write_json
+from satimp.experiment import (
+    ModelsConfig,
+    build_models,
+    data_fingerprint,
+    unlearn,
+    write_atomic,
+    write_json,
+)
 from satimp.frontier import FrontierConfig
 from satimp.models import gguf_source
 from satimp.objectives import Objective
@@ -140,7 +149,9 @@ class RunConfig:
 
     def validate(self) -> None:
         get_benchmark(self)
-        self.unlearn.validate()
+        self.unlearn.validate("unlearn")
+        for name in ("base_train", "original_train", "retain_train"):
+            getattr(self.models, name).validate(f"models.{name}")
         if self.eval.max_new_tokens is not None and self.eval.max_new_tokens < 1:
             raise InputError(f"eval.max_new_tokens={self.eval.max_new_tokens} must be ≥ 1")
         for _, method in self.variants():
@@ -445,10 +456,13 @@ def run(
     cfg.validate()
     bench = get_benchmark(cfg)
     out = Path(out_dir)
+    if resume:  # the same study, or none: a changed config would mix two studies' rows
+        check_resume(out, to_dict(cfg))
     log(f"[1/4] data ({cfg.benchmark}: {cfg.data})")
     data = prepare_data(cfg, log)
     check_inputs(cfg, data)  # every split and model source, before the run folder exists
     out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     variants = cfg.variants()
     forget, _ = bench.unlearn_splits()
     seeds = cfg.seeds or [None]

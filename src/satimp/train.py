@@ -28,6 +28,8 @@ from satimp import tracking
 from satimp.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from satimp.config import TrainConfig
 from satimp.data.encoding import IGNORE, Encoded, collate, length_grouped_batches
+from satimp.distributed import set_deterministic, use_cpu
+from satimp.errors import InputError
 
 
 class Diverged(RuntimeError):
@@ -145,21 +147,22 @@ def train(
     losses averaged over tokens or sequences). Writes one JSON line per logged step (and per
     epoch-end evaluation) to `out_dir/metrics.jsonl`.
 
-    checkpoints: save `out_dir/checkpoints/step-N/` at every epoch end and every
-    `cfg.save_every` steps. resume: continue from the latest complete checkpoint there (the
-    data order, retain pairing and random criteria are functions of seed, epoch and step, so
-    the result equals an uninterrupted run's).
+    checkpoints: save `out_dir/checkpoints/step-N/` as `cfg.checkpoints` says (at every epoch
+    end for 'epoch', also every N steps for N, never for 'none'); False writes none whatever
+    the config (cached model builds). resume: continue from the latest complete checkpoint
+    there (the data order, retain pairing and random criteria are functions of seed, epoch and
+    step, so the result equals an uninterrupted run's).
     """
     from accelerate import Accelerator
     from accelerate.utils import DistributedType, set_seed
 
     cfg.validate()
+    if cfg.deterministic:
+        set_deterministic()
     set_seed(cfg.seed)
     # mixed precision is our own autocast: accelerate's state (one per process) would fix the
     # precision of the first run for every later one in the same process
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(), **tracking.accelerator_kwargs(cfg, out_dir)
-    )
+    accelerator = _accelerator(Accelerator, cfg.device, **tracking.accelerator_kwargs(cfg, out_dir))
     tracking.start(accelerator, cfg, out_dir)  # --report-to tensorboard / wandb
     rank, world = accelerator.process_index, accelerator.num_processes
     sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
@@ -202,6 +205,8 @@ def train(
         # checkpoints there (DDP and one process have them)
         if not (checkpoints and ckpt_dir and accelerator.is_main_process) or sharded:
             return
+        if batches_done == 0 and not cfg.checkpoint_epochs():  # checkpoints: none
+            return
         state = {
             "step": step,
             "epoch": epoch,
@@ -218,7 +223,7 @@ def train(
             state,
             keep=cfg.keep_checkpoints,
         )
-        _fault_injection(step)
+        _fault_injection(step, ckpt_dir)
 
     def micro_batches(batch: list[int]):
         """This process's micro-batches of one optimizer step, each carrying its `scale`."""
@@ -296,7 +301,8 @@ def train(
             bar.set_postfix(loss=f"{row['loss']:.3f}")
             if step == total:  # max_steps reached inside an epoch
                 break
-            if cfg.save_every and step % cfg.save_every == 0 and i < len(order):
+            every = cfg.checkpoint_every()
+            if every and step % every == 0 and i < len(order):
                 save(epoch, i)
         if on_epoch_end is not None:
             model.eval()
@@ -352,11 +358,29 @@ def _clip(accelerator, params: list, max_norm: float) -> float:
     return float(torch.stack(grads).norm()) if grads else 0.0
 
 
-def _fault_injection(step: int) -> None:
+def _fault_injection(step: int, where: Path) -> None:
     """Test hook: SATIMP_FAULT_KILL_AT_STEP=N kills this process (SIGKILL, as `kill -9`) right
-    after the checkpoint of step N is written — the crash the resume tests recover from."""
+    after the checkpoint of step N is written — the crash the resume tests recover from. With
+    SATIMP_FAULT_KILL_IN=TEXT only a run whose checkpoint folder's path contains TEXT is killed
+    (one method of `satimp run`)."""
     if os.environ.get("SATIMP_FAULT_KILL_AT_STEP") == str(step):
-        os.kill(os.getpid(), signal.SIGKILL)
+        if os.environ.get("SATIMP_FAULT_KILL_IN", "") in str(where):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _accelerator(accelerator_cls, device: str, **kwargs):
+    """The loop's Accelerator on `train.device` (`kwargs`: its trackers). accelerate keeps one
+    device per process: a second run asking for another device than the first is refused,
+    not silently moved."""
+    try:
+        accelerator = accelerator_cls(cpu=use_cpu(device), **kwargs)
+    except ValueError as e:  # accelerate: "AcceleratorState has already been initialized"
+        raise InputError(f"train.device={device!r}: {e}") from None
+    if device != "auto" and accelerator.device.type != device:
+        raise InputError(
+            f"train.device={device!r}, but this process already trains on {accelerator.device}"
+        )
+    return accelerator
 
 
 class _MetricsLog:
