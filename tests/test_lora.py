@@ -47,7 +47,7 @@ def test_merged_model_scores_as_base_plus_adapters(tiny_trained, bench_dir, tmp_
     model (merge_and_unload, written, loaded back as a plain model) give the same per-item NLL
     and ES. Both are computed independently: the peft model is scored first, since
     merge_and_unload folds the adapters into that very model in place. The adapters matter
-    (the base alone scores differently) and a merged model with one weight off by 1 % of its
+    (the base alone scores differently) and a merged model with one weight off by 3 % of its
     scale is caught, so the comparison can fail."""
     cfg = dataclasses.replace(CFG, lora=LoraConfig(r=4, alpha=8, save="adapter"))
     out = _unlearn(tiny_trained, bench_dir, tmp_path / "lora", cfg)
@@ -65,7 +65,8 @@ def test_merged_model_scores_as_base_plus_adapters(tiny_trained, bench_dir, tmp_
     folded = extraction_scores(merged, examples, pad_id=pad)
     # W + (α/r)·BA in fp32 against x·W + (α/r)·(x·A)·B: the same sums in another order,
     # ~1e-6 relative on NLLs of order 1; 1e-5 leaves a margin 1000× below the gaps below.
-    torch.testing.assert_close(folded["mean_nll"], with_adapters["mean_nll"], rtol=1e-5, atol=1e-5)
+    tol = dict(rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(folded["mean_nll"], with_adapters["mean_nll"], **tol)
     # ES counts argmax hits: equal too, unless a top-2 logit gap falls within that float noise
     # (then the summation order would decide), so it gets one item's worth of slack
     assert (folded["es"] - with_adapters["es"]).abs().gt(1e-6).sum() <= 1
@@ -75,9 +76,10 @@ def test_merged_model_scores_as_base_plus_adapters(tiny_trained, bench_dir, tmp_
     weight = merged.model.layers[0].self_attn.q_proj.weight
     with torch.no_grad():
         signs = torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)).sign()
-        weight.add_(0.01 * weight.abs().mean() * signs)
+        weight.add_(0.03 * weight.abs().mean() * signs)
     off = extraction_scores(merged, examples, pad_id=pad)["mean_nll"]
-    assert (off - with_adapters["mean_nll"]).abs().max().item() > 1e-4
+    # the comparison above, at its own tolerance, catches a merge 3 % off in one matrix
+    assert not torch.allclose(off, with_adapters["mean_nll"], **tol)
 
 
 def test_rmu_with_lora_trains_the_adapters_of_its_layers(tiny_trained, bench_dir) -> None:

@@ -29,7 +29,7 @@ def _unlearn(data: Path, out: Path, model: Path, _tmp: Path) -> list[str]:
     return [
         "unlearn", "--model", str(model), "--data", str(data), "--method", "gd",
         "--forget", "forget10", "--retain", "retain90", "--epochs", "1", "--batch-size", "4",
-        "--out", str(out),
+        "--eval-every-epoch", "--out", str(out),  # the per-epoch probe reads the perturbed splits
     ]  # fmt: skip
 
 

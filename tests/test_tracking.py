@@ -47,7 +47,7 @@ def test_tensorboard_holds_the_metrics_of_each_step_and_epoch(tiny_trained, benc
     argv = [
         "unlearn", "--model", str(tiny_trained), "--data", str(bench_dir), "--method", "satimp",
         "--forget", "forget10", "--retain", "retain90", "--epochs", "2", "--batch-size", "2",
-        "--lr", "1e-3", "--out", str(out), "--report-to", "tensorboard",
+        "--lr", "1e-3", "--out", str(out), "--report-to", "tensorboard", "--eval-every-epoch",
     ]  # fmt: skip
     assert cli.main(argv) == 0
     events, rows = _events(out / "tensorboard"), _rows(out)
