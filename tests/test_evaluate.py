@@ -257,3 +257,20 @@ def test_evaluate_tofu_outputs(trained, bench_dir: Path) -> None:
     values = [summary[k] for k in UTILITY_KEYS]
     harmonic = 0.0 if min(values) == 0 else len(values) / sum(1 / v for v in values)
     assert summary["model_utility"] == pytest.approx(harmonic)
+
+
+def test_bf16_evaluation_is_active_and_close(trained, bench_dir: Path) -> None:
+    """eval.precision=bf16 really runs under bf16 autocast (the numbers move by bf16 rounding)
+    and stays close to fp32 (bf16 keeps ~3 significant digits)."""
+    from satimp.evaluate import eval_precision
+
+    model, tok = trained
+    records = load_split(bench_dir, "forget10_perturbed")
+    fp32 = score_split(model, tok, records, rouge=False)
+    with eval_precision(model, "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+        bf16 = score_split(model, tok, records, rouge=False)
+    assert bf16["prob"] != fp32["prob"]
+    assert bf16["prob"] == pytest.approx(fp32["prob"], abs=0.05)
+    with eval_precision(model, "fp32"):
+        assert not torch.is_autocast_enabled("cpu")

@@ -49,6 +49,24 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def eval_precision(model, precision: str):
+    """The context evaluation runs in: bf16 autocast on the model's device for 'bf16' (weights
+    stay fp32; log-probabilities are taken in fp32 from the bf16 logits), nothing for 'fp32'."""
+    return torch.autocast(_device(model).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def with_precision(probe, precision: str):
+    """A per-epoch probe(model, tokenizer, epoch) run under `eval_precision` (None stays None)."""
+    if probe is None or precision == "fp32":
+        return probe
+
+    def run(model, tokenizer, epoch):
+        with eval_precision(model, precision):
+            return probe(model, tokenizer, epoch)
+
+    return run
+
+
 @torch.no_grad()
 def extraction_scores(
     model,
