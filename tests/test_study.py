@@ -180,3 +180,29 @@ def test_same_seed_and_config_give_identical_results(tmp_path):
 
     assert strip(first) == strip(second)
     assert strip(json.loads((tmp_path / "a" / "results.json").read_text())) == strip(second)
+
+
+def test_pretrained_base_gets_its_template_and_a_reference_row(tmp_path, tiny_trained):
+    """A pretrained (non-preset) base with `models.chat_template`: the base is saved once with
+    that template, every model built from it carries it, and the run reports the base's own
+    scores as a reference row beside the original and retain models."""
+    from satimp.models import CHAT_TEMPLATES, load_model
+    from satimp.study import prepare_data, reference_rows, run_models
+
+    one = dataclasses.replace(TINY, epochs=1)
+    cfg = dataclasses.replace(
+        tiny_config(tmp_path, ["ga"]),
+        models=ModelsConfig(
+            base=str(tiny_trained), chat_template="chatml", original_train=one, retain_train=one
+        ),
+        synth=dataclasses.replace(RunConfig().synth, authors=10, qa_per_author=4, real_world=False),
+    )
+    data = prepare_data(cfg, log=lambda *a: None)
+    paths = run_models(cfg, data, log=lambda *a: None)
+    for name in ("base", "original", "retain"):
+        _, tok = load_model(paths[name])
+        assert tok.chat_template == CHAT_TEMPLATES["chatml"], name
+    _, own = load_model(tiny_trained)
+    assert own.chat_template != CHAT_TEMPLATES["chatml"]  # the source folder is untouched
+    rows, _ = reference_rows(cfg, data, paths, tmp_path / "refs", log=lambda *a: None)
+    assert [r["method"] for r in rows] == ["original", "retain", "base"]

@@ -313,11 +313,8 @@ def build_models(
         if models.chat_template:  # the base under the run's prompt format, once
             text = chat_template_text(models.chat_template)
             src = base
-            base = cached(
-                cache_dir,
-                {"from": str(src), "chat_template": text, "v": satimp.__version__},
-                lambda d: retemplate(src, text, d),
-            )
+            key = {"from": str(src), "chat_template": text, "v": satimp.__version__}
+            base = str(cached(cache_dir, key, lambda d: retemplate(src, text, d)))
     paths = {"base": Path(base)}
     extra = base_splits if models.base in PRESETS and models.replay_base else []
     for name, own, cfg in (
