@@ -152,12 +152,13 @@ def literal_split(model, tok, P: Protocol, records: list[dict], *, general: bool
         base = ans if general else mean_nll(r[base_key])
         pert = [mean_nll(a) for a in r["perturbed_answer"]]
         if P.tr_mean == "geometric":
-            ratio = math.exp(base - sum(pert) / len(pert))
+            wrong = math.exp(-sum(pert) / len(pert))
         else:
-            ratio = sum(math.exp(-x) for x in pert) / len(pert) / math.exp(-base)
+            wrong = sum(math.exp(-x) for x in pert) / len(pert)
+        ratio = wrong / (math.exp(-base) + P.tr_eps)
         if general:
             p = math.exp(-ans)
-            prob = p / (p + sum(math.exp(-x) for x in pert))
+            prob = p / (p + sum(math.exp(-x) for x in pert) + P.tr_eps)
         else:
             prob = math.exp(-ans)
         gen = _generate(model, tok, P, r["question"])
@@ -184,7 +185,10 @@ def literal_tofu(model, tok, data: Path, P: Protocol, retain_ratios=None) -> tup
         per[split] = items
         for metric, values in items.items():
             if metric == "truth_ratio":
-                per_item = [min(r, 1 / r) if name == "forget" else max(0, 1 - r) for r in values]
+                per_item = [
+                    min(r, 1 / (r + P.tr_eps)) if name == "forget" else max(0, 1 - r)
+                    for r in values
+                ]
                 summary[f"{name}_truth_ratio"] = sum(per_item) / len(per_item)
             elif name in ("forget", "retain") or metric in ("prob", "rouge"):
                 summary[f"{name}_{metric}"] = sum(values) / len(values)
@@ -270,6 +274,8 @@ SWITCH_EFFECTS = [  # (switch, value, model, the summary keys it may change, tho
     ("tr_mean", "arithmetic", "untrained", TR_KEYS | {"model_utility", "forget_quality"}, {"forget_truth_ratio"}),
     ("eos_in_prob", False, "trained", PROB_KEYS | TR_KEYS | {"model_utility", "forget_quality"}, PROB_KEYS),
     ("generation", "total", "trained", ROUGE_KEYS | {"model_utility"}, ROUGE_KEYS),
+    # ε shifts every ratio by ~ε/P (P ~ 1e-3 on a random tiny model): visible at rel 1e-9
+    ("tr_eps", 1e-10, "untrained", TR_KEYS | PROB_KEYS | {"model_utility", "forget_quality"}, {"forget_truth_ratio"}),
 ]  # fmt: skip
 
 
@@ -404,6 +410,10 @@ def test_run_config_takes_a_protocol_name_or_mapping() -> None:
     cfg = load_config(RunConfig, None, ["protocol=open-unlearning", "protocol.ds_size=7"])
     p = cfg.resolved_protocol()
     assert (p.name, p.ds_size, p.generation) == ("open-unlearning", 7, "new")
+    cfg = load_config(RunConfig, None, ["protocol=tofu", "protocol.tr_eps=1e-10"])
+    assert cfg.resolved_protocol().tr_eps == 1e-10
+    with pytest.raises(InputError, match=r"protocol.tr_eps=-1.0 must be ≥ 0"):
+        ProtocolConfig(tr_eps=-1.0).resolve()
     cfg = load_config(RunConfig, None, ["eval.max_new_tokens=50"])
     assert cfg.resolved_protocol().gen_tokens == 50
 

@@ -311,11 +311,12 @@ def score_split(
         es = es_scores(
             model, tokenizer, records, protocol=P, batch_size=batch_size, es_mode=es_mode
         )
-    prob = scored["prob"][:n] if answer_prob else M.normalized_true_prob(ans_nll, pert_nll)
+    eps = P.tr_eps
+    prob = scored["prob"][:n] if answer_prob else M.normalized_true_prob(ans_nll, pert_nll, eps=eps)
     out = {
         **es,
         "prob": prob.tolist(),
-        "truth_ratio": M.truth_ratio(base_nll, pert_nll, mean=P.tr_mean).tolist(),
+        "truth_ratio": M.truth_ratio(base_nll, pert_nll, mean=P.tr_mean, eps=eps).tolist(),
     }
     if rouge:
         gens = generate_answers(
@@ -381,7 +382,7 @@ def evaluate_tofu(
         per_sample[split] = items
         for metric, values in items.items():
             if metric == "truth_ratio":
-                value = M.truth_ratio_score(values, forget=name == "forget")
+                value = M.truth_ratio_score(values, forget=name == "forget", eps=P.tr_eps)
             else:
                 value = sum(values) / len(values)
             if name in ("forget", "retain") or metric in ("prob", "rouge", "truth_ratio"):
