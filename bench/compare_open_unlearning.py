@@ -14,7 +14,7 @@ item by item. README, "Checking against open-unlearning's evaluator", has the fu
 numbers, satimp's per_sample lists are in dataset order), prints the largest absolute
 difference of each per-item metric, the relative difference of forget quality and model
 utility, and PASS/FAIL against issue 13's targets (per item 1e-4, FQ and MU 1e-5 relative);
-the exit status is 1 on FAIL. Needs only the standard library.
+the exit status is 1 on FAIL. `compare` needs only the standard library, `config` PyYAML.
 """
 
 from __future__ import annotations
@@ -60,6 +60,24 @@ ROWS = [
     ("world facts truth ratio", "wf_Truth_Ratio", "score", "world_facts_perturbed", "truth_ratio"),
 ]  # fmt: skip
 AGGREGATES = [("forget quality", "forget_quality"), ("model utility", "model_utility")]
+# The other aggregates both report (means of the per-item values above; shown, not judged):
+# open-unlearning's agg_value key → satimp's summary key.
+MEANS = {
+    "extraction_strength": "forget_es",
+    "exact_memorization": "forget_em",
+    "forget_Q_A_Prob": "forget_prob",
+    "forget_Q_A_ROUGE": "forget_rouge",
+    "forget_truth_ratio": "forget_truth_ratio",
+    "retain_Q_A_Prob": "retain_prob",
+    "retain_Q_A_ROUGE": "retain_rouge",
+    "retain_Truth_Ratio": "retain_truth_ratio",
+    "ra_Q_A_Prob_normalised": "real_authors_prob",
+    "ra_Q_A_ROUGE": "real_authors_rouge",
+    "ra_Truth_Ratio": "real_authors_truth_ratio",
+    "wf_Q_A_Prob_normalised": "world_facts_prob",
+    "wf_Q_A_ROUGE": "world_facts_rouge",
+    "wf_Truth_Ratio": "world_facts_truth_ratio",
+}
 
 
 # ---------------------------------------------------------------- config folder
@@ -93,8 +111,8 @@ def package_name(metrics_dir: Path, name: str) -> str:
     return match.group(1) if match else name
 
 
-def eval_yaml(ou: Path, data: Path) -> str:
-    """open-unlearning's configs/eval/tofu.yaml with the metrics of OU_METRICS, and every
+def eval_yaml(ou: Path, data: Path, metric_names: list[str] = OU_METRICS) -> str:
+    """open-unlearning's configs/eval/tofu.yaml with the given metrics (OU_METRICS), and every
     dataset those metrics read (directly or through pre_compute) loaded with the HF `json`
     loader from `<data>/<split>.jsonl` instead of the hub's locuslab/TOFU (`${.name}`: the
     split name each metric config sets)."""
@@ -103,7 +121,7 @@ def eval_yaml(ou: Path, data: Path) -> str:
     metrics_dir = ou / "configs" / "eval" / "tofu_metrics"
     local = {"path": "json", "data_files": f"{data}/${{.name}}.jsonl"}
     metrics: dict = {}
-    for m in OU_METRICS:
+    for m in metric_names:
         node = metrics.setdefault(package_name(metrics_dir, m), {})
         for path in metric_datasets(metrics_dir, m):
             leaf = node
@@ -111,7 +129,7 @@ def eval_yaml(ou: Path, data: Path) -> str:
                 leaf = leaf.setdefault(key, {})
             leaf.update(local)
     cfg = {
-        "defaults": [{"tofu_metrics": list(OU_METRICS)}],
+        "defaults": [{"tofu_metrics": list(metric_names)}],
         "handler": "TOFUEvaluator",
         "output_dir": "${paths.output_dir}",
         "overwrite": False,
@@ -224,6 +242,14 @@ def compare(ou_logs: dict, per_sample: dict, summary: dict) -> tuple[list[str], 
             f"{label:<26} theirs {theirs!s:<22} ours {ours!s:<22} rel {d:.2e}  "
             + ("ok" if passed else "FAIL")
         )
+    pairs = [
+        (rel_diff(ou_logs[k].get("agg_value"), summary.get(ours)), ours)
+        for k, ours in MEANS.items()
+        if k in ou_logs and "agg_value" in ou_logs[k]
+    ]
+    if pairs:
+        worst, key = max(pairs)
+        lines.append(f"other aggregates ({len(pairs)}): largest rel difference {worst:.2e} ({key})")
     return lines, ok
 
 

@@ -294,6 +294,7 @@ def get_benchmark(cfg) -> Benchmark:
 STATS_SWITCHES = (
     "system_prompt",
     "eos_in_prob",
+    "answer_tokens",
     "tr_mean",
     "tr_eps",
     "ds_size",

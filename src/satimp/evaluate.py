@@ -251,6 +251,7 @@ def es_scores(
                 r["answer"],
                 max_length=protocol.eval_max_length,
                 system=protocol.system_prompt,
+                answer_tokens=protocol.answer_tokens,
             )
             for r in records
         ]
@@ -288,7 +289,14 @@ def score_split(
     P = resolve_protocol(protocol)
 
     def enc(q: str, a: str) -> Encoded:
-        return encode_qa(tokenizer, q, a, max_length=P.eval_max_length, system=P.system_prompt)
+        return encode_qa(
+            tokenizer,
+            q,
+            a,
+            max_length=P.eval_max_length,
+            system=P.system_prompt,
+            answer_tokens=P.answer_tokens,
+        )
 
     n, K = len(records), min(len(r["perturbed_answer"]) for r in records)
     answers = [enc(r["question"], r["answer"]) for r in records]
