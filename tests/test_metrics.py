@@ -142,6 +142,34 @@ def test_normalized_true_prob() -> None:
     assert_close(got, expected)
 
 
+def test_epsilon_in_ratios_by_hand() -> None:
+    """open-unlearning's ε = 1e-10 (tr_eps): R = P̄/(P_base + ε), forget score min(R, 1/(R+ε)),
+    normalised probability p/(p + Σp_k + ε). Item 0: P_base = e^-23 ≈ 1.03e-10, perturbed
+    nll [22, 24] → P̄ = e^-23 → R = e^-23/(e^-23 + 1e-10) ≈ 0.507, not 1. Item 1: the
+    probabilities are ~0.37, so ε changes nothing visible. Item 2: P_base underflows even in
+    float64 → R = P̄/ε, finite, where ε = 0 gives inf."""
+    eps, p = 1e-10, math.exp(-23)
+    base = torch.tensor([23.0, 1.0, 800.0])
+    pert = torch.tensor([[22.0, 24.0], [1.0, 1.0], [20.0, 20.0]])
+    r = M.truth_ratio(base, pert, eps=eps)
+    expected = [p / (p + eps), math.exp(-1) / (math.exp(-1) + eps), math.exp(-20) / eps]
+    for got, want in zip(r.tolist(), expected, strict=True):
+        assert got == pytest.approx(want, rel=1e-12)
+    assert M.truth_ratio(base, pert)[:2].tolist() == pytest.approx([1.0, 1.0], rel=1e-6)
+    assert M.truth_ratio(base, pert)[2].item() == math.inf
+    # forget: min(R, 1/(R + ε)) per item
+    ratios = [0.5, 2.0, 1e-12]
+    want = (0.5 + 1 / (2.0 + eps) + 1e-12) / 3
+    assert M.truth_ratio_score(ratios, forget=True, eps=eps) == pytest.approx(want, rel=1e-12)
+    assert M.truth_ratio_score([0.0], forget=True, eps=eps) == 0.0
+    # normalised probability: e^-23 / (e^-23 + 2·e^-30 + ε)
+    q = M.normalized_true_prob(torch.tensor([23.0]), torch.tensor([[30.0, 30.0]]), eps=eps)
+    assert q.item() == pytest.approx(p / (p + 2 * math.exp(-30) + eps), rel=1e-12)
+    assert M.normalized_true_prob(torch.tensor([23.0]), torch.tensor([[30.0, 30.0]])).item() == (
+        pytest.approx(p / (p + 2 * math.exp(-30)), rel=1e-6)
+    )
+
+
 def test_forget_quality() -> None:
     """Identical samples → KS statistic 0 → p = 1. Disjoint samples of 30 → statistic 1 →
     exact p = 2/C(60, 30) ≈ 2e-17."""

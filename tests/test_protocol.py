@@ -4,6 +4,7 @@ fast evaluation equals a literal, item-by-item reference written here from the d
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from pathlib import Path
@@ -19,7 +20,7 @@ from satimp.data.encoding import IGNORE
 from satimp.data.tofu import load_split
 from satimp.errors import InputError
 from satimp.evaluate import evaluate_tofu, extraction_scores
-from satimp.models import build_model, load_model
+from satimp.models import CHAT_TEMPLATES, build_model, load_model
 from satimp.objectives import Objective, kl_loss
 from satimp.protocol import (
     OFFICIAL_ES_PROMPT,
@@ -72,12 +73,21 @@ def _score(model, ids: list[int], start: int) -> tuple[list[float], list[bool]]:
 
 def _qa(model, tok, P: Protocol, question: str, answer: str):
     """(NLL per answer token, hits per answer token, number of tokens ES and EM count) of one
-    chat-encoded pair, cut to eval_max_length as TOFU's evaluation cuts it. ES and EM leave
+    chat-encoded pair (answer_tokens 'chat': open-unlearning's one-string rendering, template
+    end-of-turn text included), cut to eval_max_length as TOFU's evaluation cuts it. ES and EM leave
     out the last label — the EOS, or, in an answer the cut shortened, its last kept token
     (open-unlearning drops the last label whatever it is)."""
     prompt = _chat_ids(tok, question, P.system_prompt)
-    full = tok(answer, add_special_tokens=False).input_ids + [tok.eos_token_id]
-    ids = (prompt + full)[: max(P.eval_max_length, len(prompt) + 1)]
+    if P.answer_tokens == "chat":  # open-unlearning: the rendered conversation, one string
+        messages = [{"role": "system", "content": P.system_prompt}] if P.system_prompt else []
+        messages += [{"role": "user", "content": question}]
+        messages += [{"role": "assistant", "content": answer}]
+        text = tok.apply_chat_template(messages, tokenize=False)
+        whole = tok(text, add_special_tokens=False).input_ids
+        whole += [tok.eos_token_id] if whole[-1] != tok.eos_token_id else []
+    else:
+        whole = prompt + tok(answer, add_special_tokens=False).input_ids + [tok.eos_token_id]
+    ids = whole[: max(P.eval_max_length, len(prompt) + 1)]
     nll, hit = _score(model, ids, len(prompt))
     return nll, hit, len(nll) - 1
 
@@ -152,12 +162,13 @@ def literal_split(model, tok, P: Protocol, records: list[dict], *, general: bool
         base = ans if general else mean_nll(r[base_key])
         pert = [mean_nll(a) for a in r["perturbed_answer"]]
         if P.tr_mean == "geometric":
-            ratio = math.exp(base - sum(pert) / len(pert))
+            wrong = math.exp(-sum(pert) / len(pert))
         else:
-            ratio = sum(math.exp(-x) for x in pert) / len(pert) / math.exp(-base)
+            wrong = sum(math.exp(-x) for x in pert) / len(pert)
+        ratio = wrong / (math.exp(-base) + P.tr_eps)
         if general:
             p = math.exp(-ans)
-            prob = p / (p + sum(math.exp(-x) for x in pert))
+            prob = p / (p + sum(math.exp(-x) for x in pert) + P.tr_eps)
         else:
             prob = math.exp(-ans)
         gen = _generate(model, tok, P, r["question"])
@@ -184,7 +195,10 @@ def literal_tofu(model, tok, data: Path, P: Protocol, retain_ratios=None) -> tup
         per[split] = items
         for metric, values in items.items():
             if metric == "truth_ratio":
-                per_item = [min(r, 1 / r) if name == "forget" else max(0, 1 - r) for r in values]
+                per_item = [
+                    min(r, 1 / (r + P.tr_eps)) if name == "forget" else max(0, 1 - r)
+                    for r in values
+                ]
                 summary[f"{name}_truth_ratio"] = sum(per_item) / len(per_item)
             elif name in ("forget", "retain") or metric in ("prob", "rouge"):
                 summary[f"{name}_{metric}"] = sum(values) / len(values)
@@ -254,6 +268,30 @@ def test_fast_evaluation_equals_literal_reference(
         _close(fast[key], value, key)
 
 
+def test_open_unlearning_scores_a_chatml_turn_end_like_the_literal_reference(
+    trained, bench_dir: Path
+) -> None:
+    """Under a template with end-of-turn text (ChatML), the open-unlearning protocol scores
+    `<|im_end|>\n` + EOS after each answer (answer_tokens='chat'), as the literal reference
+    does; the per-item probabilities then differ from answer_tokens='separate'."""
+    model, tok = trained
+    tok = copy.deepcopy(tok)
+    tok.chat_template = CHAT_TEMPLATES["chatml"]
+    P = _proto("open-unlearning", ds_size=4)
+    fast, fast_per = evaluate_tofu(model, tok, bench_dir, "forget10", protocol=P, progress=False)
+    slow, slow_per = literal_tofu(model, tok, bench_dir, P)
+    for split, items in slow_per.items():
+        for metric, values in items.items():
+            for i, (a, b) in enumerate(zip(fast_per[split][metric], values, strict=True)):
+                _close(a, b, f"{split} {metric} item {i}")
+    for key, value in slow.items():
+        _close(fast[key], value, key)
+    sep = dataclasses.replace(P, answer_tokens="separate")
+    _, sep_per = evaluate_tofu(model, tok, bench_dir, "forget10", protocol=sep, rouge=False)
+    a, b = fast_per["forget10_perturbed"]["prob"], sep_per["forget10_perturbed"]["prob"]
+    assert all(x != pytest.approx(y, rel=1e-3) for x, y in zip(a, b, strict=True))
+
+
 # ------------------------------------------------------------------ each switch alone
 
 ES_KEYS = {"forget_es", "retain_es"}
@@ -270,6 +308,8 @@ SWITCH_EFFECTS = [  # (switch, value, model, the summary keys it may change, tho
     ("tr_mean", "arithmetic", "untrained", TR_KEYS | {"model_utility", "forget_quality"}, {"forget_truth_ratio"}),
     ("eos_in_prob", False, "trained", PROB_KEYS | TR_KEYS | {"model_utility", "forget_quality"}, PROB_KEYS),
     ("generation", "total", "trained", ROUGE_KEYS | {"model_utility"}, ROUGE_KEYS),
+    # ε shifts every ratio by ~ε/P (P ~ 1e-3 on a random tiny model): visible at rel 1e-9
+    ("tr_eps", 1e-10, "untrained", TR_KEYS | PROB_KEYS | {"model_utility", "forget_quality"}, {"forget_truth_ratio"}),
 ]  # fmt: skip
 
 
@@ -404,6 +444,10 @@ def test_run_config_takes_a_protocol_name_or_mapping() -> None:
     cfg = load_config(RunConfig, None, ["protocol=open-unlearning", "protocol.ds_size=7"])
     p = cfg.resolved_protocol()
     assert (p.name, p.ds_size, p.generation) == ("open-unlearning", 7, "new")
+    cfg = load_config(RunConfig, None, ["protocol=tofu", "protocol.tr_eps=1e-10"])
+    assert cfg.resolved_protocol().tr_eps == 1e-10
+    with pytest.raises(InputError, match=r"protocol.tr_eps=-1.0 must be ≥ 0"):
+        ProtocolConfig(tr_eps=-1.0).resolve()
     cfg = load_config(RunConfig, None, ["eval.max_new_tokens=50"])
     assert cfg.resolved_protocol().gen_tokens == 50
 

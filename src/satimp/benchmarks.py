@@ -291,7 +291,15 @@ def get_benchmark(cfg) -> Benchmark:
 
 # Protocol switches that change the retain model's truth ratios: stats computed under other
 # values cannot give a forget quality (the KS test would compare two conventions).
-STATS_SWITCHES = ("system_prompt", "eos_in_prob", "tr_mean", "ds_size", "eval_max_length")
+STATS_SWITCHES = (
+    "system_prompt",
+    "eos_in_prob",
+    "answer_tokens",
+    "tr_mean",
+    "tr_eps",
+    "ds_size",
+    "eval_max_length",
+)
 
 
 def save_retain_stats(path: str | Path, bench: Benchmark, stats: dict, **extra) -> None:

@@ -269,6 +269,7 @@ def es_scores(
                 r["answer"],
                 max_length=protocol.eval_max_length,
                 system=protocol.system_prompt,
+                answer_tokens=protocol.answer_tokens,
             )
             for r in records
         ]
@@ -306,7 +307,14 @@ def score_split(
     P = resolve_protocol(protocol)
 
     def enc(q: str, a: str) -> Encoded:
-        return encode_qa(tokenizer, q, a, max_length=P.eval_max_length, system=P.system_prompt)
+        return encode_qa(
+            tokenizer,
+            q,
+            a,
+            max_length=P.eval_max_length,
+            system=P.system_prompt,
+            answer_tokens=P.answer_tokens,
+        )
 
     n, K = len(records), min(len(r["perturbed_answer"]) for r in records)
     answers = [enc(r["question"], r["answer"]) for r in records]
@@ -329,11 +337,12 @@ def score_split(
         es = es_scores(
             model, tokenizer, records, protocol=P, batch_size=batch_size, es_mode=es_mode
         )
-    prob = scored["prob"][:n] if answer_prob else M.normalized_true_prob(ans_nll, pert_nll)
+    eps = P.tr_eps
+    prob = scored["prob"][:n] if answer_prob else M.normalized_true_prob(ans_nll, pert_nll, eps=eps)
     out = {
         **es,
         "prob": prob.tolist(),
-        "truth_ratio": M.truth_ratio(base_nll, pert_nll, mean=P.tr_mean).tolist(),
+        "truth_ratio": M.truth_ratio(base_nll, pert_nll, mean=P.tr_mean, eps=eps).tolist(),
     }
     if rouge:
         gens = generate_answers(
@@ -399,7 +408,7 @@ def evaluate_tofu(
         per_sample[split] = items
         for metric, values in items.items():
             if metric == "truth_ratio":
-                value = M.truth_ratio_score(values, forget=name == "forget")
+                value = M.truth_ratio_score(values, forget=name == "forget", eps=P.tr_eps)
             else:
                 value = sum(values) / len(values)
             if name in ("forget", "retain") or metric in ("prob", "rouge", "truth_ratio"):

@@ -105,15 +105,21 @@ def answer_prob(logps: Tensor, mask: Tensor) -> Tensor:
 # ------------------------------------------------------------------------ truth ratio, FQ, MU
 
 
-def normalized_true_prob(true_mean_nll: Tensor, perturbed_mean_nll: Tensor) -> Tensor:
-    """TOFU probability on real authors / world facts: p_true / (p_true + Σ_k p_k).
+def normalized_true_prob(
+    true_mean_nll: Tensor, perturbed_mean_nll: Tensor, *, eps: float = 0.0
+) -> Tensor:
+    """TOFU probability on real authors / world facts: p_true / (p_true + Σ_k p_k + ε).
 
-    p = exp(−mean token NLL) (length-normalised); computed as a softmax over −NLL, so very
-    small probabilities do not underflow.
+    p = exp(−mean token NLL) (length-normalised). With ε = 0 it is computed as a softmax over
+    −NLL, so very small probabilities do not underflow; with ε > 0 (open-unlearning's 1e-10)
+    from the probabilities in float64, where ε dominates once they fall below ~1e-10.
 
-    Args: true_mean_nll [N]; perturbed_mean_nll [N, K].
+    Args: true_mean_nll [N]; perturbed_mean_nll [N, K]; eps ≥ 0.
     Returns: [N] in [0, 1]; a row whose probabilities are all 0 (all NLL +inf) → 0.
     """
+    if eps:
+        p_true, p_pert = (-true_mean_nll.double()).exp(), (-perturbed_mean_nll.double()).exp()
+        return p_true / (p_true + p_pert.sum(-1) + eps)
     logits = -torch.cat([true_mean_nll[:, None], perturbed_mean_nll], dim=-1)  # [N, 1 + K]
     return torch.nan_to_num(logits.softmax(-1)[:, 0], nan=0.0)
 
@@ -122,9 +128,13 @@ TR_MEANS = ("geometric", "arithmetic")
 
 
 def truth_ratio(
-    base_mean_nll: Tensor, perturbed_mean_nll: Tensor, *, mean: str = "geometric"
+    base_mean_nll: Tensor,
+    perturbed_mean_nll: Tensor,
+    *,
+    mean: str = "geometric",
+    eps: float = 0.0,
 ) -> Tensor:
-    """TOFU truth ratio per item: R = P̄(perturbed) / P(base).
+    """TOFU truth ratio per item: R = P̄(perturbed) / (P(base) + ε).
 
     P(a) = exp(−mean token NLL of a). The base answer is the paraphrased answer on the forget
     and retain sets and the answer itself on real authors / world facts (the caller's choice).
@@ -133,31 +143,38 @@ def truth_ratio(
     arithmetic mean (1/K) Σ_k exp(−nll_k) (`mean='arithmetic'`: TOFU's utils.py, which the
     authors' code uses). R < 1: the model prefers the true answer. (TOFU's code stores 1/R;
     forget quality is unaffected, the KS test being invariant under a monotone map of both.)
+    ε = 0 (TOFU) computes R in log space; ε > 0 (open-unlearning's 1e-10, which bounds R by
+    P̄/ε when P(base) underflows) from the probabilities in float64.
 
-    Args: base_mean_nll [N]; perturbed_mean_nll [N, K]; mean 'geometric' | 'arithmetic'.
+    Args: base_mean_nll [N]; perturbed_mean_nll [N, K]; mean 'geometric' | 'arithmetic';
+    eps ≥ 0.
     Returns: [N], positive.
     """
     if mean == "geometric":
-        return torch.exp(base_mean_nll - perturbed_mean_nll.mean(-1))
-    if mean == "arithmetic":  # log-mean-exp, so tiny probabilities do not underflow
-        log_mean = perturbed_mean_nll.neg().logsumexp(-1) - math.log(perturbed_mean_nll.size(-1))
-        return torch.exp(base_mean_nll + log_mean)
-    raise ValueError(f"mean={mean!r}; valid: {', '.join(TR_MEANS)}")
+        log_pbar = -perturbed_mean_nll.mean(-1)
+    elif mean == "arithmetic":  # log-mean-exp, so tiny probabilities do not underflow
+        log_pbar = perturbed_mean_nll.neg().logsumexp(-1) - math.log(perturbed_mean_nll.size(-1))
+    else:
+        raise ValueError(f"mean={mean!r}; valid: {', '.join(TR_MEANS)}")
+    if eps:
+        return log_pbar.double().exp() / ((-base_mean_nll.double()).exp() + eps)
+    return torch.exp(base_mean_nll + log_pbar)
 
 
-def truth_ratio_score(ratios: Tensor | Sequence[float], *, forget: bool) -> float:
-    """Aggregate truth ratios: forget → mean(min(R, 1/R)); otherwise mean(max(0, 1 − R)).
+def truth_ratio_score(ratios: Tensor | Sequence[float], *, forget: bool, eps: float = 0.0) -> float:
+    """Aggregate truth ratios: forget → mean(min(R, 1/(R + ε))); otherwise mean(max(0, 1 − R)).
 
-    Both scores are higher-is-better; R = 0 gives min(R, 1/R) = 0 (no division error).
+    Both scores are higher-is-better; R = 0 gives min(R, 1/R) = 0 (no division error). ε: see
+    `truth_ratio` (open-unlearning adds it here too).
 
-    Args: ratios [N], N ≥ 1.
+    Args: ratios [N], N ≥ 1; eps ≥ 0.
     Returns: a float in [0, 1].
     """
     r = _as_numpy(ratios)
     if r.size == 0:
         raise ValueError("truth_ratio_score needs at least one ratio")
     with np.errstate(divide="ignore"):
-        per_item = np.minimum(r, 1.0 / r) if forget else np.maximum(0.0, 1.0 - r)
+        per_item = np.minimum(r, 1.0 / (r + eps)) if forget else np.maximum(0.0, 1.0 - r)
     return float(per_item.mean())
 
 

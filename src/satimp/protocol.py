@@ -38,7 +38,9 @@ class Protocol:
     generation: str  # 'total' (budget counts the prompt) | 'new' (budget = new tokens)
     gen_tokens: int  # the generation budget
     tr_mean: str  # 'geometric' | 'arithmetic' mean of the perturbed answers' probabilities
+    tr_eps: float  # ε added to the denominators of R, 1/R and the normalised probability
     eos_in_prob: bool  # probability / truth ratio average the NLL over the EOS too
+    answer_tokens: str  # 'separate' (answer alone + EOS) | 'chat' (as the template renders it)
     method_defaults: str  # a key of METHOD_DEFAULTS
     hard_reduction: str  # 'mean' | 'sum' (hard-sampling forget and retain losses)
     bottomk: str  # 'highest' (Algorithm 1: the s highest-p tokens) | 'complement'
@@ -59,7 +61,9 @@ SWITCHES: dict[str, tuple[tuple | type, str]] = {
     "generation": (("total", "new"), "generation budget counts the prompt ('total') or not ('new')"),
     "gen_tokens": (int, "generation budget in tokens"),
     "tr_mean": (("geometric", "arithmetic"), "mean of the perturbed answers' probabilities in R"),
+    "tr_eps": (float, "ε in R = P̄_pert/(P_base+ε), min(R, 1/(R+ε)), p/(p+Σp_k+ε) (0: none)"),
     "eos_in_prob": (bool, "probability and truth ratio include the EOS token"),
+    "answer_tokens": (("separate", "chat"), "scored answer tokens: alone + EOS, or as the chat template renders the turn (+ EOS)"),
     "method_defaults": (("spec", "open-unlearning", "satimp-official"), "method hyperparameter defaults"),
     "hard_reduction": (("mean", "sum"), "hard-sampling losses: token mean or plain sum"),
     "bottomk": (("highest", "complement"), "BottomK takes the s highest-p tokens, or all but TopK's"),
@@ -73,25 +77,25 @@ PROTOCOLS: dict[str, Protocol] = {
     "tofu": Protocol(
         name="tofu", system_prompt="", es_prompt="chat", es_no_match="zero",
         retain_es="retain_perturbed", retain_holdout=0, ds_size=300, eval_max_length=200,
-        generation="total", gen_tokens=200, tr_mean="geometric", eos_in_prob=True,
-        method_defaults="spec", hard_reduction="mean", bottomk="highest", kl="all",
-        rmu_control="unit", rmu_params="layers",
+        generation="total", gen_tokens=200, tr_mean="geometric", tr_eps=0.0, eos_in_prob=True,
+        answer_tokens="separate", method_defaults="spec", hard_reduction="mean",
+        bottomk="highest", kl="all", rmu_control="unit", rmu_params="layers",
     ),
     # open-unlearning at d3d7cf9, its Instruct-model template_args (system prompt).
     "open-unlearning": Protocol(
         name="open-unlearning", system_prompt="You are a helpful assistant.", es_prompt="chat",
         es_no_match="inverse_length", retain_es="retain_perturbed", retain_holdout=0, ds_size=0,
         eval_max_length=512, generation="new", gen_tokens=200, tr_mean="geometric",
-        eos_in_prob=True, method_defaults="open-unlearning", hard_reduction="mean",
-        bottomk="highest", kl="all", rmu_control="unit", rmu_params="all",
+        tr_eps=1e-10, eos_in_prob=True, answer_tokens="chat", method_defaults="open-unlearning",
+        hard_reduction="mean", bottomk="highest", kl="all", rmu_control="unit", rmu_params="all",
     ),
     # The authors' code (tmlr-group/SatImp): TOFU's evaluation, eval_es.py's ES.
     "satimp-official": Protocol(
         name="satimp-official", system_prompt="", es_prompt="qa", es_no_match="zero",
         retain_es="retain_head", retain_holdout=400, ds_size=300, eval_max_length=200,
-        generation="total", gen_tokens=200, tr_mean="arithmetic", eos_in_prob=True,
-        method_defaults="satimp-official", hard_reduction="sum", bottomk="complement", kl="all",
-        rmu_control="raw", rmu_params="all",
+        generation="total", gen_tokens=200, tr_mean="arithmetic", tr_eps=0.0, eos_in_prob=True,
+        answer_tokens="separate", method_defaults="satimp-official", hard_reduction="sum",
+        bottomk="complement", kl="all", rmu_control="raw", rmu_params="all",
     ),
 }  # fmt: skip
 
@@ -138,7 +142,9 @@ class ProtocolConfig:
     generation: str | None = opt(None, SWITCHES["generation"][1])
     gen_tokens: int | None = opt(None, SWITCHES["gen_tokens"][1])
     tr_mean: str | None = opt(None, SWITCHES["tr_mean"][1])
+    tr_eps: float | None = opt(None, SWITCHES["tr_eps"][1])
     eos_in_prob: bool | None = opt(None, SWITCHES["eos_in_prob"][1])
+    answer_tokens: str | None = opt(None, SWITCHES["answer_tokens"][1])
     method_defaults: str | None = opt(None, SWITCHES["method_defaults"][1])
     hard_reduction: str | None = opt(None, SWITCHES["hard_reduction"][1])
     bottomk: str | None = opt(None, SWITCHES["bottomk"][1])
@@ -157,7 +163,7 @@ class ProtocolConfig:
             valid, _ = SWITCHES[key]
             if isinstance(valid, tuple) and value not in valid:
                 raise InputError(f"protocol.{key}={value!r}; valid: {', '.join(valid)}")
-            if valid is int and value < 0:
+            if valid in (int, float) and value < 0:
                 raise InputError(f"protocol.{key}={value} must be ≥ 0")
         proto = dataclasses.replace(PROTOCOLS[self.name], **given)
         if proto.gen_tokens < 1 or proto.eval_max_length < 8:

@@ -10,6 +10,7 @@ from satimp.data.encoding import (
     IGNORE,
     Encoded,
     answer_ids,
+    chat_qa_ids,
     collate,
     encode_qa,
     encode_text,
@@ -19,7 +20,7 @@ from satimp.data.encoding import (
     prompt_ids,
 )
 from satimp.data.synth import synth_records
-from satimp.models import CHAT_TEMPLATE, FALLBACK_TEMPLATES, train_tokenizer
+from satimp.models import CHAT_TEMPLATE, CHAT_TEMPLATES, FALLBACK_TEMPLATES, train_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,56 @@ def test_truncation_keeps_the_prompt_and_cuts_the_answer(tok, records: list[dict
     tiny = encode_qa(tok, q, a, max_length=2, keywords=records[3]["keywords"])
     assert tiny.input_ids == full.input_ids[: len(p) + 1]
     assert len(tiny.key_mask) == len(tiny)
+
+
+def test_chat_answer_tokens_are_the_templates_rendering(tok) -> None:
+    """answer_tokens='chat' (open-unlearning): the conversation tokenised as one string, the
+    answer tokens past the prompt's count, EOS appended unless already last. ChatML scores
+    `<|im_end|>\n` with the answer; a template whose turn ends in the EOS text gets no second
+    EOS; the presets' template (special-token boundary, no suffix) gives SPEC §4's tokens."""
+    q, a, system = "Where was she born?", "is the city of Tarsk.", "Be brief."
+    eos = tok.eos_token_id
+    assert encode_qa(tok, q, a, answer_tokens="chat", system=system) == encode_qa(
+        tok, q, a, system=system
+    )
+    chatml = copy.deepcopy(tok)
+    chatml.chat_template = CHAT_TEMPLATES["chatml"]
+    enc = encode_qa(chatml, q, a, answer_tokens="chat", system=system)
+    p = prompt_ids(chatml, q, system=system)
+    whole = chatml(
+        f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{q}<|im_end|>\n"
+        f"<|im_start|>assistant\n{a}<|im_end|>\n",
+        add_special_tokens=False,
+    ).input_ids
+    assert enc.input_ids == whole + [eos] and enc.input_ids[: len(p)] == p
+    assert enc.labels == [IGNORE] * len(p) + whole[len(p) :] + [eos]
+    scored = chatml.decode([x for x in enc.labels if x != IGNORE])
+    assert scored == a + "<|im_end|>\n</s>"
+    ends_in_eos = copy.deepcopy(tok)
+    ends_in_eos.chat_template = CHAT_TEMPLATE.replace(
+        "{{ m['content'] }}", "{{ m['content'] }}</s>"
+    )
+    ids, n = chat_qa_ids(ends_in_eos, q, a)
+    assert ids.count(eos) == 2 and ids[-1] == eos  # the user turn's and the answer's, no third
+    assert ends_in_eos.decode(ids[n:]) == a + "</s>"
+    with pytest.raises(ValueError, match="answer_tokens='bogus'"):
+        encode_qa(tok, q, a, answer_tokens="bogus")
+
+
+def test_chat_answer_tokens_keep_open_unlearnings_boundary_merge(tok) -> None:
+    """A prompt ending in a space ("Answer: "): one-string tokenisation merges the space into
+    the answer's first word; 'chat' keeps that (the prompt part of the input is then the joint
+    string's tokens), 'separate' does not."""
+    phi = copy.deepcopy(tok)
+    phi.chat_template = FALLBACK_TEMPLATES["phi"]
+    q, a = "Where was she born?", "is the city of Tarsk."
+    joint = phi(chat_prompt(phi, q) + a, add_special_tokens=False).input_ids + [phi.eos_token_id]
+    enc = encode_qa(phi, q, a, answer_tokens="chat")
+    assert enc.input_ids == joint
+    n = len(prompt_ids(phi, q))
+    assert enc.labels == [IGNORE] * n + joint[n:]
+    assert "Ġis" in phi.convert_ids_to_tokens(enc.input_ids)
+    assert enc.input_ids != encode_qa(phi, q, a).input_ids
 
 
 def test_key_token_flags_mark_exactly_the_keyword_tokens(tok, records: list[dict]) -> None:

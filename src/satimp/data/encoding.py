@@ -60,6 +60,33 @@ def key_token_flags(tokenizer, answer: str, keywords: Sequence[str]) -> list[boo
     return flags + [False]
 
 
+def chat_qa_ids(
+    tokenizer, question: str, answer: str, *, system: str = ""
+) -> tuple[list[int], int]:
+    """open-unlearning's encoding (`preprocess_chat_instance`): the whole conversation, answer
+    included, rendered by the chat template and tokenised as one string, then EOS unless the
+    last token is EOS already; the answer tokens are those past the prompt's token count, so
+    the template's end-of-turn text (ChatML's `<|im_end|>\n`) is scored with the answer, and
+    a prompt ending in a space loses it to the answer's first word as in their code.
+    A template that does not render the assistant's turn after the prompt (satimp's fallbacks
+    for base Llama and phi) gives prompt text + answer as one string: their
+    `apply_chat_template: False` path with the same tags.
+
+    Returns (token ids, number of prompt tokens ≤ len − 1)."""
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": question})
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    messages.append({"role": "assistant", "content": answer})
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    if not text.startswith(prompt + answer):
+        text = prompt + answer
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    if not ids or ids[-1] != tokenizer.eos_token_id:
+        ids = ids + [tokenizer.eos_token_id]
+    n_prompt = len(tokenizer(prompt, add_special_tokens=False).input_ids)
+    return ids, min(n_prompt, len(ids) - 1)
+
+
 def encode_qa(
     tokenizer,
     question: str,
@@ -68,14 +95,25 @@ def encode_qa(
     max_length: int = 512,
     keywords: Sequence[str] | None = None,
     system: str = "",
+    answer_tokens: str = "separate",
 ) -> Encoded:
     """Encode one QA pair (SPEC §4). Truncation keeps the whole prompt and cuts the answer
     (its EOS first), as TOFU's evaluation truncation does.
 
     With `keywords`, `key_mask` flags the answer tokens overlapping a key fact (for the
-    `annotated` criterion and the retain-model check of memorised facts).
+    `annotated` criterion and the retain-model check of memorised facts). answer_tokens
+    'separate': the answer tokenised alone + EOS (SPEC §4); 'chat': `chat_qa_ids`
+    (open-unlearning; no key mask).
     """
-    p, a = prompt_ids(tokenizer, question, system=system), answer_ids(tokenizer, answer)
+    if answer_tokens == "chat":
+        if keywords is not None:
+            raise ValueError("encode_qa: keywords need answer_tokens='separate'")
+        ids, n = chat_qa_ids(tokenizer, question, answer, system=system)
+        p, a = ids[:n], ids[n:]
+    elif answer_tokens == "separate":
+        p, a = prompt_ids(tokenizer, question, system=system), answer_ids(tokenizer, answer)
+    else:
+        raise ValueError(f"answer_tokens={answer_tokens!r}; valid: separate, chat")
     a = a[: max(1, max_length - len(p))]
     keys = None
     if keywords is not None:
