@@ -69,9 +69,9 @@ def test_paired_p_by_hand() -> None:
 
 
 def test_lr_grid() -> None:
-    assert lr_grid(2e-4) == pytest.approx(
-        [1e-4, 2e-4 * 2 ** (-1 / 3), 2e-4 * 2 ** (1 / 3), 4e-4], rel=1e-3
-    )
+    assert lr_grid(2e-4) == pytest.approx([5e-5, 1e-4, 2e-4, 4e-4], rel=1e-12)
+    assert lr_grid(1e-3, 3) == pytest.approx([5e-4, 1e-3, 2e-3], rel=1e-12)
+    assert lr_grid(3e-5, 1) == [3e-5]
 
 
 def test_run_with_seeds_reports_intervals(tmp_path, cache) -> None:

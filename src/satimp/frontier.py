@@ -67,11 +67,10 @@ def paired_p(a: Sequence[float], b: Sequence[float]) -> float | None:
 
 
 def lr_grid(lr: float, n: int = 4) -> list[float]:
-    """n learning rates evenly spaced in log between lr/2 and 2·lr, the config's lr excluded
-    when n is even (4: lr × 2^{−1, −1/3, 1/3, 1})."""
-    if n == 1:
-        return [lr]
-    return [float(f"{lr * 2 ** (-1 + 2 * i / (n - 1)):.4g}") for i in range(n)]
+    """n learning rates lr·2^k, k = −⌈(n−1)/2⌉ … ⌊(n−1)/2⌋: a log grid in octaves that holds the
+    config's lr, so the front's lr-slice is the run's table (4: lr × {1/4, 1/2, 1, 2})."""
+    lo = -((n - 1 + 1) // 2)
+    return [float(f"{lr * 2.0 ** (lo + i):.4g}") for i in range(n)]
 
 
 # ---------------------------------------------------------------- configuration
@@ -81,7 +80,7 @@ def lr_grid(lr: float, n: int = 4) -> list[float]:
 class FrontierConfig:
     """`satimp study frontier`: which learning rates and seeds, on how many workers."""
 
-    lrs: list = opt([], "unlearning learning rates; []: 4 on a log grid from lr/2 to 2·lr")
+    lrs: list = opt([], "unlearning learning rates; []: lr × {1/4, 1/2, 1, 2}")
     seeds: list = opt([0, 1, 2], "seeds (the run's `seeds`, when given, win)")
     workers: int = opt(2, "worker processes running (method, lr, seed) jobs in parallel")
     threads: int = opt(1, "torch threads per worker")

@@ -177,8 +177,13 @@ class RunConfig:
         f = self.frontier
         if f.workers < 1 or f.threads < 1 or not 0 < f.alpha < 1 or not f.seeds:
             raise InputError("frontier: workers, threads ≥ 1, 0 < alpha < 1, seeds non-empty")
-        if any(not isinstance(x, (int, float)) or x <= 0 for x in f.lrs):
+        try:  # YAML 1.1 reads `2e-4` (no dot) as a string
+            lrs = [float(x) for x in f.lrs if not isinstance(x, bool)]
+        except (TypeError, ValueError):
+            lrs = []
+        if len(lrs) != len(f.lrs) or any(not x > 0 for x in lrs):
             raise InputError(f"frontier.lrs={f.lrs!r}: positive numbers")
+        f.lrs = lrs
 
     def variants(self) -> list[tuple[str, MethodConfig]]:
         """(label, MethodConfig) per entry of `methods`; labels are unique."""
