@@ -259,6 +259,8 @@ CASES = [
     ("run --out {tmp}/absent --resume", "--resume: output folder"),
     ("study nope --out {out}", "unknown study 'nope'; valid studies: criteria"),
     ("study criteria unlearn.epochs=0 --out {out}", "unlearn.epochs=0"),
+    ("study criteria --out {out} unlearn.epochs=0", "unlearn.epochs=0"),  # after an option
+    ("study criteria --out {out} stray", "unrecognized arguments: stray"),
     # eval
     ("eval --model m --data {data} --out {out} --benchmark glue", "unknown benchmark 'glue'"),
     ("eval --model {tmp}/nothing --data {data} --out {out}", "cannot load model /"),

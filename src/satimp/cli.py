@@ -564,7 +564,15 @@ def main(argv: list[str] | None = None) -> int:
     from satimp.distributed import is_main
     from satimp.train import Diverged
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # `key=value` after an option (`study frontier --seeds 3 a=b`): argparse leaves it over
+    stray = [x for x in extra if x.startswith("-") or "=" not in x or not hasattr(args, "overrides")]
+    if stray:
+        print(f"satimp: error: unrecognized arguments: {' '.join(stray)}", file=sys.stderr)
+        return 2
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     _quiet_libraries()
     # several processes (accelerate launch, torchrun): the main one prints the results
     quiet = contextlib.nullcontext() if is_main() else contextlib.redirect_stdout(io.StringIO())
