@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+import yaml
 import scipy.stats
 
 from satimp.frontier import hypervolume, lr_grid, paired_p, pareto_front, run_frontier
@@ -105,12 +106,14 @@ def test_frontier_end_to_end(tmp_path, cache) -> None:
     cfg = dataclasses.replace(
         cfg,
         seed_models=False,
-        frontier=dataclasses.replace(cfg.frontier, lrs=[5e-4, 2e-3], seeds=[0, 1], workers=1),
+        frontier=dataclasses.replace(
+            cfg.frontier, lrs=[5e-4, cfg.unlearn.lr], seeds=[0, 1], workers=1
+        ),
     )
     out = tmp_path / "front"
     summary = run_frontier(cfg, out, log=lambda *a: None)
     saved = json.loads((out / "frontier.json").read_text())
-    assert saved["lrs"] == [5e-4, 2e-3] and saved["seeds"] == [0, 1]
+    assert saved["lrs"] == [5e-4, cfg.unlearn.lr] and saved["seeds"] == [0, 1]
     for m in ("ga", "satimp"):
         d = summary["methods"][m]
         finals = [p for p in d["points"] if p["epoch"] == "final"]
@@ -123,6 +126,22 @@ def test_frontier_end_to_end(tmp_path, cache) -> None:
     assert {r["method"] for r in summary["ranking"]["es"]} == {"ga", "satimp"}
     assert (out / "frontier.png").stat().st_size > 0
     assert "Hypervolume" in (out / "frontier.md").read_text()
+    # the config's lr is on the grid: its slice is `run --seeds`'s table, references included
+    at = saved["at_lr"]
+    assert at["lr"] == cfg.unlearn.lr
+    agg = {r["method"]: r for r in at["aggregate"]}
+    assert set(agg) == {"original", "retain", "ga", "satimp"}
+    for m in ("ga", "satimp"):
+        finals = [p["forget_es"] for p in summary["methods"][m]["points"]
+                  if p["epoch"] == "final" and p["lr"] == cfg.unlearn.lr]  # fmt: skip
+        assert agg[m]["n_seeds"] == 2
+        assert agg[m]["forget_es_mean"] == pytest.approx(sum(finals) / 2, abs=1e-12)
+    refs = json.loads((out / "seed-1" / "references.json").read_text())
+    assert agg["retain"]["forget_es_mean"] == pytest.approx(
+        next(r["forget_es"] for r in refs if r["method"] == "retain"), abs=1e-12
+    )  # seed_models=False: the same retain model for both seeds
+    assert "At the config's learning rate" in (out / "frontier.md").read_text()
+    assert yaml.safe_load((out / "config.yaml").read_text())["frontier"]["seeds"] == [0, 1]
 
 
 def test_frontier_workers_give_the_same_points(tmp_path, cache) -> None:

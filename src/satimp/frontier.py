@@ -103,8 +103,14 @@ def _job(args: tuple) -> tuple[dict, list[dict]]:
 
 def run_frontier(cfg, out_dir: str | Path, *, log=print, resume: bool = False) -> dict:
     """Run the grid, write frontier.json, frontier.png and frontier.md; returns the summary."""
+    import yaml
+
     from satimp.benchmarks import get_benchmark
+    from satimp.checkpoint import check_resume
+    from satimp.config import to_dict
+    from satimp.experiment import write_atomic, write_json
     from satimp.preflight import check_inputs
+    from satimp.report import frontier_markdown, plot_frontier
     from satimp.study import prepare_data, reference_rows, run_models
 
     t0 = time.time()
@@ -112,17 +118,21 @@ def run_frontier(cfg, out_dir: str | Path, *, log=print, resume: bool = False) -
     fc = cfg.frontier
     bench = get_benchmark(cfg)
     out = Path(out_dir)
+    if resume:  # the same grid, or none
+        check_resume(out, to_dict(cfg))
     seeds = list(cfg.seeds or fc.seeds)
     lrs = [float(x) for x in fc.lrs] or lr_grid(cfg.unlearn.lr)
     variants = cfg.variants()
     data = prepare_data(cfg, log)
     check_inputs(cfg, data)  # every split and model source, before the output folder exists
     out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     refs, jobs = {}, []
     for seed in seeds:
         cfg_s = cfg.for_seed(seed)
         paths = run_models(cfg_s, data, log)
         rows, stats = reference_rows(cfg_s, data, paths, out / f"seed-{seed}", log)
+        write_json(out / f"seed-{seed}" / "references.json", rows)
         refs[seed] = {r["method"]: r for r in rows}
         for lr in lrs:
             cfg_l = dataclasses.replace(cfg_s, unlearn=dataclasses.replace(cfg_s.unlearn, lr=lr))
@@ -139,14 +149,33 @@ def run_frontier(cfg, out_dir: str | Path, *, log=print, resume: bool = False) -
     labels = [v[0] for v in variants]
     summary = summarize(results, refs, seeds=seeds, lrs=lrs, labels=labels, alpha=fc.alpha)
     summary |= {"seconds": round(time.time() - t0, 1), "protocol": bench.protocol.name}
-    from satimp.experiment import write_atomic, write_json
-    from satimp.report import frontier_markdown, plot_frontier
-
+    summary["at_lr"] = lr_slice(results, refs, seeds=seeds, lr=cfg.unlearn.lr, labels=labels)
     write_json(out / "frontier.json", summary)
     plot_frontier(summary, out / "frontier.png")
-    write_atomic(out / "frontier.md", frontier_markdown(summary, title=f"{cfg.name}: fronts"))
+    write_atomic(
+        out / "frontier.md",
+        frontier_markdown(summary, title=f"{cfg.name}: fronts", columns=bench.columns),
+    )
+    if summary["at_lr"]:
+        from satimp.report import format_table
+
+        log(f"at the config's lr {cfg.unlearn.lr:g} (mean ± 95 % CI over seeds {seeds}):")
+        log(format_table(summary["at_lr"]["aggregate"], columns=bench.columns))
     log(f"frontier: {out / 'frontier.md'}  ({time.time() - t0:.0f}s)")
     return summary
+
+
+def lr_slice(results: dict, refs: dict, *, seeds: list, lr: float, labels: list) -> dict | None:
+    """The grid's rows at one learning rate (the config's): what `satimp run --seeds` gives,
+    references included — per-seed rows (with `seed`) and `aggregate` (mean, std, ci95).
+    None when lr is not on the grid."""
+    from satimp.report import aggregate
+
+    if not any(k[1] == lr for k in results):
+        return None
+    rows = [r | {"seed": s} for s in seeds for r in refs[s].values()]
+    rows += [results[(s, lr, label)][0] | {"seed": s} for s in seeds for label in labels]
+    return {"lr": lr, "rows": rows, "aggregate": aggregate(rows)}
 
 
 def _run_jobs(jobs: list, workers: int, log) -> dict:

@@ -354,7 +354,7 @@ def plot_frontier(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def frontier_markdown(summary: dict, *, title: str) -> str:
+def frontier_markdown(summary: dict, *, title: str, columns: Sequence[str] = METRIC_COLUMNS) -> str:
     """frontier.md: hypervolume per method (mean ± ci95 over seeds) and the two rankings."""
     md = [
         f"# {title}",
@@ -381,4 +381,12 @@ def frontier_markdown(summary: dict, *, title: str) -> str:
                 f"{', '.join(f'{v:.3f}' for v in per)} | {', '.join(r['beats']) or '–'} |"
             )
         md.append("")
+    at = summary.get("at_lr")
+    if at:
+        md += [
+            f"## At the config's learning rate ({at['lr']:g}): mean ± 95 % CI over seeds",
+            "",
+            format_table(at["aggregate"], markdown=True, columns=columns),
+            "",
+        ]
     return "\n".join(md)
