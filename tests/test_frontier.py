@@ -7,8 +7,8 @@ import json
 import math
 
 import pytest
-import yaml
 import scipy.stats
+import yaml
 
 from satimp.frontier import hypervolume, lr_grid, paired_p, pareto_front, run_frontier
 from satimp.report import aggregate, ci95, format_table

@@ -567,7 +567,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # `key=value` after an option (`study frontier --seeds 3 a=b`): argparse leaves it over
-    stray = [x for x in extra if x.startswith("-") or "=" not in x or not hasattr(args, "overrides")]
+    stray = [
+        x for x in extra if x.startswith("-") or "=" not in x or not hasattr(args, "overrides")
+    ]
     if stray:
         print(f"satimp: error: unrecognized arguments: {' '.join(stray)}", file=sys.stderr)
         return 2
