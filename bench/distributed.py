@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from satimp.distributed import cli_command
+
 CASES = [  # (label, command-line tail of the 1-process run, extra flags of the 2-process run)
     (
         "SatImp, batch 4 (2 + 2 examples)",
@@ -43,13 +45,7 @@ CASES = [  # (label, command-line tail of the 1-process run, extra flags of the 
 def satimp(args: list[str], processes: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     env["TOKENIZERS_PARALLELISM"] = "false"
-    launcher = [sys.executable, "-m", "satimp.cli"]
-    if processes > 1:
-        launcher = [
-            sys.executable, "-m", "torch.distributed.run", "--standalone",
-            "--nproc_per_node", str(processes), "-m", "satimp.cli",
-        ]  # fmt: skip
-    done = subprocess.run(launcher + args, env=env, capture_output=True, text=True)
+    done = subprocess.run(cli_command(processes) + args, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
 

@@ -5,7 +5,9 @@ hold / not distinguishable, with the evidence.
 
 FRONTIER_DIR: `satimp study frontier … --out DIR` (frontier.json; per-step weight statistics
 in DIR/seed-S/lr-X/methods/M/metrics.jsonl). GRANULARITY_DIR / SMOOTHNESS_DIR: `satimp study
-granularity|smoothness --seeds 3 --out DIR` (results.json with per-seed rows).
+granularity|smoothness --seeds 3 --out DIR` (results.json with per-seed rows), or one front
+holding both studies' variants at one lr (`satimp study frontier
+configs/ablations_embedded.yaml --seeds 3 --out DIR`, given as both).
 
 (i)  saturation helps efficacy more than importance, and the combination more still:
      hypervolume of the (forget ES ↓, retain ES ↑) front, simsat vs simimp and satimp vs simsat,
@@ -61,7 +63,12 @@ def weight_correlations(frontier_dir: Path, method: str, seeds: list) -> list[fl
 
 
 def per_seed(results: Path, method: str, key: str = "forget_es") -> list[float]:
-    rows = json.loads((results / "results.json").read_text())
+    """A method's per-seed values: from a study's results.json, or from a front's rows at the
+    config's learning rate (frontier.json, `at_lr`)."""
+    if (results / "frontier.json").is_file():
+        rows = json.loads((results / "frontier.json").read_text())["at_lr"]["rows"]
+    else:
+        rows = json.loads((results / "results.json").read_text())
     found = [r for r in rows if r["method"] == method and "n_seeds" not in r]
     return [r[key] for r in sorted(found, key=lambda r: r["seed"])]
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
+
+from satimp.distributed import cli_command
 
 # A loss is a mean of per-token log-probs; float32 gives each log-prob an absolute error of
 # about eps · |logit| ≈ 1e-7 · 10 whatever its size, so two batch layouts (1 process vs 2
@@ -22,13 +23,9 @@ LOSS_REL, LOSS_ABS = 1e-5, 1e-5
 
 
 def satimp(args: list[str], processes: int, env: dict) -> None:
-    launcher = [sys.executable, "-m", "satimp.cli"]
-    if processes > 1:
-        launcher = [
-            sys.executable, "-m", "torch.distributed.run", "--standalone",
-            "--nproc_per_node", str(processes), "-m", "satimp.cli",
-        ]  # fmt: skip
-    done = subprocess.run(launcher + args, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        cli_command(processes) + args, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 

@@ -16,6 +16,17 @@ import torch
 from torch import Tensor
 
 
+def cli_command(processes: int = 1) -> list[str]:
+    """The argv prefix that runs `satimp` in `processes` CPU processes: torchrun (standalone,
+    gloo) when more than one (`accelerate launch --cpu` starts a single process)."""
+    import sys
+
+    if processes <= 1:
+        return [sys.executable, "-m", "satimp.cli"]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            "--nproc_per_node", str(processes), "-m", "satimp.cli"]  # fmt: skip
+
+
 def use_cpu(device: str = "auto") -> bool:
     """Whether a `train.device` setting ('auto', 'cpu', 'cuda') means the CPU: 'auto' picks
     CUDA when torch sees a device, so the choice is explicit in the config, never implied."""
