@@ -10,8 +10,9 @@ holding both studies' variants at one lr (`satimp study frontier
 configs/ablations_embedded.yaml --seeds 3 --out DIR`, given as both).
 
 (i)  saturation helps efficacy more than importance, and the combination more still:
-     hypervolume of the (forget ES ↓, retain ES ↑) front, simsat vs simimp and satimp vs simsat,
-     paired t-tests over seeds.
+     hypervolume of the (forget ES ↓, retain ES ↑) front, saturation (simsat: w = p⁵,
+     γ = 0.1; and WGA: w = p, γ = 1) vs simimp, and satimp vs each; paired t-tests
+     over seeds.
 (ii) saturation gives low-likelihood tokens low weight, importance the opposite: the Pearson
      correlation between token weight and token likelihood (`weight_corr`, logged every step),
      per method, mean ± 95 % interval over seeds (each seed's mean over its steps and lrs).
@@ -80,11 +81,13 @@ def main() -> None:
     summary = json.loads((frontier / "frontier.json").read_text())
     hv = {m: d["hv_es"]["per_seed"] for m, d in summary["methods"].items()}
     print("| observation | comparison | verdict | evidence |\n|---|---|---|---|")
-    if {"simsat", "simimp", "satimp"} <= set(hv):
-        v, e = verdict(hv["simsat"], hv["simimp"])
-        print(f"| (i) saturation > importance | HV simsat vs simimp | {v} | {e} |")
-        v, e = verdict(hv["satimp"], hv["simsat"])
-        print(f"| (i) combination > saturation | HV satimp vs simsat | {v} | {e} |")
+    # saturation in two forms: simsat (w = p^5, γ = 0.1) and WGA (w = p, γ = 1)
+    for sat in ("simsat", "wga"):
+        if {sat, "simimp", "satimp"} <= set(hv):
+            v, e = verdict(hv[sat], hv["simimp"])
+            print(f"| (i) saturation > importance | HV {sat} vs simimp | {v} | {e} |")
+            v, e = verdict(hv["satimp"], hv[sat])
+            print(f"| (i) combination > saturation | HV satimp vs {sat} | {v} | {e} |")
     for method, sign in (("simsat", +1), ("wga", +1), ("simimp", -1), ("satimp", 0)):
         corr = weight_correlations(frontier, method, summary["seeds"])
         if not corr:

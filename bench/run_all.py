@@ -17,7 +17,6 @@ SCRIPTS = [
     ["unlearn_cost.py"],
     ["unlearn_cost.py", "--preset", "medium"],
     ["eval_speed.py"],
-    ["sweep_unlearn.py"],
     ["throughput.py"],
     ["distributed.py"],
 ]
