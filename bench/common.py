@@ -12,6 +12,7 @@ os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 import torch  # noqa: E402
 
 torch.set_num_threads(THREADS)
+torch.set_flush_denormal(True)  # before the first parallel region: its threads inherit it
 
 
 def machine() -> str:

@@ -561,9 +561,12 @@ def main(argv: list[str] | None = None) -> int:
     import contextlib
     import io
 
+    import torch
+
     from satimp.distributed import is_main
     from satimp.train import Diverged
 
+    torch.set_flush_denormal(True)  # before torch starts its threads (see satimp.train.train)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # `key=value` after an option (`study frontier --seeds 3 a=b`): argparse leaves it over

@@ -163,7 +163,8 @@ def train(
     # Subnormal floats are ~100× slower on x86 CPUs. A reweighted loss puts them in the backward
     # pass: SatImp's p^5 weights on tokens with p ≈ 1e-5 made its SmolLM2 backward 6× slower
     # (bench/throughput.py). Flushing them to zero changes nothing above 1.2e-38 (fp32's
-    # smallest normal); on CUDA this call does nothing.
+    # smallest normal); on CUDA this call does nothing. The flag is per thread and torch's
+    # worker threads copy it when they start, so the CLI sets it before any tensor work too.
     torch.set_flush_denormal(True)
     # mixed precision is our own autocast: accelerate's state (one per process) would fix the
     # precision of the first run for every later one in the same process
