@@ -11,9 +11,9 @@ once), tokens = all tokens the step trains on (forget + retain batches for metho
 retain term). On a CPU the other precision's rate is measured too and a second MFU column
 gives the ratio to the fp32 rate, so fp32 and bf16 runs compare on one scale. The matmul rate
 is timed here, on square matrices (8192 on a GPU, 2048 on a CPU; the fastest of 20), so the
-MFU is relative to what this device reaches, not to its data-sheet peak. `--model` takes anything `--model` of
-the CLI takes (dir, hub id, .gguf file, named model; converted once into $SATIMP_CACHE_DIR)
-and each mode starts from its saved weights. Inputs are random token ids of a fixed length
+MFU is relative to what this device reaches, not to its data-sheet peak. `--model` takes
+anything `--model` of the CLI takes (dir, hub id, .gguf file, named model; converted once into
+$SATIMP_CACHE_DIR) and each mode starts from its saved weights. Inputs are random token ids of a fixed length
 (no padding); each mode runs `--steps` optimizer steps of the real loop
 (`satimp.train.train`) and the step time is the median after 2 warm-up steps. Peak memory:
 torch's peak allocation on a GPU; on a CPU the process's peak RSS (VmHWM, reset before each
