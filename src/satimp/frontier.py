@@ -69,7 +69,7 @@ def paired_p(a: Sequence[float], b: Sequence[float]) -> float | None:
 def lr_grid(lr: float, n: int = 4) -> list[float]:
     """n learning rates lr·2^k, k = −⌈(n−1)/2⌉ … ⌊(n−1)/2⌋: a log grid in octaves that holds the
     config's lr, so the front's lr-slice is the run's table (4: lr × {1/4, 1/2, 1, 2})."""
-    lo = -((n - 1 + 1) // 2)
+    lo = -(n // 2)
     return [float(f"{lr * 2.0 ** (lo + i):.4g}") for i in range(n)]
 
 
