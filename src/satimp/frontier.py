@@ -103,30 +103,20 @@ def _job(args: tuple) -> tuple[dict, list[dict]]:
 
 def run_frontier(cfg, out_dir: str | Path, *, log=print, resume: bool = False) -> dict:
     """Run the grid, write frontier.json, frontier.png and frontier.md; returns the summary."""
-    import yaml
-
     from satimp.benchmarks import get_benchmark
-    from satimp.checkpoint import check_resume
-    from satimp.config import to_dict
     from satimp.experiment import write_atomic, write_json
-    from satimp.preflight import check_inputs
     from satimp.report import frontier_markdown, plot_frontier
-    from satimp.study import prepare_data, reference_rows, run_models
+    from satimp.study import open_run, reference_rows, run_models
 
     t0 = time.time()
     cfg.validate()
     fc = cfg.frontier
     bench = get_benchmark(cfg)
     out = Path(out_dir)
-    if resume:  # the same grid, or none
-        check_resume(out, to_dict(cfg))
     seeds = list(cfg.seeds or fc.seeds)
-    lrs = [float(x) for x in fc.lrs] or lr_grid(cfg.unlearn.lr)
+    lrs = list(fc.lrs) or lr_grid(cfg.unlearn.lr)  # validate() made them floats
     variants = cfg.variants()
-    data = prepare_data(cfg, log)
-    check_inputs(cfg, data)  # every split and model source, before the output folder exists
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    data = open_run(cfg, out, resume, log)
     refs, jobs = {}, []
     for seed in seeds:
         cfg_s = cfg.for_seed(seed)

@@ -452,6 +452,19 @@ def method_row(
         return _row(label, status[:200], None, time.time() - t0, bench.columns), []
 
 
+def open_run(cfg: RunConfig, out: Path, resume: bool, log=print):
+    """The start of `run` and `study frontier`: with `resume`, refuse a config other than the
+    folder's (a changed one would mix two studies' rows); build the data; check every split
+    and model source; only then create `out` and write its config.yaml. Returns the data."""
+    if resume:
+        check_resume(out, to_dict(cfg))
+    data = prepare_data(cfg, log)
+    check_inputs(cfg, data)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return data
+
+
 def run(
     cfg: RunConfig,
     out_dir: str | Path,
@@ -473,13 +486,8 @@ def run(
     cfg.validate()
     bench = get_benchmark(cfg)
     out = Path(out_dir)
-    if resume:  # the same study, or none: a changed config would mix two studies' rows
-        check_resume(out, to_dict(cfg))
     log(f"[1/4] data ({cfg.benchmark}: {cfg.data})")
-    data = prepare_data(cfg, log)
-    check_inputs(cfg, data)  # every split and model source, before the run folder exists
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    data = open_run(cfg, out, resume, log)
     variants = cfg.variants()
     forget, _ = bench.unlearn_splits()
     seeds = cfg.seeds or [None]
