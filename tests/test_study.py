@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -169,8 +170,9 @@ def test_a_user_criterion_is_one_function_and_two_registry_lines(monkeypatch):
 
 
 def test_same_seed_and_config_give_identical_results(tmp_path):
-    """Two runs of one config (models cached after the first): every field of results.json
-    equal except the wall-clock `seconds`."""
+    """Two runs of one config (models and reference evaluations cached after the first; every
+    method unlearns and is evaluated again): every field of results.json equal except the
+    wall-clock `seconds`."""
     cfg = tiny_config(tmp_path, ["satimp", "random"])
     first = run(cfg, tmp_path / "a", log=lambda *a: None)
     second = run(cfg, tmp_path / "b", log=lambda *a: None)
@@ -206,3 +208,58 @@ def test_pretrained_base_gets_its_template_and_a_reference_row(tmp_path, tiny_tr
     assert own.chat_template != CHAT_TEMPLATES["chatml"]  # the source folder is untouched
     rows, _ = reference_rows(cfg, data, paths, tmp_path / "refs", log=lambda *a: None)
     assert [r["method"] for r in rows] == ["original", "retain", "base"]
+
+
+def test_reference_evaluations_are_cached_on_model_data_and_protocol(
+    tmp_path, tiny_trained, monkeypatch
+):
+    """A reference model is evaluated once per (model content, data, protocol, evaluation
+    settings): the same folder twice, and a second call, reuse the saved result and give the
+    same rows; a changed protocol switch, a changed weight or changed evaluation settings
+    evaluate afresh."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    import satimp.study as S
+
+    calls = []
+    real = S.evaluate_model
+
+    def counting(cfg, bench, model_dir, data, stats):
+        calls.append(Path(model_dir).name)
+        return real(cfg, bench, model_dir, data, stats)
+
+    monkeypatch.setattr(S, "evaluate_model", counting)
+    quiet = lambda *a: None  # noqa: E731
+    cfg = tiny_config(tmp_path, ["ga"])
+    data = S.prepare_data(cfg, log=quiet)
+    other = tmp_path / "other"
+    shutil.copytree(tiny_trained, other)
+    paths = {"original": tiny_trained, "retain": other}  # equal content: one evaluation
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    first, stats = S.reference_rows(cfg, data, paths, tmp_path / "a", log=quiet)
+    assert calls == ["other"]
+    assert first[0]["forget_quality"] == pytest.approx(1.0)  # original ≡ retain here
+    again, stats2 = S.reference_rows(cfg, data, paths, tmp_path / "b", log=quiet)
+    assert calls == ["other"]
+    assert strip(again) == strip(first) and stats2 == stats
+    assert (tmp_path / "b" / "retain_stats.json").is_file()
+
+    switched = dataclasses.replace(cfg, protocol=S.ProtocolConfig(es_no_match="inverse_length"))
+    S.reference_rows(switched, data, paths, tmp_path / "c", log=quiet)
+    assert len(calls) == 2
+    fewer = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, max_new_tokens=20))
+    S.reference_rows(fewer, data, paths, tmp_path / "d", log=quiet)
+    assert len(calls) == 3
+
+    weights = load_file(other / "model.safetensors")
+    name = next(iter(weights))
+    weights[name] = weights[name] * 1.5
+    save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
+    changed, _ = S.reference_rows(cfg, data, paths, tmp_path / "e", log=quiet)
+    assert calls[3:] == ["other"]  # the original's folder is unchanged: still cached
+    assert strip(changed) != strip(first)

@@ -6,6 +6,7 @@ the paper's ablations (criteria, granularity, smoothness, hardsampling) the same
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 import torch
 import yaml
 
+import satimp
 from satimp.benchmarks import Benchmark, get_benchmark, save_retain_stats
 from satimp.checkpoint import check_resume
 from satimp.config import MethodConfig, TrainConfig, from_dict, opt, to_dict
@@ -340,7 +342,8 @@ def _row(method: str, status: str, summary: dict | None, seconds: float, columns
 
 
 def evaluate_model(cfg: RunConfig, bench: Benchmark, model_dir, data, stats) -> tuple[dict, dict]:
-    """Load a saved model and evaluate it on the run's benchmark, relative to `stats`."""
+    """Load a saved model and evaluate it on the run's benchmark, relative to `stats` (None:
+    nothing relative to the retain model)."""
     from satimp.models import load_model
 
     model, tok = load_model(model_dir, trust_remote_code=cfg.trust_remote_code)
@@ -349,9 +352,42 @@ def evaluate_model(cfg: RunConfig, bench: Benchmark, model_dir, data, stats) -> 
     return bench.apply_stats(summary, per_sample, stats), per_sample
 
 
+def reference_eval(cfg: RunConfig, bench: Benchmark, model_dir, data) -> tuple[dict, dict, bool]:
+    """`bench.evaluate` of a reference model, cached: (summary, per_sample, from the cache).
+
+    Reference models recur: every seed of `seed_models=false`, every `study frontier`, every
+    rerun of a config. The result is kept in `cache_dir/evals/<hash>.json`, keyed on the
+    content of the model folder and of the data, the benchmark and its settings, the resolved
+    protocol, the evaluation settings, the device kind and the satimp version; any change
+    evaluates afresh. Nothing relative to the retain model is in it (`apply_stats` follows).
+    """
+    key = {
+        "model": data_fingerprint(model_dir),
+        "data": data_fingerprint(data),
+        "benchmark": cfg.benchmark,
+        "forget": cfg.forget,
+        "muse": to_dict(cfg.muse),
+        "wmdp": to_dict(cfg.wmdp),
+        "protocol": protocol_dict(bench.protocol),
+        "eval": to_dict(cfg.eval),
+        "cuda": torch.cuda.is_available(),
+        "v": satimp.__version__,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(cfg.cache_dir) / "evals" / f"{digest}.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key:
+            return saved["summary"], saved["per_sample"], True
+    summary, per_sample = evaluate_model(cfg, bench, model_dir, data, None)
+    write_json(path, {"key": key, "summary": summary, "per_sample": per_sample})
+    return summary, per_sample, False
+
+
 def reference_rows(cfg: RunConfig, data, paths: dict, out: Path, log=print) -> tuple[list, dict]:
     """Evaluate the original and retain models (and a pretrained base model): (rows, the
-    retain model's statistics).
+    retain model's statistics). Each evaluation is cached (`reference_eval`), so seeds that
+    share their models, and later runs, reuse it.
 
     The statistics (TOFU: forget truth ratios; MUSE: the Min-K% AUC) are saved as
     `retain_stats.json` (for `eval --retain-stats`).
@@ -365,14 +401,15 @@ def reference_rows(cfg: RunConfig, data, paths: dict, out: Path, log=print) -> t
         names.append("base")
     for name in names:
         t0 = time.time()
-        summary, per_sample = evaluate_model(cfg, bench, paths[name], data, stats)
+        summary, per_sample, hit = reference_eval(cfg, bench, paths[name], data)
         if name == "retain":
             stats = bench.retain_stats(summary, per_sample)
-            summary = bench.apply_stats(summary, per_sample, stats)  # FQ = 1, PrivLeak = 0
             save_retain_stats(out / "retain_stats.json", bench, stats)
+        summary = bench.apply_stats(summary, per_sample, stats)  # retain: FQ = 1, PrivLeak = 0
         rows.append(_row(name, "reference", summary, time.time() - t0, bench.columns))
         log(
             f"  {name:<9} forget ES {summary['forget_es']:.3f}  retain ES {summary['retain_es']:.3f}"
+            + ("  (cached evaluation)" if hit else "")
         )
     order = ("original", "retain", "base")
     return sorted(rows, key=lambda r: order.index(r["method"])), stats
