@@ -183,7 +183,10 @@ def train(
         else round(cfg.warmup_epochs * steps_per_epoch)
     )
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # the fused kernel: one pass over each tensor instead of ~10 elementwise ops (CPU: 0.17 s
+    # against 0.85 s per step on SmolLM2's 135 M parameters, one thread; bench/throughput.py)
+    fused = accelerator.device.type in ("cpu", "cuda")
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, warmup=warmup, total=total, schedule=cfg.schedule)
     )
