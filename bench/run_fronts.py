@@ -23,7 +23,10 @@ def fronts(out: Path) -> list[dict]:
     rows = json.loads((out / "results.json").read_text())
     ref_x = next(r["forget_es"] for r in rows if r["method"] == "original")
     done = [r for r in rows if r["status"] == "ok"]
-    final = {k: pareto_front([(r["forget_es"], r[k]) for r in done]) for k in ("retain_es", "model_utility")}
+    final = {
+        k: pareto_front([(r["forget_es"], r[k]) for r in done])
+        for k in ("retain_es", "model_utility")
+    }
     table = []
     for r in done:
         curve = json.loads((out / "methods" / r["method"] / "row.json").read_text())["curve"]
