@@ -37,6 +37,7 @@ from satimp.models import (
     cached,
     chat_template_text,
     get_preset,
+    hash_file,
     load_model,
     resolve_model,
     retemplate,
@@ -129,13 +130,14 @@ def benchmark_texts(data: str | Path) -> list[str]:
 
 
 def data_fingerprint(data: str | Path) -> str:
-    """Hash of a local benchmark's files, sub-folders included (or of the hub id), for cache
-    keys."""
+    """Hash of a local folder's files, sub-folders included (or of the hub id), for cache
+    keys: a benchmark's data or a model's weights."""
     root = Path(data)
     h = hashlib.sha256()
     if root.is_dir():
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+            h.update(path.relative_to(root).as_posix().encode() + b"\0")
+            hash_file(h, path)
     else:
         h.update(str(data).encode())
     return h.hexdigest()

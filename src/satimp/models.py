@@ -204,13 +204,25 @@ def gguf_source(name_or_path: str | Path) -> Path | None:
     return path
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB chunks (~0.3 s for SmolLM2's 98 MB)."""
-    h = hashlib.sha256()
+def hash_file(h, path: Path) -> None:
+    """Feed a file's bytes to the hash `h` in 1 MiB chunks (a model's weights never sit in
+    memory whole)."""
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes (~0.3 s for SmolLM2's 98 MB)."""
+    h = hashlib.sha256()
+    hash_file(h, path)
     return h.hexdigest()
+
+
+def key_digest(key: dict) -> str:
+    """A short stable name for a cache entry: the first 16 hex digits of the sha256 of the
+    key's JSON (keys sorted)."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def convert_gguf(path: Path, out_dir: Path) -> None:
@@ -264,7 +276,7 @@ def cached(
     `main_only` builds on the main process while the others wait (a conversion, which needs
     no collective work); otherwise every process runs `build` (training, which does).
     """
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    digest = key_digest(key)
     final = Path(cache_root) / digest
     if not (final / "config.json").is_file() and (D.is_main() or not main_only):
         tmp = final.with_name(f"{digest}.tmp{os.getpid()}")

@@ -6,7 +6,6 @@ the paper's ablations (criteria, granularity, smoothness, hardsampling) the same
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 import time
@@ -35,7 +34,7 @@ from satimp.experiment import (
     write_json,
 )
 from satimp.frontier import FrontierConfig
-from satimp.models import gguf_source
+from satimp.models import gguf_source, key_digest
 from satimp.objectives import Objective
 from satimp.preflight import check_inputs
 from satimp.protocol import Protocol, ProtocolConfig
@@ -373,8 +372,7 @@ def reference_eval(cfg: RunConfig, bench: Benchmark, model_dir, data) -> tuple[d
         "cuda": torch.cuda.is_available(),
         "v": satimp.__version__,
     }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(cfg.cache_dir) / "evals" / f"{digest}.json"
+    path = Path(cfg.cache_dir) / "evals" / f"{key_digest(key)}.json"
     if path.is_file():
         saved = json.loads(path.read_text())
         if saved.get("key") == key:
