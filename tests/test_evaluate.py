@@ -14,12 +14,15 @@ from torch.testing import assert_close
 
 from satimp import metrics as M
 from satimp.config import MethodConfig, TrainConfig
-from satimp.data.encoding import IGNORE, Encoded, collate, encode_qa
+from satimp.data.encoding import IGNORE, Encoded, collate, encode_qa, prompt_ids
 from satimp.data.tofu import load_split
 from satimp.evaluate import (
     evaluate_tofu,
     extraction_scores,
     extraction_strength_by_generation,
+    generate,
+    greedy_decode,
+    plain_greedy,
     score_split,
 )
 from satimp.experiment import encode_records, unlearn
@@ -95,6 +98,73 @@ def test_one_pass_es_equals_generation_es(trained, forget_items) -> None:
             assert not correct[-1], "ES = 0 must mean the last answer token is wrong"
         if es[i] == 1:
             assert correct.all()
+
+
+def _literal_greedy(model, tok, prompt: list[int], budget: int) -> list[int]:
+    """One unpadded prompt through Hugging Face's `generate`: new tokens, EOS kept."""
+    out = model.generate(
+        input_ids=torch.tensor([prompt]),
+        max_new_tokens=budget,
+        do_sample=False,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )[0, len(prompt) :].tolist()
+    return out[: out.index(tok.eos_token_id) + 1] if tok.eos_token_id in out else out
+
+
+def test_greedy_decode_equals_generate_row_by_row(trained, bench_dir: Path) -> None:
+    """The batched decoder that drops finished rows gives, for every row of a left-padded
+    batch, the tokens of an unpadded `model.generate` of that prompt alone — rows stopping
+    at EOS, at their own budget (3, 0, 40 …) and rows running on after others stopped."""
+    model, tok = trained
+    questions = [r["question"] for r in load_split(bench_dir, "retain_perturbed")][:6]
+    questions += ["Who", "Tell me everything about the history of the world, please."]
+    prompts = [prompt_ids(tok, q) for q in questions]
+    limits = [(40, 3, 0, 40, 1, 12, 25)[i % 7] for i in range(len(prompts))]
+    batch = collate([Encoded(p, [IGNORE] * len(p)) for p in prompts], tok.pad_token_id, left=True)
+    assert len({len(p) for p in prompts}) > 1  # the batch really is padded
+    rows = greedy_decode(
+        model, batch["input_ids"], batch["attention_mask"], limits, eos_id=tok.eos_token_id
+    )
+    want = [
+        _literal_greedy(model, tok, p, n) if n else [] for p, n in zip(prompts, limits, strict=True)
+    ]
+    assert rows == want
+    assert [len(r) for r in rows][1:3] == [min(3, len(want[1])), 0]
+    ends = [r[-1] == tok.eos_token_id for r in rows if r]
+    assert any(ends) and not all(len(r) == n for r, n in zip(rows, limits, strict=True))
+    # through `generate` (batch 3: several batches, length-grouped) the same texts
+    texts = generate(model, tok, prompts, batch_size=3, max_new_tokens=40)
+    assert texts == [
+        tok.decode(_literal_greedy(model, tok, p, 40), skip_special_tokens=True) for p in prompts
+    ]
+
+
+def test_a_generation_config_with_logits_processors_keeps_hf_generate(trained) -> None:
+    """A repetition penalty (or any logits processor) in the model's generation config makes
+    greedy decoding more than an argmax: `generate` then uses `model.generate`, which
+    applies it, and its text differs from the plain argmax decoder's where the penalty
+    bites."""
+    model, tok = trained
+    assert plain_greedy(model)
+    prompt = prompt_ids(tok, "Tell me everything about the history of the world, please.")
+    plain = generate(model, tok, [prompt], max_new_tokens=40)
+    saved = model.generation_config.repetition_penalty
+    try:
+        model.generation_config.repetition_penalty = 5.0
+        assert not plain_greedy(model)
+        penalised = generate(model, tok, [prompt], max_new_tokens=40)
+        out = model.generate(
+            input_ids=torch.tensor([prompt]),
+            max_new_tokens=40,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+    finally:
+        model.generation_config.repetition_penalty = saved
+    assert penalised == [tok.decode(out[0, len(prompt) :], skip_special_tokens=True)]
+    assert penalised != plain
 
 
 def test_extraction_scores_exclude_the_final_eos(trained, bench_dir: Path) -> None:

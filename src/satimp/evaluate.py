@@ -9,6 +9,7 @@ per item (`per_sample`, dataset order) and aggregated (`summary`).
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from collections.abc import Sequence
@@ -127,8 +128,9 @@ def generate(
     budget 'new': up to `max_new_tokens` new tokens (open-unlearning); 'total': the prompt
     counts against it, up to `max_new_tokens − len(prompt)` new tokens (TOFU's `max_length`).
     TOFU subtracts the batch's padded prompt length; here each prompt's own length counts,
-    so the result does not depend on the batching (greedy rows are independent: a batch
-    generates to its longest budget and each row is cut to its own)."""
+    so the result does not depend on the batching (greedy rows are independent). Decoding is
+    `greedy_decode`, which drops each row at its EOS or budget, unless the model's generation
+    config alters the logits (`plain_greedy`): then `model.generate`, cut row by row."""
     mine = D.local_indices(len(prompts))  # several processes: each its share, then gathered
     encoded = [Encoded(prompts[i], [IGNORE] * len(prompts[i])) for i in mine]
     limits = [
@@ -141,23 +143,113 @@ def generate(
     for idx, batch in iter_batches(encoded, batch_size, tokenizer.pad_token_id, left=True):
         most = max(limits[i] for i in idx)
         if most > 0:
-            out = model.generate(
-                input_ids=batch["input_ids"].to(device),
-                attention_mask=batch["attention_mask"].to(device),
-                max_new_tokens=most,
-                do_sample=False,
-                num_beams=1,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-            new = out[:, batch["input_ids"].size(1) :]
+            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            if plain_greedy(model):
+                rows = greedy_decode(
+                    model, ids, mask, [limits[i] for i in idx], eos_id=tokenizer.eos_token_id
+                )
+            else:  # the model's generation config changes the logits: HF's own loop
+                out = model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=most,
+                    do_sample=False,
+                    num_beams=1,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                )
+                new = out[:, ids.size(1) :].tolist()
+                rows = [r[: limits[i]] for r, i in zip(new, idx, strict=True)]
         else:
-            new = batch["input_ids"][:, :0]
-        for row, i in enumerate(idx):
-            ids = new[row, : limits[i]]
-            texts.append((mine[i], tokenizer.decode(ids, skip_special_tokens=True)))
+            rows = [[] for _ in idx]
+        for row, i in zip(rows, idx, strict=True):
+            texts.append((mine[i], tokenizer.decode(row, skip_special_tokens=True)))
     model.train(was_training)
     return D.gather_indexed(texts, len(prompts))
+
+
+# generation-config fields under which greedy decoding is not a plain argmax of the logits
+_LOGITS_PROCESSORS = {
+    "repetition_penalty": (None, 1.0),
+    "encoder_repetition_penalty": (None, 1.0),
+    "no_repeat_ngram_size": (None, 0),
+    "encoder_no_repeat_ngram_size": (None, 0),
+    "min_length": (None, 0),
+    "min_new_tokens": (None, 0),
+    "bad_words_ids": (None,),
+    "suppress_tokens": (None,),
+    "begin_suppress_tokens": (None,),
+    "forced_bos_token_id": (None,),
+    "forced_eos_token_id": (None,),
+    "sequence_bias": (None,),
+    "exponential_decay_length_penalty": (None,),
+}
+
+
+def plain_greedy(model) -> bool:
+    """Is `model.generate(do_sample=False)` a plain argmax over the logits for this model?
+
+    False when its generation config sets a logits processor (repetition penalty, banned
+    words, a minimum length, …), or for an encoder–decoder model: `generate` then keeps
+    Hugging Face's own loop."""
+    cfg = getattr(model, "generation_config", None)
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return False
+    return cfg is None or all(
+        getattr(cfg, k, None) in allowed for k, allowed in _LOGITS_PROCESSORS.items()
+    )
+
+
+@torch.no_grad()
+def greedy_decode(
+    model, input_ids: Tensor, attention_mask: Tensor, limits: Sequence[int], *, eos_id: int
+) -> list[list[int]]:
+    """Greedy continuation of a left-padded batch; a row leaves the batch when it is done.
+
+    input_ids, attention_mask: [B, T] (left padding); limits: [B] new-token budgets. Row b
+    gets tokens y_t = argmax p(· | x_b, y_<t) until it emits `eos_id` (kept, as
+    `model.generate` keeps it) or has `limits[b]` tokens. Unlike `generate`, which keeps
+    decoding every row until the last one stops, a finished row is dropped from the batch
+    and from the KV cache, so no compute goes past a row's EOS. Positions follow the
+    attention mask as in `generate` (cumsum − 1). Returns B lists of token ids.
+    """
+    B = input_ids.size(0)
+    out: list[list[int]] = [[] for _ in range(B)]
+    alive = [b for b in range(B) if limits[b] > 0]
+    if not alive:
+        return out
+    params = inspect.signature(model.forward).parameters
+    keep_kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+    cache_arg = "cache" if "cache" in params else "past_key_values"  # transformers ≥ 5.x
+    sel = torch.tensor(alive, device=input_ids.device)
+    ids, mask = input_ids[sel], attention_mask[sel]
+    pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **keep_kw)
+    cache = getattr(res, "past_key_values", None)
+    cache, last = (res.cache if cache is None else cache), pos[:, -1:]
+    while True:
+        nxt = res.logits[:, -1].argmax(-1)
+        done = []
+        for b, t in zip(alive, nxt.tolist(), strict=True):
+            out[b].append(t)
+            done.append(t == eos_id or len(out[b]) >= limits[b])
+        if all(done):
+            return out
+        if any(done):
+            keep = torch.tensor([j for j, d in enumerate(done) if not d], device=ids.device)
+            alive = [alive[j] for j in keep.tolist()]
+            nxt, mask, last = nxt[keep], mask[keep], last[keep]
+            cache.batch_select_indices(keep)
+        mask = torch.cat([mask, mask.new_ones(mask.size(0), 1)], dim=-1)
+        last = last + 1
+        res = model(
+            input_ids=nxt[:, None],
+            attention_mask=mask,
+            position_ids=last,
+            use_cache=True,
+            **{cache_arg: cache},
+            **keep_kw,
+        )
 
 
 def generate_answers(
