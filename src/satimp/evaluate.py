@@ -227,6 +227,10 @@ def greedy_decode(
     res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **keep_kw)
     cache = getattr(res, "past_key_values", None)
     cache, last = (res.cache if cache is None else cache), pos[:, -1:]
+    if not hasattr(cache, "batch_select_indices"):  # transformers 4.x returns a legacy tuple
+        from transformers import DynamicCache
+
+        cache = DynamicCache.from_legacy_cache(cache)
     while True:
         nxt = res.logits[:, -1].argmax(-1)
         done = []
