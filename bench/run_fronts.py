@@ -62,7 +62,7 @@ def item_es(out: Path, method: str) -> dict[str, list[float]]:
 def paired(out: Path, ref: str, methods: list[str]) -> list[dict]:
     """Per method: mean per-item ES difference (method − ref) on forget and retain items,
     its 95 % t-interval and paired p."""
-    import scipy.stats
+    from satimp.report import ci95
 
     base = item_es(out, ref)
     rows = []
@@ -73,11 +73,8 @@ def paired(out: Path, ref: str, methods: list[str]) -> list[dict]:
         row = {"method": m}
         for k in ("forget", "retain"):
             d = [a - b for a, b in zip(mine[k], base[k], strict=True)]
-            n = len(d)
-            mean = sum(d) / n
-            sd = (sum((x - mean) ** 2 for x in d) / (n - 1)) ** 0.5
-            half = scipy.stats.t.ppf(0.975, n - 1) * sd / n**0.5
-            row[k] = (mean, mean - half, mean + half, paired_p(mine[k], base[k]), n)
+            mean, half = sum(d) / len(d), ci95(d)
+            row[k] = (mean, mean - half, mean + half, paired_p(mine[k], base[k]), len(d))
         rows.append(row)
     return rows
 

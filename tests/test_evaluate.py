@@ -29,6 +29,7 @@ from satimp.experiment import encode_records, unlearn
 from satimp.logprobs import forward_logps
 from satimp.models import load_model
 from satimp.protocol import PROTOCOLS
+from test_protocol import literal_greedy
 
 
 @pytest.fixture(scope="module")
@@ -100,18 +101,6 @@ def test_one_pass_es_equals_generation_es(trained, forget_items) -> None:
             assert correct.all()
 
 
-def _literal_greedy(model, tok, prompt: list[int], budget: int) -> list[int]:
-    """One unpadded prompt through Hugging Face's `generate`: new tokens, EOS kept."""
-    out = model.generate(
-        input_ids=torch.tensor([prompt]),
-        max_new_tokens=budget,
-        do_sample=False,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-    )[0, len(prompt) :].tolist()
-    return out[: out.index(tok.eos_token_id) + 1] if tok.eos_token_id in out else out
-
-
 def test_greedy_decode_equals_generate_row_by_row(trained, bench_dir: Path) -> None:
     """The batched decoder that drops finished rows gives, for every row of a left-padded
     batch, the tokens of an unpadded `model.generate` of that prompt alone — rows stopping
@@ -127,7 +116,7 @@ def test_greedy_decode_equals_generate_row_by_row(trained, bench_dir: Path) -> N
         model, batch["input_ids"], batch["attention_mask"], limits, eos_id=tok.eos_token_id
     )
     want = [
-        _literal_greedy(model, tok, p, n) if n else [] for p, n in zip(prompts, limits, strict=True)
+        literal_greedy(model, tok, p, n) if n else [] for p, n in zip(prompts, limits, strict=True)
     ]
     assert rows == want
     assert [len(r) for r in rows][1:3] == [min(3, len(want[1])), 0]
@@ -136,7 +125,7 @@ def test_greedy_decode_equals_generate_row_by_row(trained, bench_dir: Path) -> N
     # through `generate` (batch 3: several batches, length-grouped) the same texts
     texts = generate(model, tok, prompts, batch_size=3, max_new_tokens=40)
     assert texts == [
-        tok.decode(_literal_greedy(model, tok, p, 40), skip_special_tokens=True) for p in prompts
+        tok.decode(literal_greedy(model, tok, p, 40), skip_special_tokens=True) for p in prompts
     ]
 
 
@@ -154,16 +143,10 @@ def test_a_generation_config_with_logits_processors_keeps_hf_generate(trained) -
         model.generation_config.repetition_penalty = 5.0
         assert not plain_greedy(model)
         penalised = generate(model, tok, [prompt], max_new_tokens=40)
-        out = model.generate(
-            input_ids=torch.tensor([prompt]),
-            max_new_tokens=40,
-            do_sample=False,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
-        )
+        out = literal_greedy(model, tok, prompt, 40)  # model.generate applies the penalty
     finally:
         model.generation_config.repetition_penalty = saved
-    assert penalised == [tok.decode(out[0, len(prompt) :], skip_special_tokens=True)]
+    assert penalised == [tok.decode(out, skip_special_tokens=True)]
     assert penalised != plain
 
 

@@ -124,19 +124,24 @@ def _es_official(model, tok, question: str, answer: str) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def _generate(model, tok, P: Protocol, question: str) -> str:
-    prompt = _chat_ids(tok, question, P.system_prompt)
-    budget = P.gen_tokens if P.generation == "new" else P.gen_tokens - len(prompt)
-    if budget <= 0:
-        return ""
+def literal_greedy(model, tok, prompt: list[int], budget: int) -> list[int]:
+    """One unpadded prompt through Hugging Face's `generate`: new tokens, EOS kept."""
     out = model.generate(
         input_ids=torch.tensor([prompt]),
         max_new_tokens=budget,
         do_sample=False,
         pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,
-    )
-    return tok.decode(out[0, len(prompt) :], skip_special_tokens=True).strip()
+    )[0, len(prompt) :].tolist()
+    return out[: out.index(tok.eos_token_id) + 1] if tok.eos_token_id in out else out
+
+
+def _generate(model, tok, P: Protocol, question: str) -> str:
+    prompt = _chat_ids(tok, question, P.system_prompt)
+    budget = P.gen_tokens if P.generation == "new" else P.gen_tokens - len(prompt)
+    if budget <= 0:
+        return ""
+    return tok.decode(literal_greedy(model, tok, prompt, budget), skip_special_tokens=True).strip()
 
 
 _ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
