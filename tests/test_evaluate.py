@@ -23,6 +23,7 @@ from satimp.evaluate import (
     generate,
     greedy_decode,
     plain_greedy,
+    prompt_groups,
     score_split,
 )
 from satimp.experiment import encode_records, unlearn
@@ -99,6 +100,99 @@ def test_one_pass_es_equals_generation_es(trained, forget_items) -> None:
             assert not correct[-1], "ES = 0 must mean the last answer token is wrong"
         if es[i] == 1:
             assert correct.all()
+
+
+def _literal_logps(model, e: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probs, argmax-correct) of each scored label of one example, from one unpadded
+    forward pass over all positions."""
+    ids, labels = torch.tensor([e.input_ids]), torch.tensor(e.labels[1:])
+    logits = model(input_ids=ids).logits[0, :-1]
+    scored = labels != IGNORE
+    logp = logits.log_softmax(-1)[scored].gather(-1, labels[scored, None])[:, 0]
+    return logp, logits[scored].argmax(-1) == labels[scored]
+
+
+def _record_shapes(module) -> list[torch.Size]:
+    """A list that records the input shape of each call of `module` (remove the hook with
+    `module._forward_hooks.clear()`)."""
+    seen: list[torch.Size] = []
+    module.register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape))
+    return seen
+
+
+def test_forward_logps_on_the_answer_span_equals_full_logits(trained, forget_items) -> None:
+    """`forward_logps` runs the output layer only from the batch's first scored position to
+    its last; per-token log-probs, argmax hits and gradients equal those of the full logits
+    (one unpadded example at a time), and the head really saw fewer positions."""
+    model, tok = trained
+    items = [forget_items[0], forget_items[5], forget_items[10]]
+    batch = collate(items, tok.pad_token_id)
+    seen = _record_shapes(model.get_output_embeddings())
+    try:
+        with torch.enable_grad():
+            r = forward_logps(model, batch)
+            r.logps.sum().backward()
+            fast = [p.grad.clone() for p in model.parameters()]
+            model.zero_grad()
+            for e in items:
+                _literal_logps(model, e)[0].sum().backward()
+            slow = [p.grad.clone() for p in model.parameters()]
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.get_output_embeddings()._forward_hooks.clear()
+    assert seen[0][1] < batch["input_ids"].size(1) - 1  # the prompt's logits were skipped
+    for row, e in enumerate(items):
+        logp, correct = _literal_logps(model, e)
+        assert_close(r.logps[row][r.mask[row]], logp.detach(), atol=1e-5, rtol=0)
+        assert r.correct[row][r.mask[row]].tolist() == correct.tolist()
+        assert int(r.mask[row].sum()) == sum(y != IGNORE for y in e.labels[1:])
+    for f, s_ in zip(fast, slow, strict=True):
+        assert_close(f, s_, atol=1e-6 * max(1.0, s_.abs().max().item()), rtol=1e-4)
+
+
+def test_shared_prompt_scores_equal_one_example_at_a_time(trained, forget_items) -> None:
+    """Examples sharing a prompt (three answers per question here, plus a group of two, one
+    of nine one-token answers and a lone one) scored with each prompt run once give the same
+    ES and EM as one example at a time, and probabilities and NLL to float rounding; the
+    model sees fewer tokens than one pass per example."""
+    model, tok = trained
+    q = prompt_ids(tok, "Who wrote the book?")
+    singles = [Encoded(q + [t], [IGNORE] * len(q) + [t]) for t in range(5, 14)]
+    pair = [encode_qa(tok, "Where was she born?", a) for a in ("In Paris.", "Nowhere at all.")]
+    lone = encode_qa(tok, "What is her name?", "Her name is Ann.")
+    items = [*forget_items, *pair, lone, *singles]
+    assert prompt_groups(items) is not None and len(prompt_groups(items)) == 4 + 1 + 1 + 1
+    seen = _record_shapes(model.get_input_embeddings())
+    try:
+        shared = extraction_scores(model, items, pad_id=tok.pad_token_id, batch_size=5)
+        n_shared = sum(x.numel() for x in seen)
+        seen.clear()
+        plain = extraction_scores(
+            model, items, pad_id=tok.pad_token_id, batch_size=5, share_prompts=False
+        )
+    finally:
+        model.get_input_embeddings()._forward_hooks.clear()
+    assert 0 < n_shared < sum(x.numel() for x in seen)
+    assert shared["es"].tolist() == plain["es"].tolist()
+    assert shared["em"].tolist() == plain["em"].tolist()
+    assert_close(shared["mean_nll"], plain["mean_nll"], atol=1e-5, rtol=0)
+    assert_close(shared["sum_logp"], plain["sum_logp"], atol=1e-4, rtol=0)
+    assert_close(shared["prob"], plain["prob"], atol=1e-6, rtol=0)
+    for i, e in enumerate(items):  # and each against its own unpadded pass
+        logp, _ = _literal_logps(model, e)
+        assert shared["sum_logp"][i].item() == pytest.approx(logp.sum().item(), abs=1e-4)
+
+
+def test_prompt_groups_by_hand() -> None:
+    """Groups follow the tokens before the first label, in order of first appearance; an
+    example without a prompt (or without a label) turns sharing off."""
+    a = Encoded([1, 2, 3, 4], [IGNORE, IGNORE, 3, 4])
+    b = Encoded([1, 2, 5], [IGNORE, IGNORE, 5])
+    c = Encoded([1, 9, 3], [IGNORE, 9, 3])  # same start, shorter prompt
+    d = Encoded([1, 2, 7, 8, 9], [IGNORE, IGNORE, 7, 8, 9])
+    assert prompt_groups([a, b, c, d]) == [[0, 1, 3], [2]]
+    assert prompt_groups([a, Encoded([4, 5], [4, 5])]) is None
+    assert prompt_groups([a, Encoded([4, 5], [IGNORE, IGNORE])]) is None
 
 
 def test_greedy_decode_equals_generate_row_by_row(trained, bench_dir: Path) -> None:

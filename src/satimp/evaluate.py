@@ -9,7 +9,6 @@ per item (`per_sample`, dataset order) and aggregated (`summary`).
 
 from __future__ import annotations
 
-import inspect
 import math
 import sys
 from collections.abc import Sequence
@@ -33,7 +32,15 @@ from satimp.data.encoding import (
 from satimp.data.records import has_split
 from satimp.data.tofu import base_answer_key, load_split
 from satimp.errors import InputError
-from satimp.logprobs import drop_last_answer_token, example_logps, forward_logps
+from satimp.logprobs import (
+    drop_last_answer_token,
+    example_logps,
+    forward_kwargs,
+    forward_logps,
+    output_cache,
+    prompt_length,
+    shared_prompt_logps,
+)
 from satimp.protocol import OFFICIAL_ES_PROMPT, Protocol
 from satimp.protocol import resolve as resolve_protocol
 
@@ -78,6 +85,7 @@ def extraction_scores(
     drop_eos: bool = True,
     eos_in_prob: bool = True,
     no_match: str = "zero",
+    share_prompts: bool = True,
 ) -> dict[str, Tensor]:
     """ES, EM, probability, mean NLL and summed log-prob of each example, in one teacher-forced
     pass.
@@ -88,6 +96,11 @@ def extraction_scores(
     open-unlearning's probability and truth ratio average over the EOS). Plain-text
     continuations carry no EOS and pass drop_eos=False. `no_match`: see
     `metrics.extraction_strength`.
+
+    With `share_prompts`, examples with the same prompt (a question's answer, paraphrase and
+    perturbed answers) are scored with the prompt run once (`logprobs.shared_prompt_logps`):
+    the same scores to float rounding, and TOFU's truth-ratio sets have five to seven answers
+    per question.
     """
     n = len(examples)
     out = {k: torch.zeros(n) for k in ("es", "em", "prob", "mean_nll", "sum_logp")}
@@ -96,13 +109,21 @@ def extraction_scores(
     was_training = model.training
     model.eval()
     device = _device(model)
-    mine = D.local_indices(n)  # several processes: each scores its share, then all are summed
-    for idx, batch in iter_batches([examples[i] for i in mine], batch_size, pad_id):
-        r = forward_logps(model, {k: v.to(device) for k, v in batch.items()})
+    groups = prompt_groups(examples) if share_prompts and _shares_prompts(model) else None
+    if groups is not None and len(groups) < n:  # a prompt recurs: run each prompt once
+        mine = D.local_indices(len(groups))  # several processes: each its share of the groups
+        passes = _grouped_passes(model, examples, [groups[g] for g in mine], pad_id, batch_size)
+    else:
+        mine = D.local_indices(n)  # several processes: each scores its share, then all summed
+        passes = (
+            ([mine[i] for i in idx], forward_logps(model, {k: v.to(device) for k, v in b.items()}))
+            for idx, b in iter_batches([examples[i] for i in mine], batch_size, pad_id)
+        )
+    for members, r in passes:
         es_mask = drop_last_answer_token(r.mask) if drop_eos else r.mask
         prob_mask = r.mask if eos_in_prob else es_mask
         logps = r.logps.float()
-        rows = torch.tensor([mine[i] for i in idx])
+        rows = torch.tensor(members)
         out["es"][rows] = M.extraction_strength(r.correct, es_mask, no_match=no_match).float().cpu()
         out["em"][rows] = M.exact_memorization(r.correct, es_mask).float().cpu()
         out["prob"][rows] = M.answer_prob(logps, prob_mask).cpu()
@@ -110,6 +131,41 @@ def extraction_scores(
         out["sum_logp"][rows] = (logps * prob_mask).sum(-1).cpu()
     model.train(was_training)
     return {k: D.sum_tensor(v) for k, v in out.items()}
+
+
+def prompt_groups(examples: Sequence[Encoded]) -> list[list[int]] | None:
+    """Indices of the examples grouped by their prompt tokens (`logprobs.prompt_length`), in
+    order of first appearance; None when an example has no prompt or nothing scored."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, e in enumerate(examples):
+        p = prompt_length(e)
+        if p == 0 or p == len(e):
+            return None
+        groups.setdefault(tuple(e.input_ids[:p]), []).append(i)
+    return list(groups.values())
+
+
+def _shares_prompts(model) -> bool:
+    """Can `shared_prompt_logps` run this model: a decoder-only model taking position ids and
+    a KV cache."""
+    kw = forward_kwargs(model)
+    decoder_only = not getattr(getattr(model, "config", None), "is_encoder_decoder", False)
+    return decoder_only and "position_ids" in kw and ("cache" in kw or "past_key_values" in kw)
+
+
+def _grouped_passes(model, examples, groups: list[list[int]], pad_id: int, batch_size: int):
+    """(example indices, TokenLogps) per batch of prompt groups: groups of one size together,
+    about `batch_size` answers per pass, sorted by their longest answer."""
+    by_size: dict[int, list[list[int]]] = {}
+    for g in groups:
+        by_size.setdefault(len(g), []).append(g)
+    for K, gs in sorted(by_size.items()):
+        gs.sort(key=lambda g: max(len(examples[i]) - prompt_length(examples[i]) for i in g))
+        per = max(1, batch_size // K)
+        for s in range(0, len(gs), per):
+            chunk = gs[s : s + per]
+            r = shared_prompt_logps(model, [[examples[i] for i in g] for g in chunk], pad_id)
+            yield [i for g in chunk for i in g], r
 
 
 @torch.no_grad()
@@ -218,19 +274,14 @@ def greedy_decode(
     alive = [b for b in range(B) if limits[b] > 0]
     if not alive:
         return out
-    params = inspect.signature(model.forward).parameters
+    params = forward_kwargs(model)
     keep_kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
     cache_arg = "cache" if "cache" in params else "past_key_values"  # transformers ≥ 5.x
     sel = torch.tensor(alive, device=input_ids.device)
     ids, mask = input_ids[sel], attention_mask[sel]
     pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
     res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **keep_kw)
-    cache = getattr(res, "past_key_values", None)
-    cache, last = (res.cache if cache is None else cache), pos[:, -1:]
-    if not hasattr(cache, "batch_select_indices"):  # transformers 4.x returns a legacy tuple
-        from transformers import DynamicCache
-
-        cache = DynamicCache.from_legacy_cache(cache)
+    cache, last = output_cache(res), pos[:, -1:]
     while True:
         nxt = res.logits[:, -1].argmax(-1)
         done = []

@@ -6,6 +6,8 @@ tensor returned is [B, T−1], aligned with `labels[:, 1:]`.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -38,13 +40,13 @@ class TokenLogps:
         return (self.logps * self.mask).sum(-1)
 
 
-def label_logps(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Shifted per-token log-likelihoods and answer mask.
+def token_logps(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-token log-likelihoods of aligned targets: logits[:, t] scores targets[:, t].
 
-    Args: logits [B, T, V], labels [B, T] (−100 = not scored).
-    Returns: logps [B, T−1] (0 on masked positions), mask [B, T−1] bool.
+    Args: logits [B, T, V], targets [B, T] (−100 = not scored).
+    Returns: logps [B, T] (0 where not scored; carries gradient), mask [B, T] bool,
+    correct [B, T] bool (argmax == target on scored positions; no gradient).
     """
-    logits, targets = logits[:, :-1], labels[:, 1:]
     mask = targets != IGNORE
     # cross_entropy avoids materialising a [B, T, V] log-softmax copy.
     nll = F.cross_entropy(
@@ -53,30 +55,144 @@ def label_logps(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         ignore_index=IGNORE,
         reduction="none",
     ).view_as(targets)
-    return -nll * mask, mask
+    with torch.no_grad():
+        correct = (logits.argmax(-1) == targets) & mask
+    return -nll * mask, mask, correct
+
+
+def label_logps(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Shifted per-token log-likelihoods and answer mask.
+
+    Args: logits [B, T, V], labels [B, T] (−100 = not scored).
+    Returns: logps [B, T−1] (0 on masked positions), mask [B, T−1] bool.
+    """
+    logps, mask, _ = token_logps(logits[:, :-1], labels[:, 1:])
+    return logps, mask
+
+
+def forward_kwargs(model) -> set[str]:
+    """Names of the keyword arguments of the model's own `forward` (through a DDP or PEFT
+    wrapper, whose `forward` passes keywords on)."""
+    inner = getattr(model, "module", model)  # DistributedDataParallel
+    if hasattr(inner, "get_base_model"):  # PEFT
+        inner = inner.get_base_model()
+    return set(inspect.signature(inner.forward).parameters)
 
 
 def forward_logps(
     model, batch: dict[str, Tensor], *, keep_logits: bool = False, hidden: bool = False
 ) -> TokenLogps:
-    """Run `model` on a collated batch (input_ids, attention_mask, labels [B, T])."""
+    """Run `model` on a collated batch (input_ids, attention_mask, labels [B, T]).
+
+    Unless the full logits are asked for, the output layer runs only on the columns from the
+    batch's first scored position to its last (`logits_to_keep`, where the model takes it):
+    the prompt's logits, which no metric or loss reads, are never computed. The result is the
+    same as scoring every position (to float rounding of the output matmul).
+    """
+    targets = batch["labels"][:, 1:]
+    scored = (targets != IGNORE).any(0).nonzero().flatten()
+    lo, hi = 0, targets.size(1)
+    kw = {}
+    if not keep_logits and len(scored) and "logits_to_keep" in forward_kwargs(model):
+        lo, hi = scored[0].item(), scored[-1].item() + 1
+        kw["logits_to_keep"] = torch.arange(lo, hi, device=targets.device)
     out = model(
         input_ids=batch["input_ids"],
         attention_mask=batch["attention_mask"],
         output_hidden_states=hidden,
         use_cache=False,
+        **kw,
     )
-    logps, mask = label_logps(out.logits, batch["labels"])
-    shifted = out.logits[:, :-1]
-    with torch.no_grad():
-        correct = (shifted.argmax(-1) == batch["labels"][:, 1:]) & mask
+    logits = out.logits if kw else out.logits[:, :-1]
+    logps, _, correct = token_logps(logits, targets[:, lo:hi])
+    if kw:  # back to [B, T−1]: nothing is scored outside [lo, hi)
+        pad = (lo, targets.size(1) - hi)
+        logps, correct = F.pad(logps, pad), F.pad(correct, pad)
     return TokenLogps(
         logps=logps,
-        mask=mask,
+        mask=targets != IGNORE,
         correct=correct,
-        logits=shifted if keep_logits else None,
+        logits=logits if keep_logits else None,
         hidden=out.hidden_states if hidden else None,
     )
+
+
+def output_cache(out):
+    """The KV cache of a model output as a `Cache` object: transformers ≥ 5 names it `cache`
+    (`past_key_values` before); a legacy tuple (transformers 4.x) becomes a DynamicCache."""
+    cache = getattr(out, "cache", None)
+    if cache is None:
+        cache = out.past_key_values
+    if not hasattr(cache, "batch_select_indices"):
+        from transformers import DynamicCache
+
+        cache = DynamicCache.from_legacy_cache(cache)
+    return cache
+
+
+def prompt_length(example: Encoded) -> int:
+    """Tokens before the example's first scored label (its prompt); len(example) if none."""
+    return next((t for t, y in enumerate(example.labels) if y != IGNORE), len(example))
+
+
+def shared_prompt_logps(model, groups: Sequence[Sequence[Encoded]], pad_id: int) -> TokenLogps:
+    """Score several answers to one prompt with the prompt run once (teacher-forced).
+
+    groups: G groups of K examples each (K equal across groups); the examples of a group share
+    their prompt tokens (`prompt_length`, ≥ 1). The prompts go through the model once, left-
+    padded, keeping their KV cache and last logits; the cache is repeated K times and all G·K
+    answers go through one pass on it (right-padded, positions continuing each prompt's own).
+    Returns TokenLogps over the answers, rows group-major (group 0's K answers first):
+    logps, mask, correct [G·K, A] with column t scoring answer token t. Equal to
+    `forward_logps` on each whole example, to float rounding (test_evaluate checks it).
+    """
+    K = len(groups[0])
+    device = next(model.parameters()).device
+    kw = forward_kwargs(model)
+    cache_arg = "cache" if "cache" in kw else "past_key_values"  # transformers ≥ 5.x
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in kw else {}
+    prompts = [Encoded(g[0].input_ids[: prompt_length(g[0])], []) for g in groups]
+    P = max(len(e) for e in prompts)
+    ids = torch.full((len(groups), P), pad_id, dtype=torch.long)
+    pmask = torch.zeros((len(groups), P), dtype=torch.long)
+    for i, e in enumerate(prompts):
+        ids[i, P - len(e) :], pmask[i, P - len(e) :] = torch.tensor(e.input_ids), 1
+    ids, pmask = ids.to(device), pmask.to(device)
+    pos = (pmask.cumsum(-1) - 1).clamp(min=0)
+    res = model(input_ids=ids, attention_mask=pmask, position_ids=pos, use_cache=True, **keep)
+    first = res.logits[:, -1:].repeat_interleave(K, 0)  # [G·K, 1, V]: scores answer token 0
+    answers = [
+        (e.input_ids[len(p.input_ids) :], e.labels[len(p.input_ids) :])
+        for g, p in zip(groups, prompts, strict=True)
+        for e in g
+    ]
+    A = max(len(a) for a, _ in answers)
+    a_ids = torch.full((len(answers), A), pad_id, dtype=torch.long)
+    targets = torch.full((len(answers), A), IGNORE, dtype=torch.long)
+    amask = torch.zeros((len(answers), A), dtype=torch.long)
+    for i, (a, y) in enumerate(answers):
+        a_ids[i, : len(a)], targets[i, : len(a)], amask[i, : len(a)] = (
+            torch.tensor(a),
+            torch.tensor(y),
+            1,
+        )
+    a_ids, targets, amask = a_ids.to(device), targets.to(device), amask.to(device)
+    logits = first
+    if A > 1:  # answer tokens 0..A−2 predict tokens 1..A−1
+        cache = output_cache(res)
+        cache.batch_repeat_interleave(K)
+        mask = torch.cat([pmask.repeat_interleave(K, 0), amask[:, :-1]], dim=-1)
+        apos = pos[:, -1:].repeat_interleave(K, 0) + 1 + torch.arange(A - 1, device=device)
+        out = model(
+            input_ids=a_ids[:, :-1],
+            attention_mask=mask,
+            position_ids=apos,
+            use_cache=True,
+            **{cache_arg: cache},
+        )
+        logits = torch.cat([first, out.logits], dim=1)
+    logps, mask, correct = token_logps(logits, targets)
+    return TokenLogps(logps=logps, mask=mask, correct=correct)
 
 
 def drop_last_answer_token(mask: Tensor) -> Tensor:
