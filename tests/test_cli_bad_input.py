@@ -248,6 +248,7 @@ CASES = [
     (f"{RUN} 'methods=[{{{{name: topk, params: {{{{frac: 3}}}}}}}}]'", "0 < frac <= 1"),
     (f"{RUN} eval.es_mode=slow", "eval.es_mode='slow'; valid: forward, generate"),
     (f"{RUN} eval.batch_size=big", "eval.batch_size: cannot read 'big' as int"),
+    (f"{RUN} eval.generation_batch_size=0", "eval.generation_batch_size=0 must be ≥ 1"),
     (f"{RUN} synth.authors=many", "synth.authors: cannot read 'many' as int"),
     (f"{RUN} benchmark=muse muse.select=best", "muse.select='best'; valid: last, privleak"),
     (f"{RUN} benchmark=muse muse.min_k=0", "muse.min_k=0.0 must be in (0, 1]"),

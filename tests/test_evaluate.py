@@ -406,6 +406,31 @@ def test_evaluate_tofu_outputs(trained, bench_dir: Path) -> None:
     assert summary["model_utility"] == pytest.approx(harmonic)
 
 
+def test_generation_batch_size_sets_the_rouge_batches_only(
+    trained, bench_dir: Path, monkeypatch
+) -> None:
+    """`generation_batch_size` batches the ROUGE answers (rows per greedy_decode call ≤ it)
+    and changes no number: greedy rows are independent."""
+    import satimp.evaluate as E
+
+    model, tok = trained
+    rows: list[int] = []
+    real = E.greedy_decode
+    monkeypatch.setattr(
+        E,
+        "greedy_decode",
+        lambda m, ids, *a, **k: rows.append(ids.size(0)) or real(m, ids, *a, **k),
+    )
+    P = dataclasses.replace(PROTOCOLS["tofu"], gen_tokens=30)
+    kw = dict(protocol=P, progress=False, batch_size=4)
+    summary, per = evaluate_tofu(model, tok, bench_dir, "forget10", **kw)
+    assert max(rows) == 4
+    rows.clear()
+    summary2, per2 = evaluate_tofu(model, tok, bench_dir, "forget10", generation_batch_size=2, **kw)
+    assert max(rows) == 2 and len(rows) > 1
+    assert per2 == per and summary2 == summary
+
+
 def test_bf16_evaluation_is_active_and_close(trained, bench_dir: Path) -> None:
     """eval.precision=bf16 really runs under bf16 autocast (the numbers move by bf16 rounding)
     and stays close to fp32 (bf16 keeps ~3 significant digits)."""

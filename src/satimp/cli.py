@@ -318,6 +318,8 @@ def cmd_eval(args) -> None:
     bench.check_data(args.data)  # every record the evaluation reads, before the models load
     model, tokenizer = load_model(args.model, trust_remote_code=args.trust_remote_code)
     kw = dict(batch_size=args.batch_size)
+    if args.generation_batch_size is not None:  # TOFU's ROUGE answers (validated above)
+        kw["generation_batch_size"] = args.generation_batch_size
     files = {}  # written together at the end: a failure on the way leaves no partial folder
     if args.retain_model:
         rmodel, rtok = load_model(args.retain_model, trust_remote_code=args.trust_remote_code)
@@ -388,10 +390,11 @@ def _run_config(args):
         cfg = dataclasses.replace(
             cfg, eval=dataclasses.replace(cfg.eval, precision=args.eval_precision)
         )
-    if getattr(args, "max_new_tokens", None) is not None:
-        cfg = dataclasses.replace(
-            cfg, eval=dataclasses.replace(cfg.eval, max_new_tokens=args.max_new_tokens)
-        )
+    for name in ("max_new_tokens", "generation_batch_size"):  # `satimp eval` flags
+        if getattr(args, name, None) is not None:
+            cfg = dataclasses.replace(
+                cfg, eval=dataclasses.replace(cfg.eval, **{name: getattr(args, name)})
+            )
     if getattr(args, "study", None):
         cfg = study_config(args.study, cfg)
     cfg.validate()
@@ -490,6 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate in fp32 (default) or under bf16 autocast (faster; as TOFU evaluates)",
     )
     e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument(
+        "--generation-batch-size",
+        type=int,
+        help="batch size of the ROUGE answers' greedy generation (default: --batch-size)",
+    )
     e.add_argument(
         "--max-new-tokens", type=int, help="generation budget (default: the protocol's, 200)"
     )

@@ -442,6 +442,7 @@ def score_split(
     batch_size: int = 32,
     es_mode: str = "forward",
     rouge: bool = True,
+    generation_batch_size: int | None = None,
 ) -> dict[str, list[float]]:
     """Per-item metrics of one perturbed split: es, em, prob, rouge, truth_ratio (raw R).
 
@@ -496,7 +497,7 @@ def score_split(
             model,
             tokenizer,
             [r["question"] for r in records],
-            batch_size=batch_size,
+            batch_size=generation_batch_size or batch_size,
             max_new_tokens=P.gen_tokens,
             budget=P.generation,
             system=P.system_prompt,
@@ -519,6 +520,7 @@ def evaluate_tofu(
     es_mode: str = "forward",
     rouge: bool = True,
     progress: bool = True,
+    generation_batch_size: int | None = None,
 ) -> tuple[dict, dict]:
     """All TOFU metrics of a model under a protocol (default `tofu`): (summary, per_sample).
 
@@ -526,7 +528,8 @@ def evaluate_tofu(
     without the retain model's truth ratios), real_authors_/world_facts_ {prob, rouge,
     truth_ratio} and model_utility. per_sample: {split: {metric: [value per item]}}. Each
     split is cut to its first `ds_size` items; with `retain_es: retain_head` the retain ES
-    and EM come from `retainXX[:retain_holdout]` (per_sample under that name).
+    and EM come from `retainXX[:retain_holdout]` (per_sample under that name). The ROUGE
+    answers are generated `generation_batch_size` at a time (None: `batch_size`).
     """
     P = resolve_protocol(protocol)
     if es_mode not in ("forward", "generate"):
@@ -551,6 +554,7 @@ def evaluate_tofu(
             answer_prob=name in ("forget", "retain"),
             es_mode=es_mode,
             rouge=rouge,
+            generation_batch_size=generation_batch_size,
         )
         per_sample[split] = items
         for metric, values in items.items():

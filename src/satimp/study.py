@@ -77,6 +77,12 @@ class EvalConfig:
     """Evaluation settings (SPEC §5)."""
 
     batch_size: int = opt(32, "evaluation batch size")
+    generation_batch_size: int | None = opt(
+        None,
+        "batch size of TOFU's ROUGE generation (None: batch_size). Greedy decoding drops a row "
+        "at its EOS, so a larger batch wastes nothing past EOS; on a CPU a decoding step reads "
+        "the weights once for all rows (SmolLM2 on 2 cores: 128 rows ~2x faster than 32)",
+    )
     max_new_tokens: int | None = opt(
         None, "ROUGE generation budget (None: the protocol's gen_tokens, 200)"
     )
@@ -159,8 +165,10 @@ class RunConfig:
         self.unlearn.validate("unlearn")
         for name in ("base_train", "original_train", "retain_train"):
             getattr(self.models, name).validate(f"models.{name}")
-        if self.eval.max_new_tokens is not None and self.eval.max_new_tokens < 1:
-            raise InputError(f"eval.max_new_tokens={self.eval.max_new_tokens} must be ≥ 1")
+        for name in ("batch_size", "max_new_tokens", "generation_batch_size"):
+            value = getattr(self.eval, name)
+            if value is not None and value < 1:
+                raise InputError(f"eval.{name}={value} must be ≥ 1")
         for _, method in self.variants():
             Objective(method, protocol=self.resolved_protocol())  # before any work
         for name in ("base", "original", "retain"):  # a named model's package, a .gguf file
@@ -596,7 +604,10 @@ def mean_curve(curves: list[list[dict]]) -> list[dict]:
 
 
 def _eval_kw(cfg: RunConfig) -> dict:
-    return dict(batch_size=cfg.eval.batch_size, es_mode=cfg.eval.es_mode)
+    e = cfg.eval
+    return dict(
+        batch_size=e.batch_size, es_mode=e.es_mode, generation_batch_size=e.generation_batch_size
+    )
 
 
 def _num(v) -> str:
