@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from satimp.data.encoding import IGNORE, Encoded, iter_batches
+from satimp.data.encoding import IGNORE, Encoded, collate, iter_batches
 
 
 @dataclass
@@ -151,32 +151,15 @@ def shared_prompt_logps(model, groups: Sequence[Sequence[Encoded]], pad_id: int)
     kw = forward_kwargs(model)
     cache_arg = "cache" if "cache" in kw else "past_key_values"  # transformers ≥ 5.x
     keep = {"logits_to_keep": 1} if "logits_to_keep" in kw else {}
-    prompts = [Encoded(g[0].input_ids[: prompt_length(g[0])], []) for g in groups]
-    P = max(len(e) for e in prompts)
-    ids = torch.full((len(groups), P), pad_id, dtype=torch.long)
-    pmask = torch.zeros((len(groups), P), dtype=torch.long)
-    for i, e in enumerate(prompts):
-        ids[i, P - len(e) :], pmask[i, P - len(e) :] = torch.tensor(e.input_ids), 1
-    ids, pmask = ids.to(device), pmask.to(device)
+    cut = [(g, prompt_length(g[0])) for g in groups]
+    pb = collate([Encoded(g[0].input_ids[:p], [IGNORE] * p) for g, p in cut], pad_id, left=True)
+    ab = collate([Encoded(e.input_ids[p:], e.labels[p:]) for g, p in cut for e in g], pad_id)
+    ids, pmask = pb["input_ids"].to(device), pb["attention_mask"].to(device)
+    a_ids, targets, amask = (ab[k].to(device) for k in ("input_ids", "labels", "attention_mask"))
+    A = a_ids.size(1)
     pos = (pmask.cumsum(-1) - 1).clamp(min=0)
     res = model(input_ids=ids, attention_mask=pmask, position_ids=pos, use_cache=True, **keep)
     first = res.logits[:, -1:].repeat_interleave(K, 0)  # [G·K, 1, V]: scores answer token 0
-    answers = [
-        (e.input_ids[len(p.input_ids) :], e.labels[len(p.input_ids) :])
-        for g, p in zip(groups, prompts, strict=True)
-        for e in g
-    ]
-    A = max(len(a) for a, _ in answers)
-    a_ids = torch.full((len(answers), A), pad_id, dtype=torch.long)
-    targets = torch.full((len(answers), A), IGNORE, dtype=torch.long)
-    amask = torch.zeros((len(answers), A), dtype=torch.long)
-    for i, (a, y) in enumerate(answers):
-        a_ids[i, : len(a)], targets[i, : len(a)], amask[i, : len(a)] = (
-            torch.tensor(a),
-            torch.tensor(y),
-            1,
-        )
-    a_ids, targets, amask = a_ids.to(device), targets.to(device), amask.to(device)
     logits = first
     if A > 1:  # answer tokens 0..A−2 predict tokens 1..A−1
         cache = output_cache(res)
