@@ -4,6 +4,7 @@ for fine-tuning and for unlearning with ga, npo and satimp.
     python bench/throughput.py                      # CPU: `small` preset, fp32
     python bench/throughput.py --preset medium      # GPU: bf16 by default, one device
     python bench/throughput.py --model smollm2-135m --precision bf16   # a real model
+    python bench/throughput.py --model smollm2-135m --data DIR         # on real QA pairs
 
 MFU = 6 · N · tokens/s ÷ the device's measured matmul rate at the run's precision (bf16
 autocast: the bf16 rate; fp32: the fp32 rate), N = parameter count (tied embeddings counted
@@ -13,9 +14,14 @@ gives the ratio to the fp32 rate, so fp32 and bf16 runs compare on one scale. Th
 is timed here, on square matrices (8192 on a GPU, 2048 on a CPU; the fastest of 20), so the
 MFU is relative to what this device reaches, not to its data-sheet peak. `--model` takes
 anything `--model` of the CLI takes (dir, hub id, .gguf file, named model; converted once into
-$SATIMP_CACHE_DIR) and each mode starts from its saved weights. Inputs are random token ids of a fixed length
-(no padding); each mode runs `--steps` optimizer steps of the real loop
-(`satimp.train.train`) and the step time is the median after 2 warm-up steps. Peak memory:
+$SATIMP_CACHE_DIR) and each mode starts from its saved weights. Inputs are random token ids
+of a fixed length, every one scored (no padding, no prompt); `--data DIR` trains on the QA
+encodings of a TOFU-layout folder instead (`full` for fine-tuning, `forget10` + `retain90`
+for the methods), as a run does: prompts unscored, answers of their own lengths, batches
+padded. Each mode runs `--steps` optimizer steps of the real loop (`satimp.train.train`);
+tokens/s counts the real (unpadded) tokens of the steps after 2 warm-up steps, the step time
+is their median, and the table gives the padding share and the share of positions the output
+layer runs on (`forward_logps` skips the prompt's logits). Peak memory:
 torch's peak allocation on a GPU; on a CPU the process's peak RSS (VmHWM, reset before each
 mode).
 """
@@ -92,7 +98,17 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
         ids = torch.randint(5, vocab, (n_examples, args.seq_len), generator=g).tolist()
         return [Encoded(x, list(x)) for x in ids]
 
-    forget, retain = examples(), examples()
+    if args.data:  # the real QA encodings: prompts unscored, answers of their own lengths
+        from satimp.data.examples import training_examples
+
+        def examples(split: str) -> list[Encoded]:
+            out = training_examples(tok, args.data, split, max_length=args.seq_len)
+            return (out * (1 + n_examples // len(out)))[:n_examples]
+
+        forget = examples("full" if mode == "finetune" else "forget10")
+        retain = examples("retain90")
+    else:
+        forget, retain = examples(), examples()
     cfg = TrainConfig(
         epochs=1,
         lr=1e-5,
@@ -112,10 +128,12 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
         loss_fn, uses_retain = objective, objective.uses_retain
         params = objective.trainable(model)
     stamps: list[float] = []
+    counts: list[tuple[int, int, int]] = []  # per step: tokens, positions, positions with logits
 
     def timed(model, batch, step=0):
         _sync(device)
         stamps.append(time.perf_counter())
+        counts.append(_count(batch))
         return loss_fn(model, batch, step=step)
 
     _reset_peak(device)
@@ -131,18 +149,33 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
     )
     _sync(device)
     stamps.append(time.perf_counter())
-    step_s = statistics.median([b - a for a, b in zip(stamps[2:], stamps[3:], strict=False)])
-    tokens = args.batch_size * args.seq_len * (2 if uses_retain else 1)
+    steps = [b - a for a, b in zip(stamps[2:], stamps[3:], strict=False)]  # after 2 warm-up
+    tokens, positions, logits = (sum(c[i] for c in counts[2:]) for i in range(3))
     n_params = sum(p.numel() for p in model.parameters())
     return {
         "mode": mode,
-        "step_s": step_s,
-        "tokens_per_s": tokens / step_s,
-        "flops": 6 * n_params * tokens / step_s,
+        "step_s": statistics.median(steps),
+        "tokens_per_s": tokens / sum(steps),
+        "flops": 6 * n_params * tokens / sum(steps),
+        "padding": 1 - tokens / positions,
+        "logits": logits / positions,
         "peak_mb": _peak_mb(device),
         "params": n_params,
         "vocab": vocab,
     }
+
+
+def _count(batch: dict) -> tuple[int, int, int]:
+    """(tokens, padded positions, positions the output layer runs on) of a training batch
+    (a collated batch, or {'forget': …, 'retain': …}); `forward_logps` runs the output layer
+    on each batch's span from its first to its last scored position."""
+    if "input_ids" not in batch:
+        parts = [_count(b) for b in batch.values() if isinstance(b, dict) and "input_ids" in b]
+        return tuple(sum(x) for x in zip(*parts, strict=True))
+    B, T = batch["input_ids"].shape
+    scored = (batch["labels"][:, 1:] != -100).any(0).nonzero().flatten()
+    span = int(scored[-1] - scored[0] + 1) if len(scored) else 0
+    return int(batch["attention_mask"].sum()), B * T, B * span
 
 
 def main() -> None:
@@ -156,6 +189,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10 if gpu else 5)
     ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument(
+        "--data",
+        help="a TOFU-layout folder: train on its QA encodings (full; forget10 + retain90) "
+        "instead of random tokens (--seq-len is then the maximum length)",
+    )
     args = ap.parse_args()
     device = torch.device("cuda" if gpu else "cpu")
     name = torch.cuda.get_device_name() if gpu else machine()
@@ -168,21 +206,28 @@ def main() -> None:
     }
     peak = rates[args.precision]
     print(f"device: {name}")
+    inputs = (
+        f"QA of {args.data} (≤ {args.seq_len} tokens)" if args.data else f"{args.seq_len} tokens"
+    )
     print(
         f"{'model ' + args.model if args.model else 'preset ' + args.preset}, {args.precision}, "
-        f"batch {args.batch_size} × {args.seq_len} tokens, measured matmul rate "
+        f"batch {args.batch_size} × {inputs}, measured matmul rate "
         + ", ".join(f"{p} {r / 1e12:.3f} TFLOP/s" for p, r in rates.items())
     )
     fp32_col = not gpu and args.precision != "fp32"
     extra = " MFU (fp32 rate) |" if fp32_col else ""
-    print(f"\n| mode | step (s) | tokens/s | TFLOP/s (6·N·tok/s) | MFU |{extra} peak memory (MB) |")
-    print("|---|---|---|---|---|" + ("---|" if fp32_col else "") + "---|")
+    print(
+        f"\n| mode | step (s) | tokens/s | TFLOP/s (6·N·tok/s) | MFU |{extra} padding | "
+        "positions with logits | peak memory (MB) |"
+    )
+    print("|---|---|---|---|---|" + ("---|" if fp32_col else "") + "---|---|---|")
     for mode in args.modes.split(","):
         r = run_mode(mode, args, device)
         extra = f" {r['flops'] / rates['fp32']:.1%} |" if fp32_col else ""
         print(
             f"| {mode} | {r['step_s']:.3f} | {r['tokens_per_s']:.0f} | "
-            f"{r['flops'] / 1e12:.3f} | {r['flops'] / peak:.1%} |{extra} {r['peak_mb']:.0f} |",
+            f"{r['flops'] / 1e12:.3f} | {r['flops'] / peak:.1%} |{extra} {r['padding']:.0%} | "
+            f"{r['logits']:.0%} | {r['peak_mb']:.0f} |",
             flush=True,
         )
     print(f"\nN = {r['params'] / 1e6:.1f} M parameters (vocabulary {r['vocab']})")
