@@ -6,8 +6,9 @@ Default: the embedded default (`make run`'s models); `configs/tofu_smollm2.yaml`
 SmolLM2 recipe. --cold builds into an empty temporary cache (the full cost); without it the
 run's cache is used (a hit when `satimp run` already built them). Reports: build time; the
 original model's teacher-forced argmax accuracy on the forget answers (target ≥ 0.95) and
-its forget ES (SmolLM2 target ≥ 0.9); the retain model's accuracy on the forget split's
-key-fact tokens (`keywords`; aim ≤ 0.3) and on all tokens; with a pretrained base, the
+its forget ES (SmolLM2 target ≥ 0.9); both models' accuracy on the forget split's key facts
+(`keywords`; the retain model's aim ≤ 0.3) — over key-fact tokens, and per fact (first token
+right, every token right) — and on all tokens; with a pretrained base, the
 real-authors / world-facts probabilities of the base and of the original (target: the
 original keeps ≥ 0.9 × the base's).
 """
@@ -24,8 +25,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
 
-def accuracy(model_dir, data, split: str) -> tuple[float, float]:
-    """(argmax accuracy over answer tokens, over key-fact tokens); EOS excluded."""
+def accuracy(model_dir, data, split: str) -> dict[str, float]:
+    """Teacher-forced argmax accuracy of a model on a split's answers (EOS excluded):
+    'answer' over all answer tokens; over key facts (`keywords`): 'key_tokens' over their
+    tokens, 'key_first' the share of key facts whose first token is right (where a fact's
+    information starts: "Rutherford" of "Rutherford Books"), 'key_whole' the share with
+    every token right (the fact reproduced)."""
     import torch
 
     from satimp.data.encoding import iter_batches
@@ -37,17 +42,32 @@ def accuracy(model_dir, data, split: str) -> tuple[float, float]:
     model, tok = load_model(model_dir)
     model.eval()
     examples = encode_records(tok, load_split(data, split), max_length=512)
-    right = total = kright = ktotal = 0
+    n = {k: 0 for k in ("right", "total", "kright", "ktotal", "first", "whole", "facts")}
     with torch.no_grad():
         for _, batch in iter_batches(examples, 32, tok.pad_token_id):
             r = forward_logps(model, batch)
             mask = drop_last_answer_token(r.mask)
             keys = batch["key_mask"][:, 1:] & mask
-            right += (r.correct & mask).sum().item()
-            total += mask.sum().item()
-            kright += (r.correct & keys).sum().item()
-            ktotal += keys.sum().item()
-    return right / total, kright / max(1, ktotal)
+            n["right"] += (r.correct & mask).sum().item()
+            n["total"] += mask.sum().item()
+            n["kright"] += (r.correct & keys).sum().item()
+            n["ktotal"] += keys.sum().item()
+            for row_keys, row_ok in zip(keys.tolist(), r.correct.tolist(), strict=True):
+                fact: list[bool] = []  # the argmax hits of the key fact being read
+                for is_key, ok in [*zip(row_keys, row_ok, strict=True), (False, False)]:
+                    if is_key:
+                        fact.append(ok)
+                    elif fact:  # a run of key-fact tokens ended: one fact
+                        n["facts"] += 1
+                        n["first"] += fact[0]
+                        n["whole"] += all(fact)
+                        fact = []
+    return {
+        "answer": n["right"] / n["total"],
+        "key_tokens": n["kright"] / max(1, n["ktotal"]),
+        "key_first": n["first"] / max(1, n["facts"]),
+        "key_whole": n["whole"] / max(1, n["facts"]),
+    }
 
 
 def general_knowledge(model_dir, data, protocol) -> dict[str, float]:
@@ -99,8 +119,7 @@ def main() -> None:
         t0 = time.time()
         run_models(cfg, data, log=lambda *a: None)
         hit = time.time() - t0
-        orig_acc, orig_key = accuracy(paths["original"], data, cfg.forget)
-        ret_acc, ret_key = accuracy(paths["retain"], data, cfg.forget)
+        acc = {name: accuracy(paths[name], data, cfg.forget) for name in ("original", "retain")}
         protocol = cfg.resolved_protocol()
         orig_es = forget_es(paths["original"], data, cfg.forget, protocol)
         pretrained = cfg.models.base not in PRESETS
@@ -112,10 +131,13 @@ def main() -> None:
         f"| build base + original + retain ({'cold' if cold else 'project cache'}) | {build:.1f} s |"
     )
     print(f"| cache hit | {hit:.2f} s |")
-    print(f"| original: argmax accuracy on {cfg.forget} answers | {orig_acc:.3f} |")
-    print(f"| original: accuracy on {cfg.forget} key-fact tokens | {orig_key:.3f} |")
-    print(f"| retain: argmax accuracy on {cfg.forget} answers | {ret_acc:.3f} |")
-    print(f"| retain: accuracy on {cfg.forget} key-fact tokens | {ret_key:.3f} |")
+    for name, a in acc.items():
+        print(f"| {name}: argmax accuracy on {cfg.forget} answers | {a['answer']:.3f} |")
+        print(f"| {name}: accuracy on {cfg.forget} key-fact tokens | {a['key_tokens']:.3f} |")
+        print(
+            f"| {name}: {cfg.forget} key facts with the first token right | {a['key_first']:.3f} |"
+        )
+        print(f"| {name}: {cfg.forget} key facts with every token right | {a['key_whole']:.3f} |")
     print(f"| original: forget ES ({cfg.forget}) | {orig_es:.3f} |")
     if pretrained:
         for name in ("real_authors", "world_facts"):
