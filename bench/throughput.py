@@ -168,14 +168,15 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
 def _count(batch: dict) -> tuple[int, int, int]:
     """(tokens, padded positions, positions the output layer runs on) of a training batch
     (a collated batch, or {'forget': …, 'retain': …}); `forward_logps` runs the output layer
-    on each batch's span from its first to its last scored position."""
+    on each batch's `logprobs.scored_span`."""
     if "input_ids" not in batch:
         parts = [_count(b) for b in batch.values() if isinstance(b, dict) and "input_ids" in b]
         return tuple(sum(x) for x in zip(*parts, strict=True))
+    from satimp.logprobs import scored_span
+
     B, T = batch["input_ids"].shape
-    scored = (batch["labels"][:, 1:] != -100).any(0).nonzero().flatten()
-    span = int(scored[-1] - scored[0] + 1) if len(scored) else 0
-    return int(batch["attention_mask"].sum()), B * T, B * span
+    lo, hi = scored_span(batch["labels"])
+    return int(batch["attention_mask"].sum()), B * T, B * (hi - lo)
 
 
 def main() -> None:

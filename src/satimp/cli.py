@@ -317,9 +317,7 @@ def cmd_eval(args) -> None:
     stats = load_retain_stats(args.retain_stats, bench) if args.retain_stats else None
     bench.check_data(args.data)  # every record the evaluation reads, before the models load
     model, tokenizer = load_model(args.model, trust_remote_code=args.trust_remote_code)
-    kw = dict(batch_size=args.batch_size)
-    if args.generation_batch_size is not None:  # TOFU's ROUGE answers (validated above)
-        kw["generation_batch_size"] = args.generation_batch_size
+    kw = dict(batch_size=args.batch_size, generation_batch_size=cfg.eval.generation_batch_size)
     files = {}  # written together at the end: a failure on the way leaves no partial folder
     if args.retain_model:
         rmodel, rtok = load_model(args.retain_model, trust_remote_code=args.trust_remote_code)

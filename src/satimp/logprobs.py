@@ -79,6 +79,14 @@ def forward_kwargs(model) -> set[str]:
     return set(inspect.signature(inner.forward).parameters)
 
 
+def scored_span(labels: Tensor) -> tuple[int, int]:
+    """[lo, hi): the columns of the shifted targets (labels[:, 1:]) from the batch's first
+    scored position to its last, where `forward_logps` runs the output layer; (0, 0) when
+    nothing is scored. labels [B, T]."""
+    scored = (labels[:, 1:] != IGNORE).any(0).nonzero().flatten()
+    return (scored[0].item(), scored[-1].item() + 1) if len(scored) else (0, 0)
+
+
 def forward_logps(
     model, batch: dict[str, Tensor], *, keep_logits: bool = False, hidden: bool = False
 ) -> TokenLogps:
@@ -90,11 +98,11 @@ def forward_logps(
     same as scoring every position (to float rounding of the output matmul).
     """
     targets = batch["labels"][:, 1:]
-    scored = (targets != IGNORE).any(0).nonzero().flatten()
     lo, hi = 0, targets.size(1)
     kw = {}
-    if not keep_logits and len(scored) and "logits_to_keep" in forward_kwargs(model):
-        lo, hi = scored[0].item(), scored[-1].item() + 1
+    span = scored_span(batch["labels"])
+    if not keep_logits and span[1] > span[0] and "logits_to_keep" in forward_kwargs(model):
+        lo, hi = span
         kw["logits_to_keep"] = torch.arange(lo, hi, device=targets.device)
     out = model(
         input_ids=batch["input_ids"],
