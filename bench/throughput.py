@@ -29,6 +29,7 @@ mode).
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import time
@@ -102,7 +103,10 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
         from satimp.data.examples import training_examples
 
         def examples(split: str) -> list[Encoded]:
+            # a seeded sample of the whole split, as a run's epochs see it (its first items
+            # would be a few authors' answers, whose lengths need not be typical)
             out = training_examples(tok, args.data, split, max_length=args.seq_len)
+            out = random.Random(0).sample(out, len(out))
             return (out * (1 + n_examples // len(out)))[:n_examples]
 
         forget = examples("full" if mode == "finetune" else "forget10")

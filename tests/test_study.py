@@ -263,3 +263,55 @@ def test_reference_evaluations_are_cached_on_model_data_and_protocol(
     changed, _ = S.reference_rows(cfg, data, paths, tmp_path / "e", log=quiet)
     assert calls[3:] == ["other"]  # the original's folder is unchanged: still cached
     assert strip(changed) != strip(first)
+
+
+def test_last_epoch_takes_its_probe_from_the_final_evaluation(tmp_path, monkeypatch):
+    """TOFU reports the final model, whose full evaluation computes the probe's ES/EM on the
+    same items: the last epoch runs that evaluation on the model in memory (the probe runs
+    for epoch 1 only, no reload for the row), and the row equals the literal path — the
+    saved weights loaded from disk, the probe and the full evaluation run on them (the same
+    numbers to float rounding: ES/EM are means of per-item argmax matches, ≤ 1e-6 here)."""
+    import satimp.study as study
+    from satimp.benchmarks import Tofu
+    from satimp.models import load_model
+
+    probes, evaluated = [], []
+    real_eval = Tofu.epoch_eval
+
+    def counted_eval(self, *a, **kw):
+        probe = real_eval(self, *a, **kw)
+        return lambda model, tok, epoch: probes.append(epoch) or probe(model, tok, epoch)
+
+    monkeypatch.setattr(Tofu, "epoch_eval", counted_eval)
+    real_model = study.evaluate_model
+    monkeypatch.setattr(
+        study,
+        "evaluate_model",
+        lambda cfg, bench, d, *a: evaluated.append(Path(d).name) or real_model(cfg, bench, d, *a),
+    )
+    cfg = dataclasses.replace(
+        tiny_config(tmp_path, ["ga"]),
+        unlearn=TrainConfig(epochs=2, lr=1e-3, batch_size=4, warmup_epochs=0, device="cpu"),
+        save_models=True,
+    )
+    out = tmp_path / "run"
+    rows = run(cfg, out, log=lambda *a: None)
+    ga = next(r for r in rows if r["method"] == "ga")
+    curve = json.loads((out / "methods/ga/row.json").read_text())["curve"]
+    assert probes == [1] and "ga" not in evaluated
+    assert [e["epoch"] for e in curve] == [1, 2]
+    summary = json.loads((out / "methods/ga/summary.json").read_text())
+    for key in ("forget_es", "forget_em", "retain_es", "retain_em"):
+        assert curve[-1][key] == summary[key]
+    # the literal path on the saved model
+    bench = study.get_benchmark(cfg)
+    data = study.prepare_data(cfg, log=lambda *a: None)
+    model, tok = load_model(out / "methods/ga")
+    probe = real_eval(bench, data, max_length=512, batch_size=cfg.eval.batch_size, stats=None)
+    for key, value in probe(model, tok, 2).items():
+        assert value == pytest.approx(curve[-1][key], abs=1e-6), key
+    literal, _ = bench.evaluate(model, tok, data, **study._eval_kw(cfg))
+    for key, value in literal.items():
+        if key != "forget_quality":  # relative to the retain model: compared below
+            assert value == pytest.approx(summary[key], abs=1e-6), key
+    assert ga["forget_quality"] == summary["forget_quality"] is not None

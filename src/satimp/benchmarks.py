@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import ClassVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +77,10 @@ class Benchmark:
         """The epoch row whose model is reported (None: the final model)."""
         return None
 
+    # The keys of the per-epoch probe when the full evaluation computes them the same way
+    # (so the last epoch can take them from it instead of probing twice); None: it does not.
+    probe_keys: ClassVar[tuple[str, ...] | None] = None
+
     @staticmethod
     def epoch_per_sample(out_dir, epoch: int) -> Path:
         return Path(out_dir) / "epochs" / str(epoch) / "per_sample.json"
@@ -87,6 +92,8 @@ class Benchmark:
 @dataclass
 class Tofu(Benchmark):
     forget: str = "forget10"
+
+    probe_keys = ("forget_es", "forget_em", "retain_es", "retain_em")  # forward ES only
 
     def __post_init__(self):
         self.columns = ("forget_es", "forget_em", "retain_es", "forget_quality", "model_utility")

@@ -449,6 +449,7 @@ def method_row(
         return saved["row"], saved["curve"]
     try:
         forget, retain = bench.unlearn_splits()
+        epoch_eval, final = _epoch_eval(cfg, bench, data, stats, run_dir)
         result = unlearn(
             model_dir,
             data,
@@ -460,21 +461,15 @@ def method_row(
             trust_remote_code=cfg.trust_remote_code,
             eval_batch_size=cfg.eval.batch_size,
             resume=resume,
-            epoch_eval=with_precision(
-                bench.epoch_eval(
-                    data,
-                    max_length=cfg.unlearn.max_length,
-                    batch_size=cfg.eval.batch_size,
-                    stats=stats,
-                    out_dir=run_dir,
-                ),
-                cfg.eval.precision,
-            ),
+            epoch_eval=epoch_eval,
             min_chars=bench.min_chars,
             protocol=bench.protocol,
         )
         chosen = bench.select(result.epochs)
-        if chosen is None:  # the final model
+        if chosen is None and final:  # the final model, evaluated at its last epoch
+            per_sample = final["per_sample"]
+            summary = bench.apply_stats(final["summary"], per_sample, stats)
+        elif chosen is None:  # the final model (a resumed run that had finished training)
             summary, per_sample = evaluate_model(cfg, bench, run_dir, data, stats)
         else:  # the selected epoch's evaluation, summary and per-sample results alike
             summary = {**chosen, "selected_from_epochs": len(result.epochs)}
@@ -493,6 +488,36 @@ def method_row(
         (run_dir / "error.txt").write_text(traceback.format_exc())
         status = str(e) if isinstance(e, Diverged) else f"failed: {type(e).__name__}: {e}"
         return _row(label, status[:200], None, time.time() - t0, bench.columns), []
+
+
+def _epoch_eval(cfg: RunConfig, bench: Benchmark, data, stats, run_dir: Path):
+    """(the per-epoch probe of `method_row`, a dict that receives the final evaluation).
+
+    Where the benchmark reports the final model and its full evaluation computes the probe's
+    values on the same items (TOFU with forward ES: `Benchmark.probe_keys`), the last epoch
+    runs that full evaluation on the model in memory instead of the probe, and `method_row`
+    reports it: the same numbers (the saved weights are these), one probe fewer per method.
+    """
+    probe = bench.epoch_eval(
+        data,
+        max_length=cfg.unlearn.max_length,
+        batch_size=cfg.eval.batch_size,
+        stats=stats,
+        out_dir=run_dir,
+    )
+    final: dict = {}
+    u = cfg.unlearn
+    if probe is None or not bench.probe_keys or u.max_steps or cfg.eval.es_mode != "forward":
+        return with_precision(probe, cfg.eval.precision), final
+
+    def epoch_eval(model, tokenizer, epoch: int) -> dict:
+        if epoch < u.epochs:
+            return probe(model, tokenizer, epoch)
+        summary, per_sample = bench.evaluate(model, tokenizer, data, **_eval_kw(cfg))
+        final.update(summary=summary, per_sample=per_sample)
+        return {k: summary[k] for k in bench.probe_keys if k in summary}
+
+    return with_precision(epoch_eval, cfg.eval.precision), final
 
 
 def open_run(cfg: RunConfig, out: Path, resume: bool, log=print):
