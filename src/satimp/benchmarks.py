@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import ClassVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from satimp import metrics as M
 from satimp.data.muse import MuseConfig
