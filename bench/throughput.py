@@ -17,8 +17,8 @@ anything `--model` of the CLI takes (dir, hub id, .gguf file, named model; conve
 $SATIMP_CACHE_DIR) and each mode starts from its saved weights. Inputs are random token ids
 of a fixed length, every one scored (no padding, no prompt); `--data DIR` trains on the QA
 encodings of a TOFU-layout folder instead (`full` for fine-tuning, `forget10` + `retain90`
-for the methods), as a run does: prompts unscored, answers of their own lengths, batches
-padded. Each mode runs `--steps` optimizer steps of the real loop (`satimp.train.train`);
+for the methods; a seeded sample of each whole split), as a run does: prompts unscored,
+answers of their own lengths, batches padded. Each mode runs `--steps` optimizer steps of the real loop (`satimp.train.train`);
 tokens/s counts the real (unpadded) tokens of the steps after 2 warm-up steps, the step time
 is their median, and the table gives the padding share and the share of positions the output
 layer runs on (`forward_logps` skips the prompt's logits). Peak memory:

@@ -39,6 +39,7 @@ from satimp.logprobs import (
     forward_logps,
     output_cache,
     prompt_length,
+    prompt_pass,
     shared_prompt_logps,
 )
 from satimp.protocol import OFFICIAL_ES_PROMPT, Protocol
@@ -274,13 +275,9 @@ def greedy_decode(
     alive = [b for b in range(B) if limits[b] > 0]
     if not alive:
         return out
-    params = forward_kwargs(model)
-    keep_kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-    cache_arg = "cache" if "cache" in params else "past_key_values"  # transformers ≥ 5.x
     sel = torch.tensor(alive, device=input_ids.device)
     ids, mask = input_ids[sel], attention_mask[sel]
-    pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-    res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **keep_kw)
+    res, pos, cache_arg = prompt_pass(model, ids, mask)
     cache, last = output_cache(res), pos[:, -1:]
     while True:
         nxt = res.logits[:, -1].argmax(-1)
@@ -303,7 +300,6 @@ def greedy_decode(
             position_ids=last,
             use_cache=True,
             **{cache_arg: cache},
-            **keep_kw,
         )
 
 

@@ -138,6 +138,23 @@ def output_cache(out):
     return cache
 
 
+def prompt_pass(model, input_ids: Tensor, attention_mask: Tensor):
+    """Run a left-padded batch of prompts to be continued from a KV cache:
+    (output, positions [B, T], the name of the forward's cache argument).
+
+    Positions follow the attention mask (cumsum − 1, 0 on padding) as in `generate`; the
+    output layer runs on the last position only where the model allows (`logits_to_keep=1`);
+    `output_cache(output)` is the cache, passed back as `{name: cache}` with the continuation
+    (transformers ≥ 5 names the argument `cache`, earlier versions `past_key_values`)."""
+    kw = forward_kwargs(model)
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in kw else {}
+    pos = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+    out = model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=pos, use_cache=True, **keep
+    )
+    return out, pos, "cache" if "cache" in kw else "past_key_values"
+
+
 def prompt_length(example: Encoded) -> int:
     """Tokens before the example's first scored label (its prompt); len(example) if none."""
     return next((t for t, y in enumerate(example.labels) if y != IGNORE), len(example))
@@ -156,17 +173,13 @@ def shared_prompt_logps(model, groups: Sequence[Sequence[Encoded]], pad_id: int)
     """
     K = len(groups[0])
     device = next(model.parameters()).device
-    kw = forward_kwargs(model)
-    cache_arg = "cache" if "cache" in kw else "past_key_values"  # transformers ≥ 5.x
-    keep = {"logits_to_keep": 1} if "logits_to_keep" in kw else {}
     cut = [(g, prompt_length(g[0])) for g in groups]
     pb = collate([Encoded(g[0].input_ids[:p], [IGNORE] * p) for g, p in cut], pad_id, left=True)
     ab = collate([Encoded(e.input_ids[p:], e.labels[p:]) for g, p in cut for e in g], pad_id)
     ids, pmask = pb["input_ids"].to(device), pb["attention_mask"].to(device)
     a_ids, targets, amask = (ab[k].to(device) for k in ("input_ids", "labels", "attention_mask"))
     A = a_ids.size(1)
-    pos = (pmask.cumsum(-1) - 1).clamp(min=0)
-    res = model(input_ids=ids, attention_mask=pmask, position_ids=pos, use_cache=True, **keep)
+    res, pos, cache_arg = prompt_pass(model, ids, pmask)
     first = res.logits[:, -1:].repeat_interleave(K, 0)  # [G·K, 1, V]: scores answer token 0
     logits = first
     if A > 1:  # answer tokens 0..A−2 predict tokens 1..A−1
