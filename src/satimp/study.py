@@ -497,6 +497,8 @@ def _epoch_eval(cfg: RunConfig, bench: Benchmark, data, stats, run_dir: Path):
     values on the same items (TOFU with forward ES: `Benchmark.probe_keys`), the last epoch
     runs that full evaluation on the model in memory instead of the probe, and `method_row`
     reports it: the same numbers (the saved weights are these), one probe fewer per method.
+    Like the probe, it runs while the optimizer's state is still held: greedy answers at
+    `eval.generation_batch_size` then share the device with it.
     """
     probe = bench.epoch_eval(
         data,
