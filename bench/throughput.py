@@ -9,8 +9,8 @@ for fine-tuning and for unlearning with ga, npo and satimp.
 MFU = 6 · N · tokens/s ÷ the device's measured matmul rate at the run's precision (bf16
 autocast: the bf16 rate; fp32: the fp32 rate), N = parameter count (tied embeddings counted
 once), tokens = all tokens the step trains on (forget + retain batches for methods with a
-retain term). On a CPU the other precision's rate is measured too and a second MFU column
-gives the ratio to the fp32 rate, so fp32 and bf16 runs compare on one scale. The matmul rate
+retain term). A bf16 run on a CPU measures the fp32 rate too, and a second MFU column gives
+the ratio to it, so fp32 and bf16 runs compare on one scale. The matmul rate
 is timed here, on square matrices (8192 on a GPU, 2048 on a CPU; the fastest of 20), so the
 MFU is relative to what this device reaches, not to its data-sheet peak. `--model` takes
 anything `--model` of the CLI takes (dir, hub id, .gguf file, named model; converted once into
@@ -203,11 +203,13 @@ def main() -> None:
     device = torch.device("cuda" if gpu else "cpu")
     name = torch.cuda.get_device_name() if gpu else machine()
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-    # a GPU: its rate at the run's precision only; a CPU: both, for the fp32-scale column
+    # a GPU: its rate at the run's precision only; a CPU: fp32's too, for the fp32-scale
+    # column of a bf16 run (a CPU without bf16 instructions takes minutes over bf16 products,
+    # so an fp32 run does not time them)
     rates = {
         p: matmul_rate(device, dtypes[p], 8192 if gpu else 2048)
         for p in dtypes
-        if p == args.precision or not gpu
+        if p == args.precision or (p == "fp32" and not gpu)
     }
     peak = rates[args.precision]
     print(f"device: {name}")

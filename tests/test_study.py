@@ -210,6 +210,61 @@ def test_pretrained_base_gets_its_template_and_a_reference_row(tmp_path, tiny_tr
     assert [r["method"] for r in rows] == ["original", "retain", "base"]
 
 
+def test_model_cache_keys_cover_what_each_build_reads(tmp_path, bench_dir, monkeypatch):
+    """On a pretrained base a build's key holds the records of the splits it trains on and
+    the recipe without its execution-only fields: editing an evaluation-only split or the
+    logging keeps both models, editing retain90 rebuilds the retain model alone. On a preset
+    base (its tokenizer learns every text of the folder) any edit rebuilds all three."""
+    import shutil
+
+    import satimp.experiment as ex
+    from satimp.models import key_digest
+
+    built: list[str] = []  # key digests in build order (base, original, retain)
+
+    def fake_cached(root, key, build, **kw) -> Path:  # records the key, builds nothing
+        built.append(key_digest(key))
+        return Path(root) / built[-1]
+
+    monkeypatch.setattr(ex, "cached", fake_cached)
+    data = tmp_path / "data"
+    shutil.copytree(bench_dir, data)
+
+    def digests(models: ModelsConfig) -> list[str]:
+        built.clear()
+        ex.build_models(data, ["full"], ["retain90"], models, tmp_path / "cache", log=lambda *a: 0)
+        return list(built)
+
+    def edit(split: str) -> None:
+        path = data / f"{split}.jsonl"
+        first, *rest = path.read_text().splitlines()
+        record = json.loads(first) | {"answer": "An edited answer."}
+        path.write_text("\n".join([json.dumps(record), *rest]) + "\n")
+
+    one = dataclasses.replace(TINY, epochs=1)
+    pretrained = ModelsConfig(base="org/pretrained", original_train=one, retain_train=one)
+    preset = ModelsConfig(base="tiny", base_train=one, original_train=one, retain_train=one)
+    first, first_preset = digests(pretrained), digests(preset)
+    assert len(first) == 2 and len(first_preset) == 3
+
+    edit("world_facts")
+    edit("forget10")  # a split of its own file; `full` holds its own copy of those items
+    assert digests(pretrained) == first
+    quiet = dataclasses.replace(one, log_every=50, save_every=3, keep_checkpoints=1)
+    assert digests(dataclasses.replace(pretrained, original_train=quiet)) == first
+    faster = dataclasses.replace(one, lr=2e-3)
+    assert digests(dataclasses.replace(pretrained, original_train=faster))[0] != first[0]
+    after_preset = digests(preset)
+    assert len(after_preset) == 3 and not set(after_preset) & set(first_preset)
+
+    edit("retain90")
+    now = digests(pretrained)
+    assert now[0] == first[0] and now[1] != first[1]
+    assert ex.splits_fingerprint(data, ["retain90[0:5]"]) != ex.splits_fingerprint(
+        data, ["retain90"]
+    )
+
+
 def test_reference_evaluations_are_cached_on_model_data_and_protocol(
     tmp_path, tiny_trained, monkeypatch
 ):

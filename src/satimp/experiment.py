@@ -21,14 +21,14 @@ import yaml
 
 import satimp
 from satimp import distributed as D
-from satimp.checkpoint import check_resume
+from satimp.checkpoint import RESUME_MAY_DIFFER, check_resume
 from satimp.config import MethodConfig, TrainConfig, opt, to_dict
 from satimp.data.encoding import (
     Encoded,
     encode_records,  # noqa: F401  (re-exported)
 )
 from satimp.data.examples import Loaded, encode_loaded, load_splits, training_examples
-from satimp.data.records import EXTENSIONS, has_split, read_split
+from satimp.data.records import EXTENSIONS, has_split, parse_ref, parse_slice, read_split
 from satimp.errors import InputError
 from satimp.models import (
     PRESETS,
@@ -141,6 +141,29 @@ def data_fingerprint(data: str | Path) -> str:
     else:
         h.update(str(data).encode())
     return h.hexdigest()
+
+
+def splits_fingerprint(data: str | Path, splits: list[str]) -> str:
+    """Hash of the records of `splits` (slices and `SOURCE::REF` resolved as training reads
+    them) for a model's cache key: a build on a pretrained base depends on what it trains on,
+    not on the folder's other splits. A hub dataset is named by its id (nothing downloaded)."""
+    h = hashlib.sha256()
+    for ref in splits:
+        source, part = parse_ref(data, ref)
+        h.update(f"{ref}\0".encode())
+        if Path(source).is_dir() or Path(parse_slice(part)[0]).suffix in EXTENSIONS:
+            rows, _ = read_split(data, ref)
+            h.update(json.dumps([r for _, r in rows], sort_keys=True, default=str).encode())
+        else:
+            h.update(f"{source}\0".encode())
+    return h.hexdigest()
+
+
+def recipe_key(cfg: TrainConfig) -> dict:
+    """A training recipe as a cache key holds it: `to_dict(cfg)` without the fields that say
+    how a run executes (`checkpoint.RESUME_MAY_DIFFER`: checkpointing, logging, device), so
+    changing those reuses a built model."""
+    return {k: v for k, v in to_dict(cfg).items() if k not in RESUME_MAY_DIFFER}
 
 
 # ---------------------------------------------------------------- fine-tuning
@@ -276,7 +299,11 @@ def build_models(
     `base_splits`) and, with `models.replay_base`, those splits join both fine-tunes. QA pairs
     are encoded after the system message `system` when given (the protocol's). The cache key
     covers the data's content hash, the model source, every training recipe and the system
-    message, so any change rebuilds and a repeated run reuses.
+    message, so any change rebuilds and a repeated run reuses. The data part of the key: for a
+    preset base (whose tokenizer is trained on every text of the folder) the whole folder's
+    content; for a pretrained base, the records of the splits each model trains on, so that
+    editing an evaluation-only split (real authors, world facts) keeps the built models. The
+    recipe part leaves out execution-only fields (`recipe_key`).
     """
     # a given .gguf file or named model is converted (once) into this run's cache
     given = {
@@ -285,16 +312,16 @@ def build_models(
     }
     if all(given.values()):  # the benchmark ships its models: nothing to build
         return {k: v for k, v in given.items() if v.lower() != "none"}
-    fp = data_fingerprint(data)
+    preset = models.base in PRESETS
     base_splits = list(models.base_splits if models.base_splits is not None else base_splits)
     key_base = {
-        "data": fp,
+        "data": data_fingerprint(data) if preset else None,
         "model": models.base,
         "splits": base_splits,
-        "train": to_dict(models.base_train),
+        "train": recipe_key(models.base_train),
         "v": satimp.__version__,
     } | ({"system": system} if system else {})
-    if models.base in PRESETS:
+    if preset:
         t0 = time.time()
         base = cached(
             cache_dir,
@@ -318,7 +345,7 @@ def build_models(
             key = {"from": str(src), "chat_template": text, "v": satimp.__version__}
             base = str(cached(cache_dir, key, lambda d: retemplate(src, text, d)))
     paths = {"base": Path(base)}
-    extra = base_splits if models.base in PRESETS and models.replay_base else []
+    extra = base_splits if preset and models.replay_base else []
     for name, own, cfg in (
         ("original", original_splits, models.original_train),
         ("retain", retain_splits, models.retain_train),
@@ -330,11 +357,11 @@ def build_models(
         t0 = time.time()
         splits = [*own, *extra]
         key = {
-            "data": fp,
+            "data": key_base["data"] if preset else splits_fingerprint(data, splits),
             # a converted GGUF: its cache folder, named by the file's content hash
-            "from": key_base if models.base in PRESETS else base,
+            "from": key_base if preset else base,
             "splits": splits,
-            "train": to_dict(cfg),
+            "train": recipe_key(cfg),
             "v": satimp.__version__,
         } | ({"system": system} if system else {})
         paths[name] = cached(
