@@ -137,6 +137,8 @@ def test_run_config_validation_and_studies(tmp_path):
         load_config(RunConfig, None, ["methods=[ga,nope]"])
     with pytest.raises(InputError, match="twice"):
         load_config(RunConfig, None, ["methods=[ga,ga]"])
+    with pytest.raises(InputError, match="workers=0 must be ≥ 1"):
+        load_config(RunConfig, None, ["workers=0"]).validate()
     for name in ("criteria", "granularity", "smoothness", "hardsampling"):
         s = study_config(name, RunConfig())
         s.validate()
@@ -171,11 +173,15 @@ def test_a_user_criterion_is_one_function_and_two_registry_lines(monkeypatch):
 
 def test_same_seed_and_config_give_identical_results(tmp_path):
     """Two runs of one config (models and reference evaluations cached after the first; every
-    method unlearns and is evaluated again): every field of results.json equal except the
-    wall-clock `seconds`."""
+    method unlearns and is evaluated again), the second with the methods in two worker
+    processes: every field of results.json equal except the wall-clock `seconds`, rows in the
+    config's order (the suite runs torch on one thread, as each of the two workers does)."""
     cfg = tiny_config(tmp_path, ["satimp", "random"])
     first = run(cfg, tmp_path / "a", log=lambda *a: None)
-    second = run(cfg, tmp_path / "b", log=lambda *a: None)
+    lines: list[str] = []
+    second = run(dataclasses.replace(cfg, workers=2), tmp_path / "b", log=lines.append)
+    assert [r["method"] for r in second] == ["original", "retain", "satimp", "random"]
+    assert sum(" ok " in line and "forget ES" in line for line in lines) == 2
 
     def strip(rows):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]

@@ -78,6 +78,8 @@ RESUME_MAY_DIFFER = (
     "log_every",
     "device",
     "deterministic",
+    "workers",
+    "threads",
 )
 
 

@@ -90,23 +90,12 @@ class FrontierConfig:
 # ---------------------------------------------------------------- the pipeline
 
 
-def _job(args: tuple) -> tuple[dict, list[dict]]:
-    """One (method, lr, seed) run in a worker: study.method_row."""
-    import torch
-
-    from satimp.study import method_row
-
-    cfg, label, method, data, original, out, stats, resume, threads = args
-    torch.set_num_threads(threads)
-    return method_row(cfg, label, method, data, original, out, stats, resume=resume)
-
-
 def run_frontier(cfg, out_dir: str | Path, *, log=print, resume: bool = False) -> dict:
     """Run the grid, write frontier.json, frontier.png and frontier.md; returns the summary."""
     from satimp.benchmarks import get_benchmark
     from satimp.experiment import write_atomic, write_json
     from satimp.report import frontier_markdown, plot_frontier
-    from satimp.study import open_run, reference_rows, run_models
+    from satimp.study import open_run, reference_rows, run_methods, run_models
 
     t0 = time.time()
     cfg.validate()
@@ -130,12 +119,16 @@ def run_frontier(cfg, out_dir: str | Path, *, log=print, resume: bool = False) -
             for label, method in variants:
                 jobs.append(
                     ((seed, lr, label), (cfg_l, label, method, data, paths["original"], run_dir,
-                                          stats, resume, fc.threads))
+                                          stats))
                 )  # fmt: skip
     log(
         f"frontier: {len(variants)} methods × {len(lrs)} lrs × {len(seeds)} seeds = {len(jobs)} runs"
     )
-    results = _run_jobs(jobs, fc.workers, log)
+
+    def done(i: int, key: tuple, row: dict) -> None:
+        log(f"  [{i}/{len(jobs)}] seed {key[0]} lr {key[1]:g} {key[2]}: {row['status']}")
+
+    results = run_methods(jobs, fc.workers, threads=fc.threads, resume=resume, on_done=done)
     labels = [v[0] for v in variants]
     summary = summarize(results, refs, seeds=seeds, lrs=lrs, labels=labels, alpha=fc.alpha)
     summary |= {"seconds": round(time.time() - t0, 1), "protocol": bench.protocol.name}
@@ -166,30 +159,6 @@ def lr_slice(results: dict, refs: dict, *, seeds: list, lr: float, labels: list)
     rows = [r | {"seed": s} for s in seeds for r in refs[s].values()]
     rows += [results[(s, lr, label)][0] | {"seed": s} for s in seeds for label in labels]
     return {"lr": lr, "rows": rows, "aggregate": aggregate(rows)}
-
-
-def _run_jobs(jobs: list, workers: int, log) -> dict:
-    """{(seed, lr, label): (row, curve)}, in parallel when workers > 1."""
-    results = {}
-    if workers <= 1:
-        for i, (key, args) in enumerate(jobs, 1):
-            results[key] = _job(args)
-            log(
-                f"  [{i}/{len(jobs)}] seed {key[0]} lr {key[1]:g} {key[2]}: {results[key][0]['status']}"
-            )
-        return results
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_job, args): key for key, args in jobs}
-        for i, fut in enumerate(as_completed(futures), 1):
-            key = futures[fut]
-            results[key] = fut.result()
-            log(
-                f"  [{i}/{len(jobs)}] seed {key[0]} lr {key[1]:g} {key[2]}: {results[key][0]['status']}"
-            )
-    return results
 
 
 def summarize(

@@ -132,6 +132,11 @@ class RunConfig:
         "with seeds: each seed also builds its own base/original/retain models (recipe seed = "
         "s), so the intervals include model-building variance",
     )
+    workers: int = opt(
+        1,
+        "processes running the methods side by side, each with torch's thread count ÷ workers "
+        "threads (1: one after another in this process)",
+    )
     cache_dir: str = opt(".cache/satimp", "where built data and models are cached")
     save_models: bool = opt(False, "keep each unlearned model's weights in the run folder")
     trust_remote_code: bool = opt(False, "allow hub models' own code (off by default)")
@@ -183,6 +188,8 @@ class RunConfig:
             bad = [x for x in seeds if isinstance(x, bool) or not isinstance(x, int) or x < 0]
             if bad or len(set(seeds)) != len(seeds):
                 raise InputError(f"{name}={seeds!r}: distinct integers ≥ 0")
+        if self.workers < 1:
+            raise InputError(f"workers={self.workers} must be ≥ 1")
         f = self.frontier
         if f.workers < 1 or f.threads < 1 or not 0 < f.alpha < 1 or not f.seeds:
             raise InputError("frontier: workers, threads ≥ 1, 0 < alpha < 1, seeds non-empty")
@@ -522,6 +529,48 @@ def _epoch_eval(cfg: RunConfig, bench: Benchmark, data, stats, run_dir: Path):
     return with_precision(epoch_eval, cfg.eval.precision), final
 
 
+def run_methods(
+    jobs: list, workers: int, *, threads: int | None = None, resume: bool = False, on_done=None
+) -> dict:
+    """{key: (row, curve)} of `method_row(*args, resume=resume)` for each (key, args) job.
+
+    With `workers` ≤ 1 they run one after another in this process (on `threads` threads when
+    given). Otherwise `workers`
+    spawned processes share them, each with `threads` torch threads (default: this process's
+    count ÷ workers, at least 1); on two cores two one-thread workers train and evaluate
+    faster together than one two-thread process (README). Each method writes only its own
+    folder, so the processes share nothing but the read-only inputs. `on_done(i, key, row)`
+    runs as the i-th job finishes.
+    """
+    results = {}
+    report = on_done or (lambda *a: None)
+    if workers <= 1 or len(jobs) <= 1:
+        if threads:
+            torch.set_num_threads(threads)
+        for i, (key, args) in enumerate(jobs, 1):
+            results[key] = method_row(*args, resume=resume)
+            report(i, key, results[key][0])
+        return results
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    n = threads or max(1, torch.get_num_threads() // workers)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_method_job, n, args, resume): key for key, args in jobs}
+        for i, fut in enumerate(as_completed(futures), 1):
+            key = futures[fut]
+            results[key] = fut.result()
+            report(i, key, results[key][0])
+    return results
+
+
+def _method_job(threads: int, args: tuple, resume: bool) -> tuple[dict, list[dict]]:
+    """One `method_row` in a worker process of `run_methods`, on `threads` torch threads."""
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)  # as the CLI does: subnormal weights slow the backward pass
+    return method_row(*args, resume=resume)
+
+
 def open_run(cfg: RunConfig, out: Path, resume: bool, log=print):
     """The start of `run` and `study frontier`: with `resume`, refuse a config other than the
     folder's (a changed one would mix two studies' rows); build the data; check every split
@@ -577,17 +626,23 @@ def run(
         rows += [r | tag for r in refs]
         shown = forget if isinstance(forget, str) else " + ".join(forget)
         log(f"[4/4] unlearning {shown} with {len(variants)} methods{at}")
-        for i, (label, method) in enumerate(variants, 1):
-            row, curve = method_row(
-                cfg_s, label, method, data, paths["original"], out_s, stats, resume=resume
-            )
-            rows.append(row | tag)
-            curves[label].append(curve)
+
+        def done(i: int, label: str, row: dict) -> None:
             log(
                 f"  [{i}/{len(variants)}] {label:<16} {row['status']:<8} forget ES "
                 f"{_num(row['forget_es'])}  retain ES {_num(row['retain_es'])}  "
                 f"({row['seconds']:.0f}s)"
             )
+
+        jobs = [
+            (label, (cfg_s, label, method, data, paths["original"], out_s, stats))
+            for label, method in variants
+        ]
+        results = run_methods(jobs, cfg.workers, resume=resume, on_done=done)
+        for label, _ in variants:  # the config's order, whatever order they finished in
+            row, curve = results[label]
+            rows.append(row | tag)
+            curves[label].append(curve)
     weights = None
     try:
         weights = weight_curves(first_paths["original"], data, forget)
