@@ -535,12 +535,13 @@ def run_methods(
     """{key: (row, curve)} of `method_row(*args, resume=resume)` for each (key, args) job.
 
     With `workers` ≤ 1 they run one after another in this process (on `threads` threads when
-    given). Otherwise `workers`
-    spawned processes share them, each with `threads` torch threads (default: this process's
-    count ÷ workers, at least 1); on two cores two one-thread workers train and evaluate
-    faster together than one two-thread process (README). Each method writes only its own
-    folder, so the processes share nothing but the read-only inputs. `on_done(i, key, row)`
-    runs as the i-th job finishes.
+    given). Otherwise `workers` spawned processes share them, each with `threads` torch
+    threads (default: this process's count ÷ workers, at least 1); on two cores two
+    one-thread workers train and evaluate faster together than one two-thread process
+    (README). Each method writes only its own folder, so the processes share nothing but the
+    read-only inputs; a method's own failure is its row (`method_row`), a worker killed from
+    outside (out of memory) stops the run. `on_done(i, key, row)` runs as the i-th job
+    finishes.
     """
     results = {}
     report = on_done or (lambda *a: None)
