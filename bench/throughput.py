@@ -23,7 +23,8 @@ tokens/s counts the real (unpadded) tokens of the steps after 2 warm-up steps, t
 is their median, and the table gives the padding share and the share of positions the output
 layer runs on (`forward_logps` skips the prompt's logits). Peak memory:
 torch's peak allocation on a GPU; on a CPU the process's peak RSS (VmHWM, reset before each
-mode).
+mode). `--workers N` (CPU) runs each mode in N processes at once on threads ÷ N threads each,
+as `satimp run workers=N` runs methods, and sums their tokens/s.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import torch  # noqa: E402
-from common import machine  # noqa: E402  (fixes the thread count first)
+from common import THREADS, machine  # noqa: E402  (fixes the thread count first)
 
 MODES = ["finetune", "ga", "npo", "satimp"]
 
@@ -169,6 +170,30 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
     }
 
 
+def run_parallel(mode: str, args) -> dict:
+    """`run_mode` in `args.workers` spawned processes at once (each on THREADS ÷ workers
+    threads): tokens/s and FLOP/s summed, the slowest median step, the largest peak."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    n = args.workers
+    with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
+        rs = list(pool.map(_worker, [(mode, args, max(1, THREADS // n))] * n))
+    total = lambda k: sum(r[k] for r in rs)  # noqa: E731
+    return rs[0] | {
+        "step_s": max(r["step_s"] for r in rs),
+        "tokens_per_s": total("tokens_per_s"),
+        "flops": total("flops"),
+        "peak_mb": max(r["peak_mb"] for r in rs),
+    }
+
+
+def _worker(job: tuple) -> dict:
+    mode, args, threads = job
+    torch.set_num_threads(threads)
+    return run_mode(mode, args, torch.device("cpu"))
+
+
 def _count(batch: dict) -> tuple[int, int, int]:
     """(tokens, padded positions, positions the output layer runs on) of a training batch
     (a collated batch, or {'forget': …, 'retain': …}); `forward_logps` runs the output layer
@@ -195,11 +220,21 @@ def main() -> None:
     ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="CPU: run each mode in this many processes at once, each on threads ÷ workers "
+        "threads (as `satimp run workers=N`); tokens/s is their sum, MFU against the rate "
+        "measured on all threads",
+    )
+    ap.add_argument(
         "--data",
         help="a TOFU-layout folder: train on its QA encodings (full; forget10 + retain90) "
         "instead of random tokens (--seq-len is then the maximum length)",
     )
     args = ap.parse_args()
+    if args.workers < 1 or (gpu and args.workers > 1):
+        ap.error("--workers: ≥ 1, and 1 on a GPU")
     device = torch.device("cuda" if gpu else "cpu")
     name = torch.cuda.get_device_name() if gpu else machine()
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -213,6 +248,8 @@ def main() -> None:
     }
     peak = rates[args.precision]
     print(f"device: {name}")
+    if args.workers > 1:
+        print(f"{args.workers} processes at once, {max(1, THREADS // args.workers)} thread(s) each")
     inputs = (
         f"QA of {args.data} (≤ {args.seq_len} tokens)" if args.data else f"{args.seq_len} tokens"
     )
@@ -229,7 +266,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|" + ("---|" if fp32_col else "") + "---|---|---|")
     for mode in args.modes.split(","):
-        r = run_mode(mode, args, device)
+        r = run_parallel(mode, args) if args.workers > 1 else run_mode(mode, args, device)
         extra = f" {r['flops'] / rates['fp32']:.1%} |" if fp32_col else ""
         print(
             f"| {mode} | {r['step_s']:.3f} | {r['tokens_per_s']:.0f} | "
