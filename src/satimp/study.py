@@ -567,8 +567,8 @@ def run_methods(
 
 def _method_job(threads: int, args: tuple, resume: bool) -> tuple[dict, list[dict]]:
     """One `method_row` in a worker process of `run_methods`, on `threads` torch threads."""
+    torch.set_flush_denormal(True)  # as the CLI does, before torch starts its threads
     torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)  # as the CLI does: subnormal weights slow the backward pass
     return method_row(*args, resume=resume)
 
 
