@@ -5,6 +5,7 @@ the validation under test, so the file stays fast.
 """
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -81,6 +82,20 @@ def test_data_synth_writes_every_split(tmp_path: Path, capsys: pytest.CaptureFix
     full = (out / "full.jsonl").read_text().splitlines()
     assert len(full) == 40
     assert f"wrote {len(SPLITS)} tofu splits" in capsys.readouterr().out
+
+
+def test_data_synth_real_world_sizes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--real-world-sizes keeps that many real authors and world facts, the same items in the
+    plain and perturbed files."""
+    out = tmp_path / "bench"
+    argv = ["data", "synth", "--out", str(out), "--authors", "10", "--qa-per-author", "4"]
+    assert cli.main([*argv, "--real-world", "--real-world-sizes", "100", "117"]) == 0
+    lines = {s: (out / f"{s}.jsonl").read_text().splitlines() for s in SPLITS}
+    assert len(lines["real_authors"]) == len(lines["real_authors_perturbed"]) == 100
+    assert len(lines["world_facts"]) == len(lines["world_facts_perturbed"]) == 117
+    plain = [json.loads(x)["question"] for x in lines["world_facts"]]
+    assert plain == [json.loads(x)["question"] for x in lines["world_facts_perturbed"]]
+    assert re.search(r"real_authors\s+100\n", capsys.readouterr().out)
 
 
 def test_data_synth_refuses_a_non_empty_out(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -280,6 +280,9 @@ CASES = [
     ("data synth --out {out} --qa-per-author 99", "qa_per_author must be an integer"),
     ("data synth --out {out} --benchmark muse --people 7", "people must be a multiple of 5"),
     ("data synth --out {out} --benchmark wmdp --agents 0", "agents must be an integer"),
+    ("data synth --out {out} --real-world-sizes 100 117", "real_world_sizes needs real_world"),
+    ("data synth --out {out} --real-world --real-world-sizes 0 117", "real_authors: size must"),
+    ("data synth --out {out} --real-world --real-world-sizes 100 161", "world_facts: size must"),
 ]
 
 

@@ -380,3 +380,22 @@ def test_last_epoch_takes_its_probe_from_the_final_evaluation(tmp_path, monkeypa
     assert summary["forget_quality"] is not None
     assert literal["forget_quality"] == pytest.approx(summary["forget_quality"], rel=1e-6)
     assert ga["forget_quality"] == summary["forget_quality"]
+
+
+def test_real_world_sizes_sample_the_real_sets_and_need_them(tmp_path) -> None:
+    """synth.real_world_sizes writes that many real authors and world facts (the data folder's
+    name says so); asked for with invented real-world sets (a preset base), it is refused before
+    anything is written."""
+    from satimp.study import prepare_data
+
+    cfg = tiny_config(tmp_path, ["ga"])
+    synth = dataclasses.replace(cfg.synth, real_world=True, real_world_sizes=[20, 30])
+    data = prepare_data(dataclasses.replace(cfg, synth=synth), log=lambda *a: None)
+    assert data.name.endswith("-real-20x30")
+    for name, n in (("real_authors", 20), ("world_facts_perturbed", 30)):
+        assert len((data / f"{name}.jsonl").read_text().splitlines()) == n
+    refused = dataclasses.replace(cfg.synth, real_world_sizes=[20, 30], real_world=None)
+    before = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    with pytest.raises(InputError, match="synth.real_world_sizes needs the real"):
+        prepare_data(dataclasses.replace(cfg, synth=refused), log=lambda *a: None)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == before

@@ -202,6 +202,7 @@ def cmd_data_synth(args) -> None:
             qa_per_author=args.qa_per_author,
             seed=args.seed,
             real_world=args.real_world,
+            real_world_sizes=tuple(args.real_world_sizes) if args.real_world_sizes else None,
         )
     for split, n in counts.items():
         print(f"{split:<28} {n:>6}")
@@ -433,6 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--real-world",
         action="store_true",
         help="tofu: real authors and world facts are real facts (for a pretrained model)",
+    )
+    s.add_argument(
+        "--real-world-sizes",
+        type=int,
+        nargs=2,
+        metavar=("AUTHORS", "FACTS"),
+        help="tofu --real-world: keep a seeded sample of this many real authors and world "
+        "facts (TOFU's sizes: 100 117); default: all 166 and 160",
     )
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(fn=cmd_data_synth)

@@ -70,6 +70,12 @@ class SynthConfig:
         "TOFU: real authors and world facts are real facts (satimp.data.real_world) rather than "
         "invented ones; None: real when the base model is pretrained (not a preset)",
     )
+    real_world_sizes: list[int] | None = opt(
+        None,
+        "TOFU with real real-world sets: how many real authors and world facts to keep, a "
+        "sample drawn with `seed` of the project's 166 and 160 (e.g. [100, 117], TOFU's sizes); "
+        "None: all",
+    )
 
 
 @dataclass
@@ -296,10 +302,21 @@ def prepare_data(cfg: RunConfig, log=print) -> Path | str:
         from satimp.models import PRESETS
 
         real = s.real_world if s.real_world is not None else cfg.models.base not in PRESETS
-        name = f"data-synth-{s.authors}x{s.qa_per_author}-seed{s.seed}{'-real' if real else ''}"
-        path = Path(cfg.cache_dir) / name
+        sizes = tuple(s.real_world_sizes) if s.real_world_sizes is not None else None
+        if sizes and not real:
+            raise InputError(
+                "synth.real_world_sizes needs the real real-world sets (synth.real_world: true, "
+                "or a pretrained base model)"
+            )
+        tag = ("-real" if real else "") + ("-{}x{}".format(*sizes) if sizes else "")
+        path = Path(cfg.cache_dir) / f"data-synth-{s.authors}x{s.qa_per_author}-seed{s.seed}{tag}"
         synth_tofu(
-            path, authors=s.authors, qa_per_author=s.qa_per_author, seed=s.seed, real_world=real
+            path,
+            authors=s.authors,
+            qa_per_author=s.qa_per_author,
+            seed=s.seed,
+            real_world=real,
+            real_world_sizes=sizes,
         )
     log(f"  synthetic {cfg.benchmark} benchmark: {path}")
     return path

@@ -107,6 +107,37 @@ def test_splits_are_fresh_copies() -> None:
     assert len(second["world_facts"]) == len(WORLD_FACTS)
 
 
+def test_sizes_keep_a_seeded_sample_in_order() -> None:
+    """sizes=(a, w): a and w items of each set, a subset in the set's order, the same items in
+    the plain and perturbed splits, fixed by the seed and different for another seed."""
+    splits = real_world_splits((100, 117), seed=0)
+    for name, n in (("real_authors", 100), ("world_facts", 117)):
+        plain, perturbed = splits[name], splits[f"{name}_perturbed"]
+        assert len(plain) == len(perturbed) == n
+        assert [r["question"] for r in plain] == [r["question"] for r in perturbed]
+        index = [SETS[name].index(r) for r in perturbed]
+        assert index == sorted(set(index))  # distinct items, in the set's order
+    assert splits == real_world_splits((100, 117), seed=0)
+    other = real_world_splits((100, 117), seed=1)
+    assert other["real_authors"] != splits["real_authors"]
+    full = real_world_splits((len(REAL_AUTHORS), len(WORLD_FACTS)))
+    assert full == real_world_splits()
+
+
+def test_sample_items_is_a_fixed_sample() -> None:
+    """The sample does not depend on the process (a string seed, not Python's hash)."""
+    assert real_world.sample_items(5, 5, 3) == [0, 1, 2, 3, 4]
+    once = real_world.sample_items(160, 117, 0)
+    assert len(once) == 117 and once == sorted(set(once)) and 0 <= once[0] and once[-1] < 160
+    assert once == real_world.sample_items(160, 117, 0)
+
+
+@pytest.mark.parametrize("sizes", [(0, 10), (10, len(WORLD_FACTS) + 1), (-1, 5)])
+def test_bad_sizes_raise(sizes: tuple[int, int]) -> None:
+    with pytest.raises(ValueError, match="size must be in"):
+        real_world_splits(sizes)
+
+
 def test_standard_library_only() -> None:
     """The module imports nothing outside the standard library."""
     tree = ast.parse(Path(real_world.__file__).read_text(encoding="utf-8"))

@@ -235,6 +235,10 @@ def test_templates_are_well_formed() -> None:
         {"qa_per_author": 3},
         {"qa_per_author": synth.MAX_QA + 1},
         {"seed": "0"},
+        {"real_world_sizes": (10, 10)},  # without real_world
+        {"real_world": True, "real_world_sizes": (10,)},
+        {"real_world": True, "real_world_sizes": (10, 10.0)},
+        {"real_world": True, "real_world_sizes": (1_000, 10)},
     ],
 )
 def test_bad_arguments_raise_and_write_nothing(tmp_path: Path, kwargs: dict) -> None:

@@ -22,7 +22,11 @@ ROUGE-L recall of the model's greedy answer against `answer` is scored as well.
 
 `real_world_splits()` gives the four splits `real_authors`, `real_authors_perturbed`,
 `world_facts` and `world_facts_perturbed`; the plain splits keep `question` and `answer` only.
+`real_world_splits(sizes=(100, 117))` keeps a seeded sample of each set instead (TOFU's own
+sizes: its real_authors has 100 questions, its world_facts 117).
 """
+
+import random
 
 N_PERTURBED = 3  # wrong answers per item, the same for every item
 
@@ -639,15 +643,33 @@ REAL_AUTHORS: list[dict] = _records(_REAL_AUTHORS)
 WORLD_FACTS: list[dict] = _records(_WORLD_FACTS)
 
 
-def real_world_splits() -> dict[str, list[dict]]:
+def sample_items(n_items: int, size: int, seed: int) -> list[int]:
+    """The indices, in increasing order, of the `size` items kept of `n_items`: a uniform sample
+    drawn by `random.Random(f"real-world-{seed}")` (the same for every Python version and
+    platform), so the kept items keep the set's order and its mix of topics."""
+    if not 1 <= size <= n_items:
+        raise ValueError(f"size must be in [1, {n_items}], got {size}")
+    return sorted(random.Random(f"real-world-{seed}").sample(range(n_items), size))
+
+
+def real_world_splits(sizes: tuple[int, int] | None = None, seed: int = 0) -> dict[str, list[dict]]:
     """The four real-knowledge splits, as fresh copies.
 
     `real_authors` / `world_facts` hold `question` and `answer`; `real_authors_perturbed` /
     `world_facts_perturbed` hold `question`, `answer` and `perturbed_answer` (TOFU's real-fact
-    files have no paraphrased answer).
+    files have no paraphrased answer). `sizes` = (real authors, world facts): keep that many
+    items of each set (`sample_items` with `seed`; the plain and perturbed splits keep the same
+    items); None keeps every item. Raises ValueError on a size outside [1, the set's length].
     """
     splits: dict[str, list[dict]] = {}
-    for name, records in (("real_authors", REAL_AUTHORS), ("world_facts", WORLD_FACTS)):
+    sets = (("real_authors", REAL_AUTHORS), ("world_facts", WORLD_FACTS))
+    for i, (name, records) in enumerate(sets):
+        if sizes is not None:
+            try:
+                keep = sample_items(len(records), sizes[i], seed)
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
+            records = [records[k] for k in keep]
         splits[name] = [{"question": r["question"], "answer": r["answer"]} for r in records]
         splits[f"{name}_perturbed"] = [
             {

@@ -75,6 +75,7 @@ def synth_tofu(
     qa_per_author: int = 10,
     seed: int = 0,
     real_world: bool = False,
+    real_world_sizes: tuple[int, int] | None = None,
 ) -> dict[str, int]:
     """Write the synthetic TOFU-format benchmark to out_dir (one .jsonl per split); returns {split: n_records}.
 
@@ -82,13 +83,26 @@ def synth_tofu(
     same arguments. All records are built before anything is written; the files are written to
     a temporary folder beside out_dir, then moved in, so a failure leaves no half-written file.
     Other files in out_dir are left alone. Raises InputError on bad arguments. `real_world`:
-    real authors and world facts are real (`satimp.data.real_world`), not invented.
+    real authors and world facts are real (`satimp.data.real_world`), not invented;
+    `real_world_sizes` = (real authors, world facts): a sample of that many of each, drawn with
+    `seed` (None: all of them).
     """
     splits = synth_records(authors=authors, qa_per_author=qa_per_author, seed=seed)
+    if real_world_sizes is not None and not real_world:
+        raise InputError("synth_tofu: real_world_sizes needs real_world")
     if real_world:
         from satimp.data.real_world import real_world_splits
 
-        splits |= real_world_splits()
+        if real_world_sizes is not None and (
+            len(real_world_sizes) != 2 or not all(_is_int(n) for n in real_world_sizes)
+        ):
+            raise InputError(
+                f"synth_tofu: real_world_sizes must be two integers, got {real_world_sizes!r}"
+            )
+        try:
+            splits |= real_world_splits(real_world_sizes, seed)
+        except ValueError as e:
+            raise InputError(f"synth_tofu: real_world_sizes: {e}") from None
     _write_splits(Path(out_dir), splits)
     return {name: len(splits[name]) for name in SPLITS}
 
