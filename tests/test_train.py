@@ -248,3 +248,28 @@ def test_deterministic_cuda_runs_are_bit_identical(bench_dir, tmp_path, child_en
         assert done.returncode == 0, done.stderr[-2000:]
     a, b = (load_file(tmp_path / n / "model.safetensors") for n in ("a", "b"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_line_progress_prints_at_most_every_interval(capsys) -> None:
+    """Without a terminal, training progress is a stderr line at most every `every` seconds,
+    with the rate and the time left computed from the steps since the start (resumed at 10)."""
+    from satimp.train import LineProgress
+
+    now = [100.0]
+    bar = LineProgress(total=110, initial=10, desc="unlearn ga", every=60, clock=lambda: now[0])
+    for _ in range(20):  # 2 s per step: a line after 30 steps (60 s), none before
+        now[0] += 2.0
+        bar.update(1)
+        bar.set_postfix(loss="0.412")
+    assert capsys.readouterr().err == ""
+    for _ in range(10):
+        now[0] += 2.0
+        bar.set_postfix(loss="0.398")
+        bar.update(1)
+    # 30 steps in 60 s: 2.00 s/step; 70 steps left: 140 s = 2.3 min
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["unlearn ga: step 40/110 (36 %), loss 0.398, 2.00 s/step, ~2.3 min left"]
+    now[0] += 59.0
+    bar.update(1)
+    bar.close()
+    assert capsys.readouterr().err == ""

@@ -112,6 +112,44 @@ def _shares(batch: list[int], rank: int, world: int, accum: int) -> list[list[in
     return [share[i * size : (i + 1) * size] for i in range(accum)]
 
 
+class LineProgress:
+    """Training progress for a log file, where a tqdm bar would be one endless line: a line
+    on stderr (`desc: step 64/256 (25 %), loss 0.412, 3.41 s/step, ~10.9 min left`) at most
+    every `every` seconds. Has the three methods of tqdm that `train` calls."""
+
+    def __init__(self, total: int, initial: int, desc: str, every: float = 60.0, clock=time.time):
+        self.total, self.n, self.desc, self.every, self.clock = total, initial, desc, every, clock
+        self.start_n, self.start = initial, clock()
+        self.last, self.postfix = self.start, ""
+
+    def set_postfix(self, **kw) -> None:
+        self.postfix = ", ".join(f"{k} {v}" for k, v in kw.items())
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = self.clock()
+        if now - self.last < self.every or self.n <= self.start_n:
+            return
+        self.last = now
+        per_step = (now - self.start) / (self.n - self.start_n)
+        left = (self.total - self.n) * per_step / 60
+        parts = [f"step {self.n}/{self.total} ({100 * self.n / max(self.total, 1):.0f} %)"]
+        parts += [self.postfix] if self.postfix else []
+        parts += [f"{per_step:.2f} s/step", f"~{left:.1f} min left"]
+        print(f"{self.desc}: " + ", ".join(parts), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, initial: int, desc: str, *, enabled: bool = True):
+    """A tqdm bar on a terminal, `LineProgress` lines otherwise (nohup, a log file, a
+    worker process), nothing where not `enabled` (DDP's other processes)."""
+    if enabled and not sys.stderr.isatty():
+        return LineProgress(total, initial, desc)
+    return tqdm(total=total, initial=initial, desc=desc, leave=False, disable=not enabled)
+
+
 @dataclass
 class TrainResult:
     steps: int
@@ -264,13 +302,7 @@ def train(
     autocast = torch.autocast(
         accelerator.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"
     )
-    bar = tqdm(
-        total=total,
-        desc=desc,
-        leave=False,
-        disable=not (accelerator.is_main_process and sys.stderr.isatty()),
-    )
-    bar.update(step)
+    bar = progress_bar(total, step, desc, enabled=accelerator.is_main_process)
     model.train()
     for epoch in range(first_epoch, epochs):
         dataset.set_epoch(epoch)
