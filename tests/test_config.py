@@ -315,7 +315,7 @@ def test_batch_size_must_divide_by_grad_accum() -> None:
 def test_validate_messages_list_the_valid_choices() -> None:
     with pytest.raises(InputError, match="linear.*constant"):
         TrainConfig(schedule="cosine").validate()
-    with pytest.raises(InputError, match="'fp32' or 'bf16'"):
+    with pytest.raises(InputError, match="'fp32', 'bf16'.*or 'auto'"):
         TrainConfig(precision="fp16").validate()
 
 
@@ -324,6 +324,7 @@ def test_validate_messages_list_the_valid_choices() -> None:
     [
         ("schedule", "constant"),
         ("precision", "bf16"),
+        ("precision", "auto"),
         ("max_grad_norm", 0.0),
         ("warmup_epochs", 0.0),
         ("max_length", 8),

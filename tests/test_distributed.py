@@ -125,3 +125,20 @@ def test_shipped_accelerate_configs_parse(name: str, kind: str) -> None:
     cfg = load_config_from_file(str(root / f"{name}.yaml"))
     assert cfg.distributed_type.name == kind and cfg.num_processes == 8
     assert str(cfg.mixed_precision) == "no"  # satimp's own `train.precision` decides
+
+
+@pytest.mark.parametrize("amx, want", [(True, "bf16"), (False, "fp32")])
+def test_precision_auto_is_bf16_on_a_cpu_with_amx_only(monkeypatch, amx: bool, want: str) -> None:
+    import torch
+
+    from satimp.config import TrainConfig
+    from satimp.distributed import resolve_precision
+    from satimp.experiment import recipe_key
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    assert resolve_precision("auto", "cpu") == want
+    assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
+    # a model cache key holds what auto ran as: auto shares its models with that setting
+    auto = recipe_key(TrainConfig(precision="auto", device="cpu"))
+    assert auto["precision"] == want
+    assert auto == recipe_key(TrainConfig(precision=want, device="cpu"))

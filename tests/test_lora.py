@@ -173,3 +173,14 @@ def test_bf16_mixed_precision_autocasts_and_stays_close_to_fp32(
     apart = sum(((b[k] - a[k]) ** 2).sum().item() for k in a) ** 0.5
     assert update > 1e-1  # fp32 training moved the weights
     assert 1e-3 * update < apart < 0.5 * update, (apart, update)
+
+
+def test_precision_auto_trains_under_bf16_where_the_cpu_has_amx(
+    tiny_trained, bench_dir, tmp_path, monkeypatch
+) -> None:
+    """precision=auto runs as bf16 autocast on a CPU with AMX tiles (as torch reports them),
+    as fp32 without."""
+    spy = _Spy(monkeypatch)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    _unlearn(tiny_trained, bench_dir, tmp_path / "amx", dataclasses.replace(CFG, precision="auto"))
+    assert spy.autocast and all(spy.autocast) and set(spy.dtypes) == {torch.bfloat16}

@@ -86,7 +86,11 @@ class TrainConfig:
     schedule: str = opt("linear", "after warm-up: 'linear' decay to 0 or 'constant'")
     max_grad_norm: float = opt(1.0, "gradient-norm clip (0 = off)")
     seed: int = opt(0, "seed for initialisation, data order and random criteria")
-    precision: str = opt("fp32", "'fp32' or 'bf16' (mixed precision: bf16 autocast, fp32 weights)")
+    precision: str = opt(
+        "fp32",
+        "'fp32', 'bf16' (mixed precision: bf16 autocast, fp32 weights) or 'auto' (bf16 where "
+        "its products are fast: a CUDA device with bf16, a CPU with AMX; fp32 elsewhere)",
+    )
     gradient_checkpointing: bool = opt(False, "recompute activations in backward (less memory)")
     lora: LoraConfig = opt(LoraConfig(), "LoRA adapters (lora.r > 0 turns them on)")
     max_length: int = opt(512, "truncate encoded examples to this many tokens")
@@ -126,7 +130,7 @@ class TrainConfig:
             "max_steps": self.max_steps >= 0,
             "schedule": self.schedule in ("linear", "constant"),
             "max_grad_norm": self.max_grad_norm >= 0,
-            "precision": self.precision in ("fp32", "bf16"),
+            "precision": self.precision in ("fp32", "bf16", "auto"),
             "max_length": self.max_length >= 8,
             "log_every": self.log_every >= 1,
             "save_every": self.save_every >= 0,

@@ -162,8 +162,10 @@ def splits_fingerprint(data: str | Path, splits: list[str]) -> str:
 def recipe_key(cfg: TrainConfig) -> dict:
     """A training recipe as a cache key holds it: `to_dict(cfg)` without the fields that say
     how a run executes (`checkpoint.RESUME_MAY_DIFFER`: checkpointing, logging, device), so
-    changing those reuses a built model."""
-    return {k: v for k, v in to_dict(cfg).items() if k not in RESUME_MAY_DIFFER}
+    changing those reuses a built model. `precision: auto` enters as what it resolves to here
+    (`distributed.resolve_precision`), so it shares its models with that explicit setting."""
+    recipe = to_dict(cfg) | {"precision": D.resolve_precision(cfg.precision, cfg.device)}
+    return {k: v for k, v in recipe.items() if k not in RESUME_MAY_DIFFER}
 
 
 # ---------------------------------------------------------------- fine-tuning

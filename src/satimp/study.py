@@ -23,6 +23,7 @@ from satimp.config import MethodConfig, TrainConfig, from_dict, opt, to_dict
 from satimp.data.examples import training_examples
 from satimp.data.muse import MuseConfig
 from satimp.data.wmdp import WmdpConfig
+from satimp.distributed import resolve_precision
 from satimp.errors import InputError
 from satimp.evaluate import eval_precision, with_precision
 from satimp.experiment import (
@@ -671,6 +672,15 @@ def run(
         "protocol": protocol_dict(bench.protocol),  # every switch resolved
         "methods_resolved": {
             label: Objective(m, protocol=bench.protocol).resolved() for label, m in variants
+        },
+        # what `precision: auto` ran as on this machine
+        "precision_resolved": {
+            name: resolve_precision(t.precision, t.device)
+            for name, t in [("unlearn", cfg.unlearn)]
+            + [
+                (k, getattr(cfg.models, k))
+                for k in ("base_train", "original_train", "retain_train")
+            ]
         },
         "data_fingerprint": data_fingerprint(data),
         "models_built": {k: str(v) for k, v in first_paths.items()},

@@ -28,7 +28,7 @@ from satimp import tracking
 from satimp.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from satimp.config import TrainConfig
 from satimp.data.encoding import IGNORE, Encoded, collate, length_grouped_batches
-from satimp.distributed import set_deterministic, use_cpu
+from satimp.distributed import resolve_precision, set_deterministic, use_cpu
 from satimp.errors import InputError
 
 
@@ -299,9 +299,8 @@ def train(
             }
             yield {k: _to(v, accelerator.device) for k, v in mb.items()}
 
-    autocast = torch.autocast(
-        accelerator.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"
-    )
+    bf16 = resolve_precision(cfg.precision, cfg.device) == "bf16"
+    autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16)
     bar = progress_bar(total, step, desc, enabled=accelerator.is_main_process)
     model.train()
     for epoch in range(first_epoch, epochs):
