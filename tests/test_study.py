@@ -399,3 +399,16 @@ def test_real_world_sizes_sample_the_real_sets_and_need_them(tmp_path) -> None:
     with pytest.raises(InputError, match="synth.real_world_sizes needs the real"):
         prepare_data(dataclasses.replace(cfg, synth=refused), log=lambda *a: None)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")),
+    ids=lambda p: p.name,
+)
+def test_shipped_run_configs_load_and_validate(path: Path) -> None:
+    """Every config README points to parses into a RunConfig and passes its checks (methods,
+    recipes, a named model's package), so a typo in one fails here, not an hour into a run."""
+    cfg = load_config(RunConfig, path)
+    cfg.validate()
+    assert cfg.methods and cfg.name
