@@ -51,6 +51,8 @@ FLAG_HELP = {
     "--device": "auto (CUDA when available; the default), cpu or cuda",
     "--save-every": "deprecated: same as --checkpoints N",
     "--report-to": "experiment tracker: none (default), tensorboard or wandb",
+    "--precision": "fp32 (default), bf16 (bf16 autocast, fp32 weights) or auto (bf16 on a CUDA "
+    "device with bf16 or a CPU with AMX, else fp32)",
 }
 PROTOCOL_HELP = (
     "whose conventions: tofu (default), open-unlearning or satimp-official (SPEC §6); set one "
