@@ -19,6 +19,7 @@ SCRIPTS = [
     ["eval_speed.py"],
     ["throughput.py"],
     ["distributed.py"],
+    ["run_time.py"],
 ]
 
 if __name__ == "__main__":
