@@ -22,8 +22,9 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    cpu += " (AMX: bf16 products fast)" if amx else ""  # `precision: auto` trains bf16 there
+    from satimp.distributed import fast_bf16
+
+    cpu += " (AMX: bf16 products fast)" if fast_bf16("cpu") else ""  # where auto trains bf16
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {THREADS} threads"
 
 

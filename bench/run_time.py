@@ -38,8 +38,12 @@ def timed_run(args: list[str], root: Path, out: str) -> tuple[float, str, list[d
     seconds = time.time() - t0
     if done.returncode != 0:
         sys.exit(f"satimp run failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    rows = json.loads((root / out / "results.json").read_text())
-    return seconds, done.stdout, rows["rows"] if isinstance(rows, dict) else rows
+    return seconds, done.stdout, json.loads((root / out / "results.json").read_text())
+
+
+def untimed(rows: list[dict]) -> list[dict]:
+    """Result rows without their `seconds`: what a rerun must reproduce."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
 
 def report(root: Path, args: list[str]) -> None:
@@ -51,8 +55,7 @@ def report(root: Path, args: list[str]) -> None:
     }
     refs = [r for r in cold_rows if r["status"] == "reference"]
     methods = [r for r in cold_rows if r["status"] != "reference"]
-    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in cold_rows]
-    same = strip == [{k: v for k, v in r.items() if k != "seconds"} for r in warm_rows]
+    same = untimed(cold_rows) == untimed(warm_rows)
     print(f"machine: {machine()}")
     print(f"satimp run {' '.join(args)}\n")
     print("| quantity | seconds | minutes |\n|---|---|---|")

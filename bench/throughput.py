@@ -9,9 +9,8 @@ for fine-tuning and for unlearning with ga, npo and satimp.
 --precision auto is bf16 on a GPU with bf16 and on a CPU with AMX, fp32 elsewhere, as
 `train.precision: auto` (by the hardware, not the model: on an AMX CPU the 3.7 M `small`
 preset trained GA at 222 tokens/s in bf16 against 275 in fp32, while SmolLM2 ran 1.5x faster
-in bf16). MFU = 6 · N · tokens/s ÷ the device's measured matmul rate at the
-run's precision (bf16
-autocast: the bf16 rate; fp32: the fp32 rate), N = parameter count (tied embeddings counted
+in bf16). MFU = 6 · N · tokens/s ÷ the device's measured matmul rate at the run's precision
+(bf16 autocast: the bf16 rate; fp32: the fp32 rate), N = parameter count (tied embeddings counted
 once), tokens = all tokens the step trains on (forget + retain batches for methods with a
 retain term). A bf16 run on a CPU measures the fp32 rate too, and a second MFU column gives
 the ratio to it, so fp32 and bf16 runs compare on one scale. The matmul rate

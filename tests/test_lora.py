@@ -178,8 +178,8 @@ def test_bf16_mixed_precision_autocasts_and_stays_close_to_fp32(
 def test_precision_auto_trains_under_bf16_where_the_cpu_has_amx(
     tiny_trained, bench_dir, tmp_path, monkeypatch
 ) -> None:
-    """precision=auto runs as bf16 autocast on a CPU with AMX tiles (as torch reports them),
-    as fp32 without."""
+    """precision=auto runs as bf16 autocast on a CPU with AMX tiles (as torch reports them);
+    that it resolves to fp32 without is test_distributed's."""
     spy = _Spy(monkeypatch)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
     _unlearn(tiny_trained, bench_dir, tmp_path / "amx", dataclasses.replace(CFG, precision="auto"))

@@ -667,6 +667,9 @@ def run(
         weights = weight_curves(first_paths["original"], data, forget)
     except Exception as e:  # the plot is a nicety; the table is the result
         log(f"  (weight plot skipped: {e})")
+    recipes = {"unlearn": cfg.unlearn} | {
+        k: getattr(cfg.models, k) for k in ("base_train", "original_train", "retain_train")
+    }
     config = {
         **to_dict(cfg),
         "protocol": protocol_dict(bench.protocol),  # every switch resolved
@@ -675,12 +678,7 @@ def run(
         },
         # what `precision: auto` ran as on this machine
         "precision_resolved": {
-            name: resolve_precision(t.precision, t.device)
-            for name, t in [("unlearn", cfg.unlearn)]
-            + [
-                (k, getattr(cfg.models, k))
-                for k in ("base_train", "original_train", "retain_train")
-            ]
+            name: resolve_precision(t.precision, t.device) for name, t in recipes.items()
         },
         "data_fingerprint": data_fingerprint(data),
         "models_built": {k: str(v) for k, v in first_paths.items()},
