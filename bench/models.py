@@ -8,9 +8,11 @@ run's cache is used (a hit when `satimp run` already built them). Reports: build
 original model's teacher-forced argmax accuracy on the forget answers (target ≥ 0.95) and
 its forget ES (SmolLM2 target ≥ 0.9); both models' accuracy on the forget split's key facts
 (`keywords`; the retain model's aim ≤ 0.3) — over key-fact tokens, and per fact (first token
-right, every token right) — and on all tokens; with a pretrained base, the
-real-authors / world-facts probabilities of the base and of the original (target: the
-original keeps ≥ 0.9 × the base's).
+right, every token right) — and on all tokens; with a pretrained base, the base model's
+own key-fact accuracy too (the floor: what language alone predicts of facts it never saw),
+and the real-authors / world-facts probabilities of the base and of the original (target:
+the original keeps ≥ 0.9 × the base's) with a 95 % paired bootstrap interval of that ratio
+over the set's items.
 """
 
 from __future__ import annotations
@@ -70,8 +72,28 @@ def accuracy(model_dir, data, split: str) -> dict[str, float]:
     }
 
 
-def general_knowledge(model_dir, data, protocol) -> dict[str, float]:
-    """Real-authors and world-facts probability (TOFU's normalised form) of a model."""
+def ratio_interval(
+    num: list[float], den: list[float], *, n_boot: int = 5000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of sum(num) / sum(den) (num[i], den[i]: one item under two
+    models), resampling items with replacement — the ratio's uncertainty from which items the
+    set holds. Deterministic for a seed."""
+    import random
+
+    if len(num) != len(den) or not num:
+        raise ValueError("ratio_interval: num and den must be non-empty and of one length")
+    rng, n = random.Random(seed), len(num)
+    ratios = []
+    for _ in range(n_boot):
+        idx = [rng.randrange(n) for _ in range(n)]
+        ratios.append(sum(num[i] for i in idx) / sum(den[i] for i in idx))
+    ratios.sort()
+    tail = (1 - level) / 2
+    return ratios[int(tail * n_boot)], ratios[min(n_boot - 1, int((1 - tail) * n_boot))]
+
+
+def general_knowledge(model_dir, data, protocol) -> dict[str, list[float]]:
+    """Per-item real-authors and world-facts probability (TOFU's normalised form) of a model."""
     from satimp.data.tofu import load_split
     from satimp.evaluate import score_split
     from satimp.models import load_model
@@ -85,7 +107,7 @@ def general_knowledge(model_dir, data, protocol) -> dict[str, float]:
             model, tok, records, protocol=protocol, base_key="answer", answer_prob=False,
             rouge=False,
         )  # fmt: skip
-        out[name] = sum(s["prob"]) / len(s["prob"])
+        out[name] = s["prob"]
     return out
 
 
@@ -119,10 +141,11 @@ def main() -> None:
         t0 = time.time()
         run_models(cfg, data, log=lambda *a: None)
         hit = time.time() - t0
-        acc = {name: accuracy(paths[name], data, cfg.forget) for name in ("original", "retain")}
+        pretrained = cfg.models.base not in PRESETS
+        names = ("original", "retain") + (("base",) if pretrained else ())
+        acc = {name: accuracy(paths[name], data, cfg.forget) for name in names}
         protocol = cfg.resolved_protocol()
         orig_es = forget_es(paths["original"], data, cfg.forget, protocol)
-        pretrained = cfg.models.base not in PRESETS
         if pretrained:
             base_gk = general_knowledge(paths["base"], data, protocol)
             orig_gk = general_knowledge(paths["original"], data, protocol)
@@ -141,10 +164,12 @@ def main() -> None:
     print(f"| original: forget ES ({cfg.forget}) | {orig_es:.3f} |")
     if pretrained:
         for name in ("real_authors", "world_facts"):
-            ratio = orig_gk[name] / base_gk[name]
+            base, orig = base_gk[name], orig_gk[name]
+            lo, hi = ratio_interval(orig, base)
             print(
-                f"| {name} probability: base {base_gk[name]:.3f}, original {orig_gk[name]:.3f} "
-                f"| {ratio:.3f} × base |"
+                f"| {name} probability ({len(base)} items): base {sum(base) / len(base):.3f}, "
+                f"original {sum(orig) / len(orig):.3f} | {sum(orig) / sum(base):.3f} × base "
+                f"(95 % bootstrap over items: {lo:.3f}–{hi:.3f}) |"
             )
 
 
