@@ -113,6 +113,55 @@ def test_resume_refuses_a_changed_config(tiny_trained, bench_dir, tmp_path, caps
     assert main([*argv, "train.keep_checkpoints=3", "train.log_every=2", "--resume"]) == 0
 
 
+def test_resume_compares_the_precision_auto_ran_as(
+    tiny_trained, bench_dir, tmp_path, capsys, monkeypatch
+):
+    """`precision: auto` is recorded as what it resolved to: a run that went fp32 (no AMX) is
+    not resumed under auto where auto means bf16 (exit 2 naming train.precision, nothing
+    touched); passing the recorded precision explicitly resumes it."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    out = tmp_path / "o"
+    argv = [*_unlearn_args(tiny_trained, bench_dir, out), "--precision", "auto"]
+    assert main(argv) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["precision"] == "fp32"
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    capsys.readouterr()
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("satimp: error: --resume: train.precision is 'bf16' here but 'fp32'"), err
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    assert main([*argv, "--precision", "fp32", "--resume"]) == 0
+
+
+def test_run_record_resolves_every_recipe(monkeypatch):
+    """A `satimp run` folder's config.yaml (and its --resume check) holds each training
+    recipe's precision as it resolved; everything else is `to_dict(cfg)`."""
+    from satimp.config import TrainConfig, to_dict
+    from satimp.experiment import ModelsConfig
+    from satimp.study import RunConfig, run_record
+
+    auto = TrainConfig(precision="auto", device="cpu")
+    cfg = RunConfig(
+        models=ModelsConfig(base_train=auto, original_train=TrainConfig(precision="bf16")),
+        unlearn=auto,
+    )
+    for amx, want in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda a=amx: a, raising=False)
+        record, plain = run_record(cfg), to_dict(cfg)
+        assert record["unlearn"]["precision"] == want
+        assert record["models"]["base_train"]["precision"] == want
+        assert record["models"]["original_train"]["precision"] == "bf16"
+        assert record["models"]["retain_train"]["precision"] == plain["models"]["retain_train"][
+            "precision"
+        ]
+        for part in (record, plain):
+            part["unlearn"].pop("precision")
+            for k in ("base_train", "original_train", "retain_train"):
+                part["models"][k].pop("precision")
+        assert record == plain
+
+
 def test_existing_out_needs_overwrite_or_resume(tiny_trained, bench_dir, tmp_path, capsys):
     out = tmp_path / "o"
     out.mkdir()

@@ -159,13 +159,20 @@ def splits_fingerprint(data: str | Path, splits: list[str]) -> str:
     return h.hexdigest()
 
 
+def train_record(cfg: TrainConfig) -> dict:
+    """`to_dict(cfg)` with `precision: auto` replaced by what it resolves to on this machine
+    (`distributed.resolve_precision`): what a run's config.yaml records and --resume compares,
+    so a run started in bf16 is not resumed in fp32 on a machine without fast bf16 (it is
+    refused, naming `train.precision`; passing that precision explicitly resumes it)."""
+    return to_dict(cfg) | {"precision": D.resolve_precision(cfg.precision, cfg.device)}
+
+
 def recipe_key(cfg: TrainConfig) -> dict:
-    """A training recipe as a cache key holds it: `to_dict(cfg)` without the fields that say
-    how a run executes (`checkpoint.RESUME_MAY_DIFFER`: checkpointing, logging, device), so
-    changing those reuses a built model. `precision: auto` enters as what it resolves to here
-    (`distributed.resolve_precision`), so it shares its models with that explicit setting."""
-    recipe = to_dict(cfg) | {"precision": D.resolve_precision(cfg.precision, cfg.device)}
-    return {k: v for k, v in recipe.items() if k not in RESUME_MAY_DIFFER}
+    """A training recipe as a cache key holds it: `train_record(cfg)` without the fields that
+    say how a run executes (`checkpoint.RESUME_MAY_DIFFER`: checkpointing, logging, device), so
+    changing those reuses a built model; `precision: auto` shares its models with the explicit
+    setting it resolves to."""
+    return {k: v for k, v in train_record(cfg).items() if k not in RESUME_MAY_DIFFER}
 
 
 # ---------------------------------------------------------------- fine-tuning
@@ -190,7 +197,7 @@ def finetune(
     Saves model + tokenizer, config.yaml, run_info.json and metrics.jsonl under `out_dir`.
     """
     cfg.validate()
-    config = {"model": model_src, "data": str(data), "splits": splits, "train": to_dict(cfg)}
+    config = {"model": model_src, "data": str(data), "splits": splits, "train": train_record(cfg)}
     config |= {"system_prompt": system} if system else {}
     if resume:
         check_resume(out_dir, config)
@@ -456,7 +463,7 @@ def unlearn(
         "method": objective.resolved(),
         "method_config": to_dict(method),
         "protocol": protocol_dict(protocol),
-        "train": to_dict(cfg),
+        "train": train_record(cfg),
     }
     if resume:
         check_resume(out_dir, config)

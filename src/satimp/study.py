@@ -30,6 +30,7 @@ from satimp.experiment import (
     ModelsConfig,
     build_models,
     data_fingerprint,
+    train_record,
     unlearn,
     write_atomic,
     write_json,
@@ -594,13 +595,27 @@ def open_run(cfg: RunConfig, out: Path, resume: bool, log=print):
     """The start of `run` and `study frontier`: with `resume`, refuse a config other than the
     folder's (a changed one would mix two studies' rows); build the data; check every split
     and model source; only then create `out` and write its config.yaml. Returns the data."""
+    record = run_record(cfg)
     if resume:
-        check_resume(out, to_dict(cfg))
+        check_resume(out, record)
     data = prepare_data(cfg, log)
     check_inputs(cfg, data)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    write_atomic(out / "config.yaml", yaml.safe_dump(record, sort_keys=False))
     return data
+
+
+RECIPES = ("base_train", "original_train", "retain_train")  # the training recipes of `models`
+
+
+def run_record(cfg: RunConfig) -> dict:
+    """`to_dict(cfg)` with every training recipe's `precision: auto` resolved on this machine
+    (`experiment.train_record`): a run's config.yaml, and what --resume compares, so a study
+    started in bf16 does not go on in fp32 on another machine."""
+    record = to_dict(cfg)
+    record["unlearn"] = train_record(cfg.unlearn)
+    record["models"] |= {k: train_record(getattr(cfg.models, k)) for k in RECIPES}
+    return record
 
 
 def run(
@@ -667,9 +682,7 @@ def run(
         weights = weight_curves(first_paths["original"], data, forget)
     except Exception as e:  # the plot is a nicety; the table is the result
         log(f"  (weight plot skipped: {e})")
-    recipes = {"unlearn": cfg.unlearn} | {
-        k: getattr(cfg.models, k) for k in ("base_train", "original_train", "retain_train")
-    }
+    recipes = {"unlearn": cfg.unlearn} | {k: getattr(cfg.models, k) for k in RECIPES}
     config = {
         **to_dict(cfg),
         "protocol": protocol_dict(bench.protocol),  # every switch resolved
