@@ -152,9 +152,10 @@ def test_run_record_resolves_every_recipe(monkeypatch):
         assert record["unlearn"]["precision"] == want
         assert record["models"]["base_train"]["precision"] == want
         assert record["models"]["original_train"]["precision"] == "bf16"
-        assert record["models"]["retain_train"]["precision"] == plain["models"]["retain_train"][
-            "precision"
-        ]
+        assert (
+            record["models"]["retain_train"]["precision"]
+            == plain["models"]["retain_train"]["precision"]
+        )
         for part in (record, plain):
             part["unlearn"].pop("precision")
             for k in ("base_train", "original_train", "retain_train"):
