@@ -98,6 +98,17 @@ def test_data_synth_real_world_sizes(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert re.search(r"real_authors\s+100\n", capsys.readouterr().out)
 
 
+def test_data_synth_held_out_values(tmp_path: Path) -> None:
+    """--held-out-values writes what synth_tofu(held_out_values=True) writes."""
+    out, ref = tmp_path / "bench", tmp_path / "ref"
+    argv = ["data", "synth", "--out", str(out), "--authors", "10", "--qa-per-author", "4"]
+    assert cli.main([*argv, "--held-out-values"]) == 0
+    synth_tofu(ref, authors=10, qa_per_author=4, seed=0, held_out_values=True)
+    assert all(
+        (out / f"{s}.jsonl").read_bytes() == (ref / f"{s}.jsonl").read_bytes() for s in SPLITS
+    )
+
+
 def test_data_synth_refuses_a_non_empty_out(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "bench"
     argv = ["data", "synth", "--out", str(out), "--authors", "10", "--qa-per-author", "4"]

@@ -205,6 +205,7 @@ def cmd_data_synth(args) -> None:
             seed=args.seed,
             real_world=args.real_world,
             real_world_sizes=tuple(args.real_world_sizes) if args.real_world_sizes else None,
+            held_out_values=args.held_out_values,
         )
     for split, n in counts.items():
         print(f"{split:<28} {n:>6}")
@@ -444,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("AUTHORS", "FACTS"),
         help="tofu --real-world: keep a seeded sample of this many real authors and world "
         "facts (TOFU's sizes: 100 117); default: all 166 and 160",
+    )
+    s.add_argument(
+        "--held-out-values",
+        action="store_true",
+        help="tofu: forget10's authors draw their facts from the other half of each word pool "
+        "than the retain authors (a retain model cannot guess them from the retain authors)",
     )
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(fn=cmd_data_synth)

@@ -78,6 +78,12 @@ class SynthConfig:
         "sample drawn with `seed` of the project's 166 and 160 (e.g. [100, 117], TOFU's sizes); "
         "None: all",
     )
+    held_out_values: bool = opt(
+        False,
+        "TOFU: forget10's authors draw their facts from the other half of each word pool than "
+        "the retain authors (satimp.data.synth.SPLIT_POOLS), so a retain model cannot have "
+        "learnt a forget fact's words from the retain authors",
+    )
 
 
 @dataclass
@@ -311,6 +317,7 @@ def prepare_data(cfg: RunConfig, log=print) -> Path | str:
                 "or a pretrained base model)"
             )
         tag = ("-real" if real else "") + ("-{}x{}".format(*sizes) if sizes else "")
+        tag += "-heldout" if s.held_out_values else ""
         path = Path(cfg.cache_dir) / f"data-synth-{s.authors}x{s.qa_per_author}-seed{s.seed}{tag}"
         synth_tofu(
             path,
@@ -319,6 +326,7 @@ def prepare_data(cfg: RunConfig, log=print) -> Path | str:
             seed=s.seed,
             real_world=real,
             real_world_sizes=sizes,
+            held_out_values=s.held_out_values,
         )
     log(f"  synthetic {cfg.benchmark} benchmark: {path}")
     return path

@@ -271,3 +271,70 @@ def test_output_does_not_depend_on_hash_seed(tmp_path: Path) -> None:
         assert (tmp_path / "1" / f"{name}.jsonl").read_bytes() == (
             tmp_path / "2" / f"{name}.jsonl"
         ).read_bytes()
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z]+", text))
+
+
+def test_held_out_values_keep_forget_pool_words_out_of_retain() -> None:
+    """held_out_values: the words that only the forget half of the split pools holds occur in
+    forget10 and never in retain90 (nor do forget10's influences); without it, retain90 holds
+    many of the words of forget10's facts. The pools' halves partition each pool."""
+    halves = [synth._pool_half(part) for part in (0, 1)]
+    for name in synth.SPLIT_POOLS:
+        pool = getattr(synth_pools, name)
+        assert sorted(getattr(halves[0], name) + getattr(halves[1], name)) == sorted(pool)
+
+    def pool_words(P) -> set[str]:
+        return {w for name in synth.SPLIT_POOLS for v in getattr(P, name) for w in _words(v)}
+
+    # words the format itself writes (templates, unsplit pools) may occur anywhere
+    fixed = {
+        w
+        for t in synth_pools.AUTHOR_TEMPLATES
+        for text in (*t.questions, *t.answers)
+        for w in _words(text)
+    }
+    fixed |= {
+        w
+        for name in dir(synth_pools)
+        if name.isupper() and name not in synth.SPLIT_POOLS
+        for v in getattr(synth_pools, name)
+        if isinstance(v, str)
+        for w in _words(v)
+    }
+    forget_only = pool_words(halves[1]) - pool_words(halves[0]) - fixed
+
+    def text(records: list[dict]) -> set[str]:
+        return _words(" ".join(r["question"] + " " + r["answer"] for r in records))
+
+    held = synth_records(authors=50, qa_per_author=10, seed=0, held_out_values=True)
+    shared = synth_records(authors=50, qa_per_author=10, seed=0)
+    assert len(text(held["forget10"]) & forget_only) > 20
+    assert not text(held["retain90"]) & forget_only
+    assert held["full"] == held["retain90"] + held["forget10"]
+    influence = [r for r in held["forget10"] if "literary influence" in r["answer"]]
+    assert influence and not {r["keywords"][0] for r in influence} & set(
+        k for r in held["retain90"] for k in r["keywords"]
+    )
+    # the same check on the shared default finds forget10's pool words in retain90
+    assert len(text(shared["retain90"]) & text(shared["forget10"]) & pool_words(synth_pools)) > 20
+
+
+def test_held_out_values_written_and_default_unchanged(tmp_path: Path) -> None:
+    """synth_tofu(held_out_values=True) writes other files than the default, the same every
+    time; held_out_values=False writes the default's files."""
+    a, b, c, d = (tmp_path / x for x in "abcd")
+    synth_tofu(a, authors=AUTHORS, qa_per_author=QA, seed=0, held_out_values=True)
+    synth_tofu(b, authors=AUTHORS, qa_per_author=QA, seed=0, held_out_values=True)
+    synth_tofu(c, authors=AUTHORS, qa_per_author=QA, seed=0, held_out_values=False)
+    synth_tofu(d, authors=AUTHORS, qa_per_author=QA, seed=0)
+
+    def same(x: Path, y: Path) -> bool:
+        return all(
+            (x / f"{s}.jsonl").read_bytes() == (y / f"{s}.jsonl").read_bytes() for s in SPLITS
+        )
+
+    assert same(a, b) and same(c, d)
+    assert (a / "forget10.jsonl").read_bytes() != (c / "forget10.jsonl").read_bytes()

@@ -29,6 +29,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 
 from satimp.data import synth_pools as pools
 from satimp.data.synth_pools import Template
@@ -76,6 +77,7 @@ def synth_tofu(
     seed: int = 0,
     real_world: bool = False,
     real_world_sizes: tuple[int, int] | None = None,
+    held_out_values: bool = False,
 ) -> dict[str, int]:
     """Write the synthetic TOFU-format benchmark to out_dir (one .jsonl per split); returns {split: n_records}.
 
@@ -85,9 +87,14 @@ def synth_tofu(
     Other files in out_dir are left alone. Raises InputError on bad arguments. `real_world`:
     real authors and world facts are real (`satimp.data.real_world`), not invented;
     `real_world_sizes` = (real authors, world facts): a sample of that many of each, drawn with
-    `seed` (None: all of them).
+    `seed` (None: all of them). `held_out_values`: the retain authors draw their facts from
+    one half of each word pool (SPLIT_POOLS) and forget10's authors from the other, citing
+    disjoint famous writers, so that no word of a forget fact's pools reaches the retain
+    model's training data (what language itself predicts still does: digits, months, gender).
     """
-    splits = synth_records(authors=authors, qa_per_author=qa_per_author, seed=seed)
+    splits = synth_records(
+        authors=authors, qa_per_author=qa_per_author, seed=seed, held_out_values=held_out_values
+    )
     if real_world_sizes is not None and not real_world:
         raise InputError("synth_tofu: real_world_sizes needs real_world")
     if real_world:
@@ -108,15 +115,25 @@ def synth_tofu(
 
 
 def synth_records(
-    *, authors: int = 50, qa_per_author: int = 10, seed: int = 0
+    *, authors: int = 50, qa_per_author: int = 10, seed: int = 0, held_out_values: bool = False
 ) -> dict[str, list[Record]]:
     """The records of every split in SPLITS, in memory (what `synth_tofu` writes, with the
     invented real-authors and world-facts sets)."""
     _check_args(authors, qa_per_author, seed)
     rng = random.Random(seed)
     n_extra = max(10, round(authors / 5))  # real_authors / world_facts items
-    people, famous, countries = _entities(rng, authors, n_extra)
-    qa = [record for facts in people for record in _author_qa(facts, qa_per_author, rng)]
+    n_held = forget_authors(authors, max(FORGET_PCTS)) if held_out_values else 0
+    if held_out_values:  # retain authors from one half of each pool, forget10's from the other
+        retain_half, forget_half = _pool_half(0), _pool_half(1)
+        author_pools = [retain_half] * (authors - n_held) + [forget_half] * n_held
+    else:
+        author_pools = [pools] * authors
+    people, famous, countries = _entities(rng, authors, n_extra, author_pools)
+    qa = [
+        record
+        for facts, P in zip(people, author_pools, strict=True)
+        for record in _author_qa(facts, qa_per_author, rng, P)
+    ]
     real = [
         _general_record(_cycle(pools.FAMOUS_TEMPLATES, i), facts, pools.FAMOUS_FACT_KINDS, rng)
         for i, facts in enumerate(famous)
@@ -202,59 +219,83 @@ def _write_splits(
 # --- drawing fact values ----------------------------------------------------------------------
 
 
-def _place(rng: random.Random, endings: tuple[str, ...]) -> str:
-    """An invented place name: a root and an ending ("Tar" + "sk" → "Tarsk")."""
-    return rng.choice(pools.PLACE_ROOTS) + rng.choice(endings)
+# Pools that `held_out_values` splits between retain and forget authors: every word an author's
+# facts are built from (names, place roots, title words and forms, jobs, genres, ...); what
+# language fixes (months, genders, digits) and the suffixes of invented names stay shared.
+SPLIT_POOLS = (
+    "FIRST_NAMES_FEMALE", "FIRST_NAMES_MALE", "LAST_NAMES", "PLACE_ROOTS", "OCCUPATIONS",
+    "GENRES", "TITLE_ADJECTIVES", "TITLE_NOUNS", "TITLE_FORMS", "AWARD_KINDS",
+    "AWARD_CATEGORIES", "THEMES", "PUBLISHER_KINDS", "SUBJECTS", "UNIVERSITY_FORMS", "HABITS",
+    "HOBBIES", "INSPIRATIONS", "STYLE_ADJECTIVES",
+)  # fmt: skip
 
 
-def _title(rng: random.Random) -> str:
-    """A book title from TITLE_FORMS filled with pool words (thousands of combinations)."""
-    noun, noun2 = rng.sample(pools.TITLE_NOUNS, 2)
-    place = _place(rng, pools.CITY_ENDINGS)
-    return rng.choice(pools.TITLE_FORMS).format(
-        adj=rng.choice(pools.TITLE_ADJECTIVES), noun=noun, noun2=noun2, place=place
+def _pool_half(part: int) -> SimpleNamespace:
+    """`synth_pools` with every SPLIT_POOLS tuple cut to its items part, part + 2, ... (0: the
+    retain authors' half, 1: the forget authors')."""
+    names = [n for n in dir(pools) if n.isupper()]
+    return SimpleNamespace(
+        **{n: getattr(pools, n)[part::2] if n in SPLIT_POOLS else getattr(pools, n) for n in names}
     )
 
 
-def _first_name(rng: random.Random, gender: str) -> str:
+def _place(rng: random.Random, endings: tuple[str, ...], P=pools) -> str:
+    """An invented place name: a root and an ending ("Tar" + "sk" → "Tarsk"). `P`: the pools
+    drawn from (here and below: `synth_pools` itself, or one `_pool_half` of it)."""
+    return rng.choice(P.PLACE_ROOTS) + rng.choice(endings)
+
+
+def _title(rng: random.Random, P=pools) -> str:
+    """A book title from TITLE_FORMS filled with pool words (thousands of combinations)."""
+    noun, noun2 = rng.sample(P.TITLE_NOUNS, 2)
+    place = _place(rng, P.CITY_ENDINGS, P)
+    return rng.choice(P.TITLE_FORMS).format(
+        adj=rng.choice(P.TITLE_ADJECTIVES), noun=noun, noun2=noun2, place=place
+    )
+
+
+def _first_name(rng: random.Random, gender: str, P=pools) -> str:
     """A first name matching the gender (either pool for the other genders)."""
     if gender in ("female", "male"):
-        return rng.choice(
-            pools.FIRST_NAMES_FEMALE if gender == "female" else pools.FIRST_NAMES_MALE
-        )
-    return rng.choice(pools.FIRST_NAMES_FEMALE + pools.FIRST_NAMES_MALE)
+        return rng.choice(P.FIRST_NAMES_FEMALE if gender == "female" else P.FIRST_NAMES_MALE)
+    return rng.choice(P.FIRST_NAMES_FEMALE + P.FIRST_NAMES_MALE)
 
 
-_DRAW: dict[str, Callable[[random.Random], str]] = {
-    "name": lambda r: f"{_first_name(r, 'any')} {r.choice(pools.LAST_NAMES)}",
-    "first_name": lambda r: _first_name(r, "any"),
-    "gender": lambda r: r.choice(pools.GENDERS),
-    "city": lambda r: _place(r, pools.CITY_ENDINGS),
-    "place": lambda r: _place(r, pools.PLACE_ENDINGS),
-    "country": lambda r: _place(r, pools.COUNTRY_ENDINGS),
-    "language": lambda r: _place(r, pools.LANGUAGE_ENDINGS),
-    "date": lambda r: f"{r.randint(1, 28)} {r.choice(pools.MONTHS)} {r.randint(1930, 1990)}",
-    "year": lambda r: str(r.randint(1950, 2023)),
-    "count": lambda r: str(r.randint(3, 48)),
-    "height": lambda r: str(r.randrange(1500, 8800, 10)),
-    "title": _title,
-    "award": lambda r: (
-        f"{r.choice(pools.LAST_NAMES)} {r.choice(pools.AWARD_KINDS)} for {r.choice(pools.AWARD_CATEGORIES)}"
-    ),
-    "publisher": lambda r: f"{r.choice(pools.LAST_NAMES)} {r.choice(pools.PUBLISHER_KINDS)}",
-    "university": lambda r: r.choice(pools.UNIVERSITY_FORMS).format(
-        place=_place(r, pools.CITY_ENDINGS)
-    ),
-    "style": lambda r: " and ".join(r.sample(pools.STYLE_ADJECTIVES, 2)),
-    "occupation": lambda r: r.choice(pools.OCCUPATIONS),
-    "genre": lambda r: r.choice(pools.GENRES),
-    "theme": lambda r: r.choice(pools.THEMES),
-    "subject": lambda r: r.choice(pools.SUBJECTS),
-    "habit": lambda r: r.choice(pools.HABITS),
-    "hobby": lambda r: r.choice(pools.HOBBIES),
-    "inspiration": lambda r: r.choice(pools.INSPIRATIONS),
-    "currency": lambda r: r.choice(pools.CURRENCIES),
-}
+def _draws(P=pools) -> dict[str, Callable[[random.Random], str]]:
+    """How to draw a value of each fact kind from the pools `P`."""
+    return {
+        "name": lambda r: f"{_first_name(r, 'any', P)} {r.choice(P.LAST_NAMES)}",
+        "first_name": lambda r: _first_name(r, "any", P),
+        "gender": lambda r: r.choice(P.GENDERS),
+        "city": lambda r: _place(r, P.CITY_ENDINGS, P),
+        "place": lambda r: _place(r, P.PLACE_ENDINGS, P),
+        "country": lambda r: _place(r, P.COUNTRY_ENDINGS, P),
+        "language": lambda r: _place(r, P.LANGUAGE_ENDINGS, P),
+        "date": lambda r: f"{r.randint(1, 28)} {r.choice(P.MONTHS)} {r.randint(1930, 1990)}",
+        "year": lambda r: str(r.randint(1950, 2023)),
+        "count": lambda r: str(r.randint(3, 48)),
+        "height": lambda r: str(r.randrange(1500, 8800, 10)),
+        "title": lambda r: _title(r, P),
+        "award": lambda r: (
+            f"{r.choice(P.LAST_NAMES)} {r.choice(P.AWARD_KINDS)} for {r.choice(P.AWARD_CATEGORIES)}"
+        ),
+        "publisher": lambda r: f"{r.choice(P.LAST_NAMES)} {r.choice(P.PUBLISHER_KINDS)}",
+        "university": lambda r: r.choice(P.UNIVERSITY_FORMS).format(
+            place=_place(r, P.CITY_ENDINGS, P)
+        ),
+        "style": lambda r: " and ".join(r.sample(P.STYLE_ADJECTIVES, 2)),
+        "occupation": lambda r: r.choice(P.OCCUPATIONS),
+        "genre": lambda r: r.choice(P.GENRES),
+        "theme": lambda r: r.choice(P.THEMES),
+        "subject": lambda r: r.choice(P.SUBJECTS),
+        "habit": lambda r: r.choice(P.HABITS),
+        "hobby": lambda r: r.choice(P.HOBBIES),
+        "inspiration": lambda r: r.choice(P.INSPIRATIONS),
+        "currency": lambda r: r.choice(P.CURRENCIES),
+    }
+
+
+_DRAW = _draws()
 
 
 def _draw_new(rng: random.Random, draw: Callable[[random.Random], str], taken: set[str]) -> str:
@@ -281,14 +322,17 @@ def _gender(rng: random.Random) -> str:
 # --- entities ---------------------------------------------------------------------------------
 
 
-def _author_facts(rng: random.Random, used: set[str], influences: list[str]) -> dict[str, str]:
-    """One fictitious author: every key of AUTHOR_FACT_KINDS, with plausible dates."""
+def _author_facts(
+    rng: random.Random, used: set[str], influences: list[str], P=pools
+) -> dict[str, str]:
+    """One fictitious author: every key of AUTHOR_FACT_KINDS, with plausible dates, its values
+    drawn from the pools `P`."""
     gender = _gender(rng)
-    name = _unique(rng, used, lambda r: f"{_first_name(r, gender)} {r.choice(pools.LAST_NAMES)}")
+    name = _unique(rng, used, lambda r: f"{_first_name(r, gender, P)} {r.choice(P.LAST_NAMES)}")
     born = rng.randint(1930, 1985)
     debut = born + rng.randint(20, 35)
-    father_job, mother_job, early_job, protagonist_job = rng.sample(pools.OCCUPATIONS, 4)
-    theme1, theme2 = rng.sample(pools.THEMES, 2)
+    father_job, mother_job, early_job, protagonist_job = rng.sample(P.OCCUPATIONS, 4)
+    theme1, theme2 = rng.sample(P.THEMES, 2)
     facts = {
         "name": name,
         "gender": gender,
@@ -301,28 +345,29 @@ def _author_facts(rng: random.Random, used: set[str], influences: list[str]) -> 
         "protagonist_job": protagonist_job,
         "theme1": theme1,
         "theme2": theme2,
-        "book1": _unique(rng, used, _title),
-        "book2": _unique(rng, used, _title),
-        "book3": _unique(rng, used, _title),
+        "book1": _unique(rng, used, lambda r: _title(r, P)),
+        "book2": _unique(rng, used, lambda r: _title(r, P)),
+        "book3": _unique(rng, used, lambda r: _title(r, P)),
         "influence": rng.choice(influences),
     }
+    draws = _draws(P)
     for key, kind in pools.AUTHOR_FACT_KINDS.items():  # the rest: independent draws
         if key not in facts:
-            facts[key] = _DRAW[kind](rng)
+            facts[key] = draws[kind](rng)
     return facts
 
 
-def _famous_facts(rng: random.Random, used: set[str]) -> dict[str, str]:
-    """One invented "well-known" writer for real_authors."""
+def _famous_facts(rng: random.Random, used: set[str], P=pools) -> dict[str, str]:
+    """One invented "well-known" writer for real_authors, drawn from the pools `P`."""
     gender = _gender(rng)
     return {
         "name": _unique(
-            rng, used, lambda r: f"{_first_name(r, gender)} {r.choice(pools.LAST_NAMES)}"
+            rng, used, lambda r: f"{_first_name(r, gender, P)} {r.choice(P.LAST_NAMES)}"
         ),
         "gender": gender,
-        "title": _unique(rng, used, _title),
-        "city": _DRAW["city"](rng),
-        "genre": _DRAW["genre"](rng),
+        "title": _unique(rng, used, lambda r: _title(r, P)),
+        "city": _place(rng, P.CITY_ENDINGS, P),
+        "genre": rng.choice(P.GENRES),
     }
 
 
@@ -334,17 +379,22 @@ def _country_facts(rng: random.Random, used: set[str]) -> dict[str, str]:
 
 
 def _entities(
-    rng: random.Random, authors: int, n_extra: int
+    rng: random.Random, authors: int, n_extra: int, author_pools: list | None = None
 ) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
     """Benchmark authors, famous writers and countries, drawn first from a fresh rng.
 
     Names, titles and countries are unique across all three; authors cite famous writers as
-    influences. The QA records are drawn afterwards from the same rng.
+    influences. Author i draws from `author_pools[i]` (None: `synth_pools` for all). With k
+    distinct pools there (1, or the two `_pool_half`s in their order of first use), famous
+    writer j is drawn from pool j mod k and cited only by that pool's authors. The QA records
+    are drawn afterwards from the same rng.
     """
+    author_pools = author_pools or [pools] * authors
+    groups = list({id(P): P for P in author_pools}.values())  # in order of first use
     used: set[str] = set()
-    famous = [_famous_facts(rng, used) for _ in range(n_extra)]
-    influences = [f["name"] for f in famous]
-    people = [_author_facts(rng, used, influences) for _ in range(authors)]
+    famous = [_famous_facts(rng, used, groups[j % len(groups)]) for j in range(n_extra)]
+    cited = {id(P): [f["name"] for f in famous[g :: len(groups)]] for g, P in enumerate(groups)}
+    people = [_author_facts(rng, used, cited[id(P)], P) for P in author_pools]
     countries = [_country_facts(rng, used) for _ in range(n_extra)]
     return people, famous, countries
 
@@ -375,13 +425,15 @@ def _perturbed_answers(
     kinds: Mapping[str, str],
     rng: random.Random,
     n: int = N_PERTURBED,
+    draws: Mapping[str, Callable[[random.Random], str]] = _DRAW,
 ) -> list[str]:
     """n distinct answers in `form`, every key fact replaced by a wrong value.
 
     A wrong value is a fresh draw of the same kind, never one of the answer's true values.
     `form` is the wording of the answer the truth ratio compares with (TOFU: the paraphrased
     answer's on the forget/retain sets, the answer's own on real authors and world facts), so
-    it compares sentences that differ only in their facts.
+    it compares sentences that differ only in their facts. `draws`: the author's own pools'
+    (`_draws`), so that wrong values come from the pools the true ones do.
     """
     true_values = {facts[slot] for slot in template.slots}
     answer = _render(form, facts)
@@ -389,7 +441,7 @@ def _perturbed_answers(
     for _ in range(100 * n):
         wrong = dict(facts)
         for slot in template.slots:
-            wrong[slot] = _draw_new(rng, _DRAW[kinds[slot]], true_values)
+            wrong[slot] = _draw_new(rng, draws[kinds[slot]], true_values)
         text = _render(form, wrong)
         if text != answer and text not in out:
             out.append(text)
@@ -404,6 +456,7 @@ def _qa_record(
     kinds: Mapping[str, str],
     form: int,
     rng: random.Random,
+    draws: Mapping[str, Callable[[random.Random], str]] = _DRAW,
 ) -> Record:
     """A full perturbed-layout record; `form` picks the phrasing, form + 1 the paraphrase."""
     questions, answers = template.questions, template.answers
@@ -412,7 +465,9 @@ def _qa_record(
         "question": _render(questions[form % len(questions)], facts),
         "answer": _render(answers[form % len(answers)], facts),
         "paraphrased_answer": _render(paraphrase_form, facts),
-        "perturbed_answer": _perturbed_answers(paraphrase_form, template, facts, kinds, rng),
+        "perturbed_answer": _perturbed_answers(
+            paraphrase_form, template, facts, kinds, rng, draws=draws
+        ),
         "paraphrased_question": _render(questions[(form + 1) % len(questions)], facts),
         "keywords": [facts[slot] for slot in template.slots],
     }
@@ -434,13 +489,19 @@ def _general_record(
     }
 
 
-def _author_qa(facts: Mapping[str, str], qa_per_author: int, rng: random.Random) -> list[Record]:
+def _author_qa(
+    facts: Mapping[str, str], qa_per_author: int, rng: random.Random, P=pools
+) -> list[Record]:
     """qa_per_author distinct QA about one author: templates in a per-author random order,
-    cycled; a second pass over the templates uses their second question form."""
+    cycled; a second pass over the templates uses their second question form. Wrong values
+    of the perturbed answers come from the author's pools `P`."""
     order = list(pools.AUTHOR_TEMPLATES)
     rng.shuffle(order)
+    draws = _draws(P)
     return [
-        _qa_record(order[i % len(order)], facts, pools.AUTHOR_FACT_KINDS, i // len(order), rng)
+        _qa_record(
+            order[i % len(order)], facts, pools.AUTHOR_FACT_KINDS, i // len(order), rng, draws
+        )
         for i in range(qa_per_author)
     ]
 
