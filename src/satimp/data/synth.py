@@ -122,10 +122,9 @@ def synth_records(
     _check_args(authors, qa_per_author, seed)
     rng = random.Random(seed)
     n_extra = max(10, round(authors / 5))  # real_authors / world_facts items
-    n_held = forget_authors(authors, max(FORGET_PCTS)) if held_out_values else 0
     if held_out_values:  # retain authors from one half of each pool, forget10's from the other
-        retain_half, forget_half = _pool_half(0), _pool_half(1)
-        author_pools = [retain_half] * (authors - n_held) + [forget_half] * n_held
+        n_held = forget_authors(authors, max(FORGET_PCTS))
+        author_pools = [_pool_half(0)] * (authors - n_held) + [_pool_half(1)] * n_held
     else:
         author_pools = [pools] * authors
     people, famous, countries = _entities(rng, authors, n_extra, author_pools)
@@ -359,15 +358,15 @@ def _author_facts(
 
 def _famous_facts(rng: random.Random, used: set[str], P=pools) -> dict[str, str]:
     """One invented "well-known" writer for real_authors, drawn from the pools `P`."""
-    gender = _gender(rng)
+    gender, draws = _gender(rng), _draws(P)
     return {
         "name": _unique(
             rng, used, lambda r: f"{_first_name(r, gender, P)} {r.choice(P.LAST_NAMES)}"
         ),
         "gender": gender,
         "title": _unique(rng, used, lambda r: _title(r, P)),
-        "city": _place(rng, P.CITY_ENDINGS, P),
-        "genre": rng.choice(P.GENRES),
+        "city": draws["city"](rng),
+        "genre": draws["genre"](rng),
     }
 
 
