@@ -33,13 +33,9 @@ ALPHA = 0.05
 def verdict(a: list[float], b: list[float], *, higher: bool = True) -> tuple[str, str]:
     """'holds' if mean(a) is significantly above mean(b) (below when higher=False), 'does not
     hold' if significantly the other way, else 'not distinguishable'; and the evidence."""
-    from satimp.frontier import paired_p
-    from satimp.report import ci95
+    from satimp.frontier import paired_difference
 
-    p = paired_p(a, b)
-    d = [x - y for x, y in zip(a, b, strict=True)]
-    mean = sum(d) / len(d)
-    ci = ci95(d)
+    mean, ci, p = paired_difference(a, b)
     evidence = f"difference {mean:+.3f}" + (f" ± {ci:.3f}" if ci is not None else "")
     evidence += f", paired p = {p:.3g}" if p is not None else ""
     if p is None or p >= ALPHA:

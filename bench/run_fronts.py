@@ -23,7 +23,7 @@ import argparse
 import json
 from pathlib import Path
 
-from satimp.frontier import hypervolume, paired_p, pareto_front
+from satimp.frontier import hypervolume, paired_difference, pareto_front
 
 
 def fronts(out: Path) -> list[dict]:
@@ -62,8 +62,6 @@ def item_es(out: Path, method: str) -> dict[str, list[float]]:
 def paired(out: Path, ref: str, methods: list[str]) -> list[dict]:
     """Per method: mean per-item ES difference (method − ref) on forget and retain items,
     its 95 % t-interval and paired p."""
-    from satimp.report import ci95
-
     base = item_es(out, ref)
     rows = []
     for m in methods:
@@ -72,9 +70,8 @@ def paired(out: Path, ref: str, methods: list[str]) -> list[dict]:
         mine = item_es(out, m)
         row = {"method": m}
         for k in ("forget", "retain"):
-            d = [a - b for a, b in zip(mine[k], base[k], strict=True)]
-            mean, half = sum(d) / len(d), ci95(d)
-            row[k] = (mean, mean - half, mean + half, paired_p(mine[k], base[k]), len(d))
+            mean, half, p = paired_difference(mine[k], base[k])
+            row[k] = (mean, mean - half, mean + half, p, len(mine[k]))
         rows.append(row)
     return rows
 

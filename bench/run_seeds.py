@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from satimp.frontier import paired_p
+from satimp.frontier import paired_difference
 from satimp.report import ci95
 
 KEYS = ("forget_es", "retain_es", "model_utility")
@@ -39,9 +39,8 @@ def per_seed(outs: list[Path], default_seed: int) -> dict[str, dict[int, dict]]:
     return table
 
 
-def summary(values: list[float], sign: str = "") -> str:
-    """'mean ± half-width of the 95 % t-interval' (the mean alone for one value)."""
-    mean, half = sum(values) / len(values), ci95(values)
+def interval(mean: float, half: float | None, sign: str = "") -> str:
+    """'mean ± half-width of the 95 % t-interval' (the mean alone without one)."""
     return f"{mean:{sign}.3f}" + ("" if half is None else f" ± {half:.3f}")
 
 
@@ -69,7 +68,9 @@ def main() -> None:
             ", ".join(map(str, seeds)),
             ", ".join(f"{rows[s]['forget_es']:.3f}" for s in seeds),
         ]
-        cells += [summary([rows[s][k] for s in seeds]) for k in KEYS]
+        for k in KEYS:
+            values = [rows[s][k] for s in seeds]
+            cells.append(interval(sum(values) / len(values), ci95(values)))
         if a.paired:
             ref = table[a.paired]
             common = [s for s in seeds if s in ref]
@@ -77,10 +78,10 @@ def main() -> None:
                 if m == a.paired:
                     cells.append("")
                     continue
-                mine, theirs = [rows[s][k] for s in common], [ref[s][k] for s in common]
-                d = [x - y for x, y in zip(mine, theirs, strict=True)]
-                p = paired_p(mine, theirs)
-                cells.append(summary(d, "+") + ("" if p is None else f" ({p:.2g})"))
+                mean, half, p = paired_difference(
+                    [rows[s][k] for s in common], [ref[s][k] for s in common]
+                )
+                cells.append(interval(mean, half, "+") + ("" if p is None else f" ({p:.2g})"))
         print("| " + " | ".join(cells) + " |")
 
 

@@ -10,7 +10,14 @@ import pytest
 import scipy.stats
 import yaml
 
-from satimp.frontier import hypervolume, lr_grid, paired_p, pareto_front, run_frontier
+from satimp.frontier import (
+    hypervolume,
+    lr_grid,
+    paired_difference,
+    paired_p,
+    pareto_front,
+    run_frontier,
+)
 from satimp.report import aggregate, ci95, format_table
 from satimp.study import run
 from test_study import tiny_config as _tiny_config
@@ -67,6 +74,16 @@ def test_paired_p_by_hand() -> None:
     assert p == pytest.approx(2 * scipy.stats.t.sf(4.0, 2), rel=1e-9)
     assert paired_p([1.0, 2.0], [0.0, 1.0]) == 0.0  # the same gain on every seed
     assert paired_p([1.0, 2.0], [1.0, 2.0]) == 1.0 and paired_p([1.0], [0.0]) is None
+
+
+def test_paired_difference_by_hand() -> None:
+    # d = [1, 2, 1]: mean 4/3, s = 1/√3 → half-width t(0.975, 2) · s/√3 = 4.3027 / 3 = 1.4342
+    mean, half, p = paired_difference([1.0, 2.0, 3.0], [0.0, 0.0, 2.0])
+    assert mean == pytest.approx(4 / 3, rel=1e-12)
+    assert half == pytest.approx(scipy.stats.t.ppf(0.975, 2) / 3, rel=1e-9)
+    assert half == pytest.approx(1.4342, abs=1e-4)
+    assert p == pytest.approx(2 * scipy.stats.t.sf(4.0, 2), rel=1e-9)
+    assert paired_difference([1.0], [0.5]) == (0.5, None, None)
 
 
 def test_lr_grid() -> None:

@@ -66,6 +66,18 @@ def paired_p(a: Sequence[float], b: Sequence[float]) -> float | None:
     return float(scipy.stats.ttest_rel(a, b).pvalue)
 
 
+def paired_difference(
+    a: Sequence[float], b: Sequence[float]
+) -> tuple[float, float | None, float | None]:
+    """Paired comparison of a and b: the mean of d = a − b, the half-width of its 95 %
+    t-interval (`report.ci95`; None for one pair) and the two-sided paired t-test p
+    (`paired_p`)."""
+    from satimp.report import ci95
+
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    return sum(d) / len(d), ci95(d), paired_p(a, b)
+
+
 def lr_grid(lr: float, n: int = 4) -> list[float]:
     """n learning rates lr·2^k, k = −⌈(n−1)/2⌉ … ⌊(n−1)/2⌋: a log grid in octaves that holds the
     config's lr, so the front's lr-slice is the run's table (4: lr × {1/4, 1/2, 1, 2})."""
