@@ -27,10 +27,7 @@ is their median, and the table gives the padding share and the share of position
 layer runs on (`forward_logps` skips the prompt's logits). Peak memory:
 torch's peak allocation on a GPU; on a CPU the process's peak RSS (VmHWM, reset before each
 mode). `--workers N` (CPU) runs each mode in N processes at once on threads ÷ N threads each,
-as `satimp run workers=N` runs methods, and sums their tokens/s. A mode `npo:joint` or
-`satimp:joint` runs the method with `train.joint_forward` (forget and retain rows in
-length-grouped passes; padding and positions are those passes'), to compare with the plain
-mode in one run.
+as `satimp run workers=N` runs methods, and sums their tokens/s.
 """
 
 from __future__ import annotations
@@ -92,7 +89,6 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
     from satimp.objectives import Objective, finetune_objective
     from satimp.train import train
 
-    name, joint = mode.removesuffix(":joint"), mode.endswith(":joint")
     if args.model:
         model, tok = load_model(args.model)
     else:
@@ -117,7 +113,7 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
             out = random.Random(0).sample(out, len(out))
             return (out * (1 + n_examples // len(out)))[:n_examples]
 
-        forget = examples("full" if name == "finetune" else "forget10")
+        forget = examples("full" if mode == "finetune" else "forget10")
         retain = examples("retain90")
     else:
         forget, retain = examples(), examples()
@@ -132,10 +128,10 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
         max_length=args.seq_len,
     )
     model.to(device)
-    if name == "finetune":
+    if mode == "finetune":
         loss_fn, uses_retain, params = finetune_objective, False, None
     else:
-        objective = Objective(MethodConfig(name=name), joint_forward=joint)
+        objective = Objective(MethodConfig(name=mode))
         objective.prepare(model, forget, pad_id=tok.pad_token_id, batch_size=args.batch_size)
         loss_fn, uses_retain = objective, objective.uses_retain
         params = objective.trainable(model)
@@ -145,7 +141,7 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
     def timed(model, batch, step=0):
         _sync(device)
         stamps.append(time.perf_counter())
-        counts.append(_count(batch, joint=joint and uses_retain))
+        counts.append(_count(batch))
         return loss_fn(model, batch, step=step)
 
     _reset_peak(device)
@@ -201,19 +197,13 @@ def _worker(job: tuple) -> dict:
     return run_mode(mode, args, torch.device("cpu"))
 
 
-def _count(batch: dict, *, joint: bool = False) -> tuple[int, int, int]:
+def _count(batch: dict) -> tuple[int, int, int]:
     """(tokens, padded positions, positions the output layer runs on) of a training batch
     (a collated batch, or {'forget': …, 'retain': …}); `forward_logps` runs the output layer
-    on each batch's `logprobs.scored_span`. joint: the forget and retain rows ran in the
-    length-grouped passes of `logprobs.joint_passes`, which are counted instead."""
+    on each batch's `logprobs.scored_span`."""
     if "input_ids" not in batch:
-        parts = [b for k, b in batch.items() if k in ("forget", "retain")]
-        if joint:
-            from satimp.logprobs import joint_passes
-
-            parts = [sub for _, sub in joint_passes(parts)]
-        counts = [_count(b) for b in parts]
-        return tuple(sum(x) for x in zip(*counts, strict=True))
+        parts = [_count(b) for b in batch.values() if isinstance(b, dict) and "input_ids" in b]
+        return tuple(sum(x) for x in zip(*parts, strict=True))
     from satimp.logprobs import scored_span
 
     B, T = batch["input_ids"].shape
@@ -237,12 +227,7 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=512 if gpu else 128)
     ap.add_argument("--steps", type=int, default=10 if gpu else 5)
     ap.add_argument("--gradient-checkpointing", action="store_true")
-    ap.add_argument(
-        "--modes",
-        default=",".join(MODES),
-        help="comma-separated; a method with ':joint' (npo:joint, satimp:joint) runs its forget "
-        "and retain rows in length-grouped passes (`train.joint_forward`)",
-    )
+    ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument(
         "--workers",
         type=int,

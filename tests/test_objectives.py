@@ -20,7 +20,7 @@ from satimp.data.tofu import load_split
 from satimp.errors import InputError
 from satimp.evaluate import extraction_scores
 from satimp.experiment import encode_records
-from satimp.logprobs import forward_logps, forward_logps_joint
+from satimp.logprobs import forward_logps
 from satimp.models import load_model
 from satimp.objectives import (
     METHODS,
@@ -290,69 +290,6 @@ def test_npo_precomputed_reference_equals_live_reference(tiny_trained: Path, dat
         torch.autograd.grad(loss, params), torch.autograd.grad(expected, params), strict=True
     ):
         assert_close(a, b, rtol=1e-4, atol=1e-6)
-
-
-def test_joint_forward_equals_separate_passes(tiny_trained: Path, data) -> None:
-    """`forward_logps_joint` of a forget and a retain batch (rows of different lengths, so
-    the passes regroup them) gives each batch's log-probs, mask, argmax hits and gradient as
-    `forward_logps` does on it alone; fewer padded positions run than apart."""
-    tok, forget, retain = data
-    model, _ = load_model(tiny_trained)
-    batch = make_collate(tok.pad_token_id)(
-        [(i, forget[i], retain[-1 - i]) for i in range(len(forget))]
-    )
-    fb, rb = batch["forget"], batch["retain"]
-    lengths = sorted(
-        [*fb["attention_mask"].sum(-1).tolist(), *rb["attention_mask"].sum(-1).tolist()]
-    )
-    assert len(set(lengths)) > 2  # rows of several lengths: the regrouping is exercised
-    params = list(model.parameters())
-    joint = forward_logps_joint(model, [fb, rb])
-    apart = [forward_logps(model, fb), forward_logps(model, rb)]
-    for j, a in zip(joint, apart, strict=True):
-        assert j.logps.shape == a.logps.shape
-        assert torch.equal(j.mask, a.mask) and torch.equal(j.correct, a.correct)
-        assert_close(j.logps, a.logps, atol=1e-5, rtol=0)
-        assert (j.logps[~j.mask] == 0).all()
-    weights = (0.7, -1.3)  # a loss reading both batches, with different signs
-    g_joint, g_apart = (
-        torch.autograd.grad(
-            sum(w * r.logps.sum() for w, r in zip(weights, rs, strict=True)), params
-        )
-        for rs in (joint, apart)
-    )
-    for a, b in zip(g_joint, g_apart, strict=True):
-        assert_close(a, b, atol=1e-5 * max(1.0, b.abs().max().item()), rtol=1e-4)
-    # the padded area the passes ran (rows × their pass's width) is smaller than apart
-    B = fb["input_ids"].size(0)
-    padded_joint = B * (lengths[B - 1] + lengths[-1])
-    padded_apart = B * (fb["input_ids"].size(1) + rb["input_ids"].size(1))
-    assert padded_joint < padded_apart
-
-
-@pytest.mark.parametrize("name", ["gd", "npo", "satimp"])
-def test_objective_joint_forward_equals_separate(name: str, tiny_trained: Path, data) -> None:
-    """Objective(joint_forward=True) gives the loss, log fields and gradient of the two
-    separate passes, for methods whose retain term is an NLL."""
-    tok, forget, retain = data
-    model, _ = load_model(tiny_trained)
-    batch = make_collate(tok.pad_token_id)(
-        [(i, forget[i], retain[-1 - i]) for i in range(len(forget))]
-    )
-    out = []
-    for joint in (False, True):
-        objective = Objective(MethodConfig(name), joint_forward=joint)
-        objective.prepare(model, forget, pad_id=tok.pad_token_id)
-        assert objective.uses_retain and objective.retain == "nll"
-        loss, logs = objective(model, batch)
-        out.append((loss, logs, torch.autograd.grad(loss, list(model.parameters()))))
-    (l0, logs0, g0), (l1, logs1, g1) = out
-    assert_close(l1, l0, atol=1e-5 * max(1.0, abs(l0.item())), rtol=0)
-    assert logs1.keys() == logs0.keys()
-    for k in logs0:
-        assert logs1[k] == pytest.approx(logs0[k], rel=1e-4, abs=1e-5), k
-    for a, b in zip(g1, g0, strict=True):
-        assert_close(a, b, atol=1e-5 * max(1.0, b.abs().max().item()), rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", list(METHODS))

@@ -70,8 +70,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
     return json.loads((path / "state.json").read_text())
 
 
-# How and where a run executes, not what it computes (beyond float rounding: `deterministic`,
-# `joint_forward`): these may change when it is resumed, and model cache keys leave them out.
+# How and where a run executes, not what it computes: these may change when it is resumed.
 RESUME_MAY_DIFFER = (
     "checkpoints",
     "save_every",
@@ -79,7 +78,6 @@ RESUME_MAY_DIFFER = (
     "log_every",
     "device",
     "deterministic",
-    "joint_forward",
     "workers",
     "threads",
 )

@@ -96,12 +96,6 @@ class TrainConfig:
     max_length: int = opt(512, "truncate encoded examples to this many tokens")
     log_every: int = opt(1, "write a metrics.jsonl line every N optimizer steps")
     eval_every_epoch: bool = opt(True, "unlearning: log forget/retain ES after every epoch")
-    joint_forward: bool = opt(
-        False,
-        "unlearning with an NLL retain term: the forget and retain rows of a step run in "
-        "length-grouped passes (less padding; equal to float rounding, so off by default: the "
-        "published tables reproduce digit for digit)",
-    )
     save_every: int = opt(0, "deprecated spelling of checkpoints=N (0: unset)")
     keep_checkpoints: int = opt(2, "how many of the newest checkpoints to keep")
     report_to: str = opt(

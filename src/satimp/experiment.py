@@ -449,7 +449,7 @@ def unlearn(
     """
     cfg.validate()
     protocol = resolve_protocol(protocol)
-    objective = Objective(method, seed=cfg.seed, protocol=protocol, joint_forward=cfg.joint_forward)
+    objective = Objective(method, seed=cfg.seed, protocol=protocol)
     if objective.uses_retain and not retain:
         raise InputError(f"method {method.name!r} needs a retain split")
     if retain:

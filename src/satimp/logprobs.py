@@ -125,65 +125,6 @@ def forward_logps(
     )
 
 
-def joint_passes(
-    batches: Sequence[dict[str, Tensor]],
-) -> list[tuple[list[tuple[int, int]], dict[str, Tensor]]]:
-    """The passes `forward_logps_joint` runs: the rows of all right-padded `batches` sorted by
-    real length (attention mask), cut into groups of max(Bᵢ) rows, each collated to its own
-    longest row. Returns [(rows as (batch, row) pairs, the pass's input_ids, attention_mask,
-    labels)]."""
-    rows = sorted(
-        (int(n), b, i)
-        for b, batch in enumerate(batches)
-        for i, n in enumerate(batch["attention_mask"].sum(-1).tolist())
-    )
-    size = max(batch["input_ids"].size(0) for batch in batches)
-    passes = []
-    for start in range(0, len(rows), size):
-        part = rows[start : start + size]
-        T = max(2, part[-1][0])  # sorted: the last row is the longest
-        sub = {
-            k: torch.stack([_width(batches[b][k][i, :T], T, fill) for _, b, i in part])
-            for k, fill in (("input_ids", 0), ("attention_mask", 0), ("labels", IGNORE))
-        }
-        passes.append(([(b, i) for _, b, i in part], sub))
-    return passes
-
-
-def forward_logps_joint(model, batches: Sequence[dict[str, Tensor]]) -> list[TokenLogps]:
-    """`forward_logps` of several right-padded batches at once, their rows regrouped by length.
-
-    The rows run in the passes of `joint_passes`, each padded only to its own longest row: a
-    forget batch grouped by length and a random retain batch beside it pad less together
-    than apart. Returns one TokenLogps per batch, [Bᵢ, Tᵢ−1] as `forward_logps` gives it
-    (logps, mask, correct), equal to it to float rounding: rows do not see one another, and
-    right padding only adds masked columns. Gradients flow into each batch's logps.
-    """
-    logps: dict[tuple[int, int], Tensor] = {}
-    correct: dict[tuple[int, int], Tensor] = {}
-    for rows, sub in joint_passes(batches):
-        r = forward_logps(model, sub)
-        for j, row in enumerate(rows):
-            logps[row], correct[row] = r.logps[j], r.correct[j]
-    out = []
-    for b, batch in enumerate(batches):
-        B, T = batch["labels"].shape  # rows back to their own batch's width, T − 1
-        out.append(
-            TokenLogps(
-                logps=torch.stack([_width(logps[b, i], T - 1, 0) for i in range(B)]),
-                mask=batch["labels"][:, 1:] != IGNORE,
-                correct=torch.stack([_width(correct[b, i], T - 1, 0) for i in range(B)]),
-            )
-        )
-    return out
-
-
-def _width(row: Tensor, T: int, fill: int) -> Tensor:
-    """A [≤ T] row right-padded with `fill` to [T] (a row of a narrower batch; its padding is
-    masked, so any token id will do)."""
-    return F.pad(row, (0, T - row.size(0)), value=fill)
-
-
 def output_cache(out):
     """The KV cache of a model output as a `Cache` object: transformers ≥ 5 names it `cache`
     (`past_key_values` before); a legacy tuple (transformers 4.x) becomes a DynamicCache."""

@@ -18,7 +18,7 @@ from torch import Tensor
 from satimp.config import MethodConfig
 from satimp.data.encoding import Encoded
 from satimp.errors import InputError
-from satimp.logprobs import TokenLogps, example_logps, forward_logps, forward_logps_joint
+from satimp.logprobs import TokenLogps, example_logps, forward_logps
 from satimp.protocol import Protocol, method_overrides
 from satimp.protocol import resolve as resolve_protocol
 from satimp.weighting import CRITERIA, token_weights, weight_stats
@@ -182,16 +182,8 @@ class Objective:
     `kl` and `rmu` keep a frozen copy of the model.
     """
 
-    def __init__(
-        self,
-        cfg: MethodConfig,
-        *,
-        seed: int = 0,
-        protocol: Protocol | None = None,
-        joint_forward: bool = False,
-    ):
+    def __init__(self, cfg: MethodConfig, *, seed: int = 0, protocol: Protocol | None = None):
         self.cfg, self.spec, self.seed = cfg, get_method(cfg.name), seed
-        self.joint_forward = joint_forward
         self.protocol = resolve_protocol(protocol)
         own = method_overrides(self.protocol, cfg.name)  # the protocol's defaults, then cfg's
         self.params = resolve_params(cfg, own.get("params"))
@@ -316,11 +308,7 @@ class Objective:
         """Loss of one paired batch {'forget': …, 'retain': …, 'index': [B]} and its log fields."""
         if self.spec.forget == "rmu":
             return self._rmu(model, batch)
-        r = None
-        if self.joint_forward and self.uses_retain and self.retain == "nll":
-            f, r = forward_logps_joint(model, [batch["forget"], batch["retain"]])
-        else:
-            f = forward_logps(model, batch["forget"])
+        f = forward_logps(model, batch["forget"])
         logs: dict[str, float] = {}
         if self.spec.forget == "weighted":
             w = self.weights(f.logps, f.mask, step=step, key_mask=_shifted_keys(batch["forget"]))
@@ -349,7 +337,7 @@ class Objective:
         loss = self.gamma * forget_loss * scale_of(batch, "forget", self.forget_unit)
         logs["forget_loss"] = forget_loss.item()
         if self.uses_retain:
-            retain_loss = self._retain_loss(model, batch["retain"], r)
+            retain_loss = self._retain_loss(model, batch["retain"])
             unit = "sum" if self.hard_sum and self.retain == "nll" else "tokens"
             loss = loss + self.alpha * retain_loss * scale_of(batch, "retain", unit)
             logs["retain_loss"] = retain_loss.item()
@@ -369,10 +357,9 @@ class Objective:
             return "sum"
         return "seqs" if self.cfg.granularity in ("instance", "batch") else "tokens"
 
-    def _retain_loss(self, model, batch: dict, r: TokenLogps | None = None) -> Tensor:
-        """The retain term on `batch`; `r`: its log-probs when already computed (joint pass)."""
+    def _retain_loss(self, model, batch: dict) -> Tensor:
         if self.retain == "nll":
-            r = r if r is not None else forward_logps(model, batch)
+            r = forward_logps(model, batch)
             if self.hard_sum:  # the authors' gd_ hard sampling sums the retain NLL too
                 return -(r.logps * r.mask).sum()
             return nll_loss(r.logps, r.mask)
