@@ -12,7 +12,9 @@ right, every token right) — and on all tokens; with a pretrained base, the bas
 own key-fact accuracy too (the floor: what language alone predicts of facts it never saw),
 and the real-authors / world-facts probabilities of the base and of the original (target:
 the original keeps ≥ 0.9 × the base's) with a 95 % paired bootstrap interval of that ratio
-over the set's items.
+over the set's items; where the protocol scores the answer's EOS (TOFU's), those ratios are
+given without it too (`protocol.eos_in_prob: false`), to tell the end of the answer from the
+answer itself.
 """
 
 from __future__ import annotations
@@ -149,6 +151,10 @@ def main() -> None:
         if pretrained:
             base_gk = general_knowledge(paths["base"], data, protocol)
             orig_gk = general_knowledge(paths["original"], data, protocol)
+            if protocol.eos_in_prob:  # the same without the EOS term (what moves the ratio?)
+                no_eos = dataclasses.replace(protocol, eos_in_prob=False)
+                base_ne = general_knowledge(paths["base"], data, no_eos)
+                orig_ne = general_knowledge(paths["original"], data, no_eos)
     print("\n| quantity | value |\n|---|---|")
     print(
         f"| build base + original + retain ({'cold' if cold else 'project cache'}) | {build:.1f} s |"
@@ -163,14 +169,19 @@ def main() -> None:
         print(f"| {name}: {cfg.forget} key facts with every token right | {a['key_whole']:.3f} |")
     print(f"| original: forget ES ({cfg.forget}) | {orig_es:.3f} |")
     if pretrained:
-        for name in ("real_authors", "world_facts"):
-            base, orig = base_gk[name], orig_gk[name]
-            lo, hi = ratio_interval(orig, base)
-            print(
-                f"| {name} probability ({len(base)} items): base {sum(base) / len(base):.3f}, "
-                f"original {sum(orig) / len(orig):.3f} | {sum(orig) / sum(base):.3f} × base "
-                f"(95 % bootstrap over items: {lo:.3f}–{hi:.3f}) |"
-            )
+        rows = [("", base_gk, orig_gk)]
+        if protocol.eos_in_prob:
+            rows.append((", answers scored without their EOS", base_ne, orig_ne))
+        for how, b_gk, o_gk in rows:
+            for name in ("real_authors", "world_facts"):
+                base, orig = b_gk[name], o_gk[name]
+                lo, hi = ratio_interval(orig, base)
+                print(
+                    f"| {name} probability{how} ({len(base)} items): base "
+                    f"{sum(base) / len(base):.3f}, original {sum(orig) / len(orig):.3f} | "
+                    f"{sum(orig) / sum(base):.3f} × base (95 % bootstrap over items: "
+                    f"{lo:.3f}–{hi:.3f}) |"
+                )
 
 
 if __name__ == "__main__":
