@@ -51,14 +51,21 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, n: int, repeat: int = 
     reaches; on a shared VM the median swung from 0.09 to 0.27 TFLOP/s between runs)."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
+    fastest_product(a, b, repeat=2)  # warm-up
+    return fastest_product(a, b, repeat=repeat)
+
+
+def fastest_product(a: torch.Tensor, b: torch.Tensor, repeat: int) -> float:
+    """FLOP/s of the fastest of `repeat` products a @ b (a [n, k], b [k, m]), autocast off."""
     times = []
-    for _ in range(repeat + 2):
-        _sync(device)
-        t0 = time.perf_counter()
-        a @ b
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return 2 * n**3 / min(times[2:])
+    with torch.autocast(a.device.type, enabled=False):
+        for _ in range(repeat):
+            _sync(a.device)
+            t0 = time.perf_counter()
+            a @ b
+            _sync(a.device)
+            times.append(time.perf_counter() - t0)
+    return 2 * a.size(0) * a.size(1) * b.size(1) / min(times)
 
 
 def _sync(device: torch.device) -> None:
@@ -138,8 +145,20 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
     stamps: list[float] = []
     counts: list[tuple[int, int, int]] = []  # per step: tokens, positions, positions with logits
 
+    # --rate-during: before each step, the fastest of 3 square products at the MFU's
+    # precision (timed apart from the step), so the rate comes from the steps' own minutes
+    probe = args.rate_during and [
+        torch.randn(args.probe_n, args.probe_n, device=device, dtype=args.dtype) for _ in "ab"
+    ]
+    probe_s: list[float] = []  # each probe's own time, taken out of the step it precedes
+    rates_during: list[float] = []
+
     def timed(model, batch, step=0):
         _sync(device)
+        if probe:
+            t0 = time.perf_counter()
+            rates_during.append(fastest_product(*probe, repeat=3))
+            probe_s.append(time.perf_counter() - t0)
         stamps.append(time.perf_counter())
         counts.append(_count(batch))
         return loss_fn(model, batch, step=step)
@@ -157,7 +176,12 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
     )
     _sync(device)
     stamps.append(time.perf_counter())
-    steps = [b - a for a, b in zip(stamps[2:], stamps[3:], strict=False)]  # after 2 warm-up
+    probe_s.append(0.0)  # the last stamp follows no probe
+    steps = [  # after 2 warm-up steps; a step's interval holds the next probe: taken out
+        b - a - (probe_s[k + 1] if probe else 0.0)
+        for k, (a, b) in enumerate(zip(stamps, stamps[1:], strict=False))
+        if k >= 2
+    ]
     tokens, positions, logits = (sum(c[i] for c in counts[2:]) for i in range(3))
     n_params = sum(p.numel() for p in model.parameters())
     return {
@@ -168,6 +192,7 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
         "padding": 1 - tokens / positions,
         "logits": logits / positions,
         "peak_mb": _peak_mb(device),
+        "rate_during": statistics.median(rates_during[2:]) if probe else None,
         "params": n_params,
         "vocab": vocab,
     }
@@ -188,6 +213,8 @@ def run_parallel(mode: str, args) -> dict:
         "tokens_per_s": total("tokens_per_s"),
         "flops": total("flops"),
         "peak_mb": max(r["peak_mb"] for r in rs),
+        # the workers probe at once, one thread each: their sum is the machine's rate then
+        "rate_during": total("rate_during") if args.rate_during else None,
     }
 
 
@@ -241,10 +268,19 @@ def main() -> None:
         help="a TOFU-layout folder: train on its QA encodings (full; forget10 + retain90) "
         "instead of random tokens (--seq-len is then the maximum length)",
     )
+    ap.add_argument(
+        "--rate-during",
+        action="store_true",
+        help="also time the matmul rate before every step (the fastest of 3 products, apart "
+        "from the step's time) and give the MFU against its median over the timed steps: "
+        "the rate of the minutes the steps ran in, on a machine whose speed drifts",
+    )
     args = ap.parse_args()
     from satimp.distributed import resolve_precision
 
     args.precision = resolve_precision(args.precision, "cuda" if gpu else "cpu")
+    args.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.precision]
+    args.probe_n = 8192 if gpu else 2048
     if args.workers < 1 or (gpu and args.workers > 1):
         ap.error("--workers: ≥ 1, and 1 on a GPU")
     device = torch.device("cuda" if gpu else "cpu")
@@ -272,14 +308,17 @@ def main() -> None:
     )
     fp32_col = not gpu and args.precision != "fp32"
     extra = " MFU (fp32 rate) |" if fp32_col else ""
+    extra += " rate during the steps (TFLOP/s) | MFU of it |" if args.rate_during else ""
     print(
         f"\n| mode | step (s) | tokens/s | TFLOP/s (6·N·tok/s) | MFU |{extra} padding | "
         "positions with logits | peak memory (MB) |"
     )
-    print("|---|---|---|---|---|" + ("---|" if fp32_col else "") + "---|---|---|")
+    print("|---|---|---|---|---|" + "---|" * (fp32_col + 2 * args.rate_during) + "---|---|---|")
     for mode in args.modes.split(","):
         r = run_parallel(mode, args) if args.workers > 1 else run_mode(mode, args, device)
         extra = f" {r['flops'] / rates['fp32']:.1%} |" if fp32_col else ""
+        if args.rate_during:
+            extra += f" {r['rate_during'] / 1e12:.3f} | {r['flops'] / r['rate_during']:.1%} |"
         print(
             f"| {mode} | {r['step_s']:.3f} | {r['tokens_per_s']:.0f} | "
             f"{r['flops'] / 1e12:.3f} | {r['flops'] / peak:.1%} |{extra} {r['padding']:.0%} | "
