@@ -11,8 +11,10 @@ os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 
 import torch  # noqa: E402
 
+from satimp.distributed import process_setup  # noqa: E402
+
 torch.set_num_threads(THREADS)
-torch.set_flush_denormal(True)  # before the first parallel region: its threads inherit it
+process_setup()  # before the first parallel region: its threads inherit the denormal flag
 
 
 def machine() -> str:

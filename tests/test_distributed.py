@@ -142,3 +142,43 @@ def test_precision_auto_is_bf16_on_a_cpu_with_amx_only(monkeypatch, amx: bool, w
     auto = recipe_key(TrainConfig(precision="auto", device="cpu"))
     assert auto["precision"] == want
     assert auto == recipe_key(TrainConfig(precision=want, device="cpu"))
+
+
+_FAULTS = """
+import resource
+import torch
+from satimp.distributed import keep_freed_memory
+kept = keep_freed_memory()
+n = 16 * 2**20  # 64 MB of float32: above glibc's largest mmap threshold (32 MB)
+faults = []
+for step in range(8):  # the same tensors, allocated and freed again, as training steps do
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    a = torch.ones(n); b = torch.ones(2 * n); c = a + 1; del a
+    d = b * c.repeat(2); del b, c, d
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(kept, sum(faults[-3:]), 512 * 2**20 // 4096)
+"""
+
+
+def test_keep_freed_memory_stops_page_faults_of_repeated_large_tensors(child_env) -> None:
+    """A step-like loop of 64–128 MB tensors (512 MB touched per step): with glibc's default
+    the blocks are unmapped on free and every step faults all 131072 pages in anew (measured);
+    with `keep_freed_memory` the heap keeps them and the last three steps fault in almost none
+    (measured: 0, after 131202, 49152, 16384, … in the first steps)."""
+    import sys
+
+    def faults(keep: bool) -> tuple[bool, int, int]:
+        env = child_env | {"SATIMP_KEEP_FREED_MEMORY": "1" if keep else "0", "OMP_NUM_THREADS": "1"}
+        out = subprocess.run(
+            [sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()
+        return out[0] == "True", int(out[1]), int(out[2])
+
+    kept, with_setting, pages = faults(True)
+    if not kept:
+        pytest.skip("no glibc mallopt here")
+    applied, default, _ = faults(False)
+    assert not applied  # the environment switch turned it off
+    if default < pages:  # e.g. transparent huge pages: few faults either way
+        pytest.skip(f"glibc's default faulted {default} pages in 3 steps of {pages} here")
+    assert with_setting < pages // 10, (with_setting, default, pages)

@@ -585,12 +585,10 @@ def main(argv: list[str] | None = None) -> int:
     import contextlib
     import io
 
-    import torch
-
-    from satimp.distributed import is_main
+    from satimp.distributed import is_main, process_setup
     from satimp.train import Diverged
 
-    torch.set_flush_denormal(True)  # before torch starts its threads (see satimp.train.train)
+    process_setup()  # before torch starts its threads
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # `key=value` after an option (`study frontier --seeds 3 a=b`): argparse leaves it over

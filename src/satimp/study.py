@@ -23,7 +23,7 @@ from satimp.config import MethodConfig, TrainConfig, from_dict, opt, to_dict
 from satimp.data.examples import training_examples
 from satimp.data.muse import MuseConfig
 from satimp.data.wmdp import WmdpConfig
-from satimp.distributed import resolve_precision
+from satimp.distributed import process_setup, resolve_precision
 from satimp.errors import InputError
 from satimp.evaluate import eval_precision, with_precision
 from satimp.experiment import (
@@ -594,7 +594,7 @@ def run_methods(
 
 def _method_job(threads: int, args: tuple, resume: bool) -> tuple[dict, list[dict]]:
     """One `method_row` in a worker process of `run_methods`, on `threads` torch threads."""
-    torch.set_flush_denormal(True)  # as the CLI does, before torch starts its threads
+    process_setup()  # as the CLI does, before torch starts its threads
     torch.set_num_threads(threads)
     return method_row(*args, resume=resume)
 
