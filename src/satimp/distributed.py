@@ -73,9 +73,9 @@ def keep_freed_memory() -> bool:
     again: the output layer's [tokens, vocabulary] logits and their gradient, ~190 MB each on
     SmolLM2. That was a third of a step (`fill_` and `log_softmax` in the profile, first
     touches of fresh pages); served from the heap instead (M_MMAP_MAX 0) and never trimmed
-    back to the system (M_TRIM_THRESHOLD 2 GiB), fp32 SmolLM2 fine-tuning ran 1.14–1.29×
-    and SatImp 1.39–1.50× as fast, for ~0.3 GB more peak memory (bench/throughput.py, README
-    "Precision and throughput"). Large requests of other threads' arenas fall back to the
+    back to the system (M_TRIM_THRESHOLD 2 GiB), SmolLM2's fine-tuning steps ran 1.05–1.29×
+    and its forget + retain steps (NPO, SatImp) 1.26–1.62× as fast, for up to ~0.4 GB more
+    peak memory (bench/throughput.py, README "Precision and throughput"). Large requests of other threads' arenas fall back to the
     main heap. Does nothing (returns False) without glibc, or with SATIMP_KEEP_FREED_MEMORY=0
     in the environment (to measure the difference)."""
     import ctypes
