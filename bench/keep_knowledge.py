@@ -143,7 +143,8 @@ def main() -> None:
     if args.replay:
         out = Path(args.out)
         copy = out / "data"
-        if not (copy / "replay.jsonl").exists():
+        stored = copy / "replay.jsonl"  # reused by a rerun with the same N, else written anew
+        if not stored.exists() or len(stored.read_text().splitlines()) != args.replay:
             shutil.copytree(data, copy, dirs_exist_ok=True)
             base, tok = load_model(paths["base"])
             prompts = replay_prompts()[: args.replay]
@@ -152,7 +153,7 @@ def main() -> None:
                 base, tok, prompts, batch_size=128, max_new_tokens=96, system=protocol.system_prompt
             )
             print(f"base answered {len(prompts)} prompts in {time.time() - t0:.0f} s", flush=True)
-            with open(copy / "replay.jsonl", "w") as f:
+            with open(stored, "w") as f:
                 for q, a in zip(prompts, answers, strict=True):
                     f.write(json.dumps({"question": q, "answer": whole_sentences(a)}) + "\n")
         t0 = time.time()

@@ -279,18 +279,18 @@ def main() -> None:
     from satimp.distributed import resolve_precision
 
     args.precision = resolve_precision(args.precision, "cuda" if gpu else "cpu")
-    args.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.precision]
-    args.probe_n = 8192 if gpu else 2048
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    # the square products that time the matmul rate, at the start and with --rate-during
+    args.dtype, args.probe_n = dtypes[args.precision], 8192 if gpu else 2048
     if args.workers < 1 or (gpu and args.workers > 1):
         ap.error("--workers: ≥ 1, and 1 on a GPU")
     device = torch.device("cuda" if gpu else "cpu")
     name = torch.cuda.get_device_name() if gpu else machine()
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     # a GPU: its rate at the run's precision only; a CPU: fp32's too, for the fp32-scale
     # column of a bf16 run (a CPU without bf16 instructions takes minutes over bf16 products,
     # so an fp32 run does not time them)
     rates = {
-        p: matmul_rate(device, dtypes[p], 8192 if gpu else 2048)
+        p: matmul_rate(device, dtypes[p], args.probe_n)
         for p in dtypes
         if p == args.precision or (p == "fp32" and not gpu)
     }

@@ -75,9 +75,9 @@ def keep_freed_memory() -> bool:
     touches of fresh pages); served from the heap instead (M_MMAP_MAX 0) and never trimmed
     back to the system (M_TRIM_THRESHOLD 2 GiB), SmolLM2's fine-tuning steps ran 1.05–1.29×
     and its forget + retain steps (NPO, SatImp) 1.26–1.62× as fast, for up to ~0.4 GB more
-    peak memory (bench/throughput.py, README "Precision and throughput"). Large requests of other threads' arenas fall back to the
-    main heap. Does nothing (returns False) without glibc, or with SATIMP_KEEP_FREED_MEMORY=0
-    in the environment (to measure the difference)."""
+    peak memory (bench/throughput.py, README "Precision and throughput"). Large requests of
+    other threads' arenas fall back to the main heap. Does nothing (returns False) without
+    glibc, or with SATIMP_KEEP_FREED_MEMORY=0 in the environment (to measure the difference)."""
     import ctypes
     import ctypes.util
     import os
