@@ -133,6 +133,7 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
         gradient_checkpointing=args.gradient_checkpointing,
         eval_every_epoch=False,
         max_length=args.seq_len,
+        retain_pairing=args.retain_pairing,
     )
     model.to(device)
     if mode == "finetune":
@@ -153,7 +154,7 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
     probe_s: list[float] = []  # each probe's own time, taken out of the step it precedes
     rates_during: list[float] = []
 
-    def timed(model, batch, step=0):
+    def stamp(batch):
         _sync(device)
         if probe:
             t0 = time.perf_counter()
@@ -161,7 +162,15 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
             probe_s.append(time.perf_counter() - t0)
         stamps.append(time.perf_counter())
         counts.append(_count(batch))
+
+    def timed(model, batch, step=0):
+        stamp(batch)
         return loss_fn(model, batch, step=step)
+
+    if hasattr(loss_fn, "parts"):  # the loop backpropagates an objective's terms in turn
+        timed.parts = lambda model, batch, step=0: (
+            stamp(batch) or loss_fn.parts(model, batch, step=step)
+        )
 
     _reset_peak(device)
     train(
@@ -269,6 +278,13 @@ def main() -> None:
         "instead of random tokens (--seq-len is then the maximum length)",
     )
     ap.add_argument(
+        "--retain-pairing",
+        choices=["random", "length"],
+        default="random",
+        help="the methods' retain partners (`unlearn.retain_pairing`): random, or dealt to the "
+        "steps by length",
+    )
+    ap.add_argument(
         "--rate-during",
         action="store_true",
         help="also time the matmul rate before every step (the fastest of 3 products, apart "
@@ -303,8 +319,8 @@ def main() -> None:
     )
     print(
         f"{'model ' + args.model if args.model else 'preset ' + args.preset}, {args.precision}, "
-        f"batch {args.batch_size} × {inputs}, measured matmul rate "
-        + ", ".join(f"{p} {r / 1e12:.3f} TFLOP/s" for p, r in rates.items())
+        f"batch {args.batch_size} × {inputs}, retain pairing {args.retain_pairing}, "
+        "measured matmul rate " + ", ".join(f"{p} {r / 1e12:.3f} TFLOP/s" for p, r in rates.items())
     )
     fp32_col = not gpu and args.precision != "fp32"
     extra = " MFU (fp32 rate) |" if fp32_col else ""

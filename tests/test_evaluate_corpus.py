@@ -1,6 +1,7 @@
 """MUSE and WMDP evaluation pieces: plain-text encoding, the batched scores against literal
 one-at-a-time computations, the prompts, and PrivLeak's sign and scale."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -123,23 +124,37 @@ def test_min_k_scores_match_literal(model_tok) -> None:
         assert score == pytest.approx(sum(lp[:m]) / m, abs=1e-4)
 
 
+def _es_of(right: list[bool]) -> float:
+    """ES of a continuation from its per-token argmax hits: 1 − (last miss + 1) / n."""
+    wrong = [i for i, ok in enumerate(right) if not ok]  # no EOS to drop
+    return 1 - (wrong[-1] + 1) / len(right) if wrong else 1.0
+
+
 def test_text_probe_es_matches_literal(model_tok) -> None:
     model, tok = model_tok
     got = text_probe_scores(model, tok, TEXTS, batch_size=2)
+    exact = 0
     for text, es in zip(TEXTS, got["es"], strict=True):
         p, c = split_text(text)
         e = encode_continuation(tok, p, " " + c)
         start = next(j for j, lab in enumerate(e.labels) if lab != -100)
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([e.input_ids])).logits[0]
-        pred = logits.argmax(-1).tolist()
-        # ES is a function of argmaxes: batched and unpadded logits agree to ~1e-6, so the
-        # comparison below is exact only where no two logits tie that closely (checked)
-        top2 = logits[start - 1 : len(e) - 1].topk(2, dim=-1).values
-        assert (top2[:, 0] - top2[:, 1]).min() > 1e-4, "a near-tie: argmax depends on float order"
-        right = [pred[t - 1] == e.input_ids[t] for t in range(start, len(e))]  # no EOS to drop
-        wrong = [i for i, ok in enumerate(right) if not ok]
-        assert es == pytest.approx(1 - (wrong[-1] + 1) / len(right) if wrong else 1.0)
+        # ES is a function of argmaxes: batched and unpadded logits agree to ~1e-6, so a
+        # position whose target logit is within 1e-4 of the best other logit may go either
+        # way (a near-tie; the tiny model has some, depending on the CPU's float order). Such
+        # positions bound the ES from both sides; elsewhere the literal decides exactly.
+        gap = []
+        for t in range(start, len(e)):
+            row = logits[t - 1].clone()
+            target = row[e.input_ids[t]].item()
+            row[e.input_ids[t]] = -math.inf
+            gap.append(target - row.max().item())
+        low = _es_of([g > 1e-4 for g in gap])  # every near-tie wrong
+        high = _es_of([g > -1e-4 for g in gap])  # every near-tie right
+        assert low - 1e-6 <= es <= high + 1e-6, (es, low, high)  # es is a float32
+        exact += low == high
+    assert exact >= len(TEXTS) - 1  # the near-ties leave most texts exactly decided
 
 
 def test_privleak_sign_and_scale_on_constructed_scores() -> None:

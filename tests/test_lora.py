@@ -100,27 +100,34 @@ class _Spy:
     forward calls of decoder layer 0's first MLP projection (inside the layer, so a
     checkpointed layer's recomputation in backward runs it again: transformers keeps the
     layer's own hooks outside the checkpoint, and torch stops recomputing once the last saved
-    tensor is back, before the MLP's last projection) and records, at every loss computation,
-    whether bf16 autocast is on (the loop's own autocast) and that projection's output dtype."""
+    tensor is back, before the MLP's last projection) and records, at every loss term's
+    computation, whether bf16 autocast is on (the loop's own autocast) and that projection's
+    output dtype."""
 
     def __init__(self, monkeypatch) -> None:
         import satimp.experiment as experiment
         from satimp.objectives import Objective
 
         self.layer_calls, self.autocast, self.dtypes = 0, [], []
-        real_load, real_call = experiment.load_model, Objective.__call__
+        real_load, real_parts = experiment.load_model, Objective.parts
 
         def load(*a, **kw):
             model, tok = real_load(*a, **kw)
             model.model.layers[0].mlp.gate_proj.register_forward_hook(self._hook)
             return model, tok
 
-        def call(objective, model, batch, **kw):
-            self.autocast.append(torch.is_autocast_enabled("cpu"))
-            return real_call(objective, model, batch, **kw)
+        def observed(part):
+            def run():
+                self.autocast.append(torch.is_autocast_enabled("cpu"))
+                return part()
+
+            return run
+
+        def parts(objective, model, batch, **kw):  # the loop runs each term as it computes it
+            return [observed(p) for p in real_parts(objective, model, batch, **kw)]
 
         monkeypatch.setattr(experiment, "load_model", load)
-        monkeypatch.setattr(Objective, "__call__", call)
+        monkeypatch.setattr(Objective, "parts", parts)
 
     def _hook(self, module, args, output) -> None:
         self.layer_calls += 1

@@ -319,6 +319,41 @@ def test_kl_retain_keeps_frozen_reference(tiny_trained: Path, data) -> None:
     assert unused.ref_model is None
 
 
+@pytest.mark.parametrize(
+    "cfg",
+    [MethodConfig(n) for n in ("gd", "npo", "simnpo", "satimp", "rmu")]
+    + [MethodConfig("gd", retain="kl"), MethodConfig("ga")],
+    ids=lambda c: c.name + (f"-{c.retain}" if c.retain else ""),
+)
+def test_parts_sum_to_the_loss_and_their_gradients_to_its_gradient(
+    cfg: MethodConfig, tiny_trained: Path, data
+) -> None:
+    """`Objective.parts` (forget term, then the retain term where α ≠ 0), each backpropagated
+    in turn as the training loop does, give the loss, log fields and parameter gradients of
+    the whole loss backpropagated at once."""
+    tok, forget, retain = data
+    model, _ = load_model(tiny_trained)
+    objective = Objective(cfg, seed=0)
+    objective.prepare(model, forget, pad_id=tok.pad_token_id)
+    batch = make_collate(tok.pad_token_id)([(i, forget[i], retain[i + 2]) for i in (2, 0, 1)])
+    params = objective.trainable(model)
+
+    loss, logs = objective(model, batch, step=3)
+    whole = torch.autograd.grad(loss, params)
+    parts = objective.parts(model, batch, step=3)
+    assert len(parts) == (2 if objective.uses_retain else 1)
+    total, part_logs = 0.0, {}
+    for part in parts:
+        term, more = part()
+        term.backward()
+        total, part_logs = total + term.item(), part_logs | more
+    assert total == pytest.approx(loss.item(), rel=1e-6, abs=1e-7)
+    assert part_logs.keys() == logs.keys()
+    assert all(part_logs[k] == pytest.approx(v, rel=1e-6, abs=1e-7) for k, v in logs.items())
+    for p, g in zip(params, whole, strict=True):
+        assert_close(p.grad, g, rtol=1e-5, atol=1e-7)
+
+
 # ------------------------------------------------------------------ every method, end to end
 
 CASES = [MethodConfig(name) for name in METHODS] + [MethodConfig("gd", retain="kl")]

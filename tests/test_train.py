@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from satimp.config import TrainConfig
+from satimp.data.encoding import Encoded
 from satimp.data.tofu import load_split
 from satimp.experiment import encode_records
 from satimp.models import build_model
 from satimp.objectives import finetune_objective
-from satimp.train import lr_factor, train
+from satimp.train import PairedDataset, lr_factor, train
 
 
 def test_lr_factor_linear_by_hand() -> None:
@@ -113,6 +114,91 @@ def test_grad_accum_gives_the_same_steps_losses_and_weights(
     assert max((pa[n] - start[n]).abs().max().item() for n in pa) > 1e-4  # it trained
     for n in pa:
         torch.testing.assert_close(pb[n], pa[n], rtol=1e-5, atol=1e-6)
+
+
+def test_each_part_is_backpropagated_before_the_next_runs(tiny_tok, full_examples) -> None:
+    """A loss function with `parts` (as an Objective has): the loop runs each part's forward
+    pass after the previous part's backward pass (one graph alive at a time), sums the parts'
+    values into the logged loss and merges their log fields."""
+    events: list[str] = []
+
+    class TwoParts:
+        def parts(self, model, batch, step=0):
+            return [self._part(model, batch, "a", 1.0), self._part(model, batch, "b", 0.5)]
+
+        def _part(self, model, batch, name, factor):
+            def run():
+                events.append(f"forward {name}")
+                loss, _ = finetune_objective(model, batch)
+                loss = factor * loss
+                loss.register_hook(lambda g: events.append(f"backward {name}"))
+                return loss, {f"loss_{name}": loss.item()}
+
+            return run
+
+        def __call__(self, model, batch, step=0):
+            raise AssertionError("the loop must take the parts")
+
+    model = build_model("tiny", tiny_tok, seed=0)
+    cfg = TrainConfig(epochs=1, batch_size=4, lr=1e-3, warmup_epochs=0, device="cpu")
+    result = train(model, TwoParts(), full_examples[:8], cfg, pad_id=tiny_tok.pad_token_id)
+    assert result.steps == 2
+    assert events == ["forward a", "backward a", "forward b", "backward b"] * 2
+    last = result.last
+    assert last["loss"] == pytest.approx(last["loss_a"] + last["loss_b"], rel=1e-6)
+    assert last["loss_b"] == pytest.approx(0.5 * last["loss_a"], rel=1e-6)
+
+
+def test_length_pairing_deals_the_random_draws_to_the_steps_by_length() -> None:
+    """retain_pairing 'length' uses the epoch's same random draws as 'random' (the same
+    multiset), sorted by length and dealt to the batches in the order of their forget rows'
+    mean length: by hand, batches of mean forget length 6, 3.5 and 8.5 take the shortest two
+    draws ([2, 4]), the next two ([0, 3]) and the longest two ([1, 5])."""
+    forget = [Encoded([1] * n, [1] * n) for n in (5, 9, 3, 7, 4, 8)]
+    retain = [Encoded([1] * (j + 2), [1] * (j + 2)) for j in range(28)]  # length grows with j
+    batches = [[0, 3], [2, 4], [1, 5]]
+    plain = PairedDataset(forget, retain, seed=3)
+    plain.set_epoch(2, batches)
+    grouped = PairedDataset(forget, retain, seed=3, pairing="length")
+    grouped.set_epoch(2, batches)
+    assert len(set(plain.partners)) > 1  # draws of different lengths, to sort
+    drawn = sorted(plain.partners)  # = sorted by length here
+    assert [grouped.partners[i] for i in (2, 4, 0, 3, 1, 5)] == drawn
+    grouped.set_epoch(3, batches)
+    plain.set_epoch(3, batches)
+    assert sorted(grouped.partners) == sorted(plain.partners)  # each epoch its own draws
+
+
+def test_length_pairing_pads_less_and_sees_the_same_retain_rows(tiny_tok, full_examples) -> None:
+    """One unlearning-shaped epoch (forget + retain batches) under each pairing: the same
+    retain rows over the epoch, the same forget batches, fewer padded retain positions."""
+    forget, retain = full_examples[:24], full_examples[24:60]
+
+    def epoch(pairing: str) -> tuple[list, list, int]:
+        seen_f, seen_r, padded = [], [], 0
+
+        def loss_fn(model, batch, step=0):
+            nonlocal padded
+            r = batch["retain"]
+            seen_f.append(sorted(batch["forget"]["input_ids"].tolist()))
+            seen_r.extend(
+                ids[m.bool()].tolist()
+                for ids, m in zip(r["input_ids"], r["attention_mask"], strict=True)
+            )
+            padded += int((r["attention_mask"] == 0).sum())
+            return finetune_objective(model, batch)
+
+        cfg = TrainConfig(
+            epochs=1, batch_size=4, lr=1e-4, warmup_epochs=0, device="cpu", retain_pairing=pairing
+        )
+        model = build_model("tiny", tiny_tok, seed=0)
+        train(model, loss_fn, forget, cfg, pad_id=tiny_tok.pad_token_id, retain=retain)
+        return seen_f, sorted(seen_r), padded
+
+    f_random, r_random, pad_random = epoch("random")
+    f_length, r_length, pad_length = epoch("length")
+    assert f_length == f_random and r_length == r_random
+    assert pad_length < pad_random, (pad_length, pad_random)
 
 
 def test_same_seed_gives_identical_weights(tiny_tok, full_examples, tmp_path: Path) -> None:

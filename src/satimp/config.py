@@ -93,6 +93,12 @@ class TrainConfig:
     )
     gradient_checkpointing: bool = opt(False, "recompute activations in backward (less memory)")
     lora: LoraConfig = opt(LoraConfig(), "LoRA adapters (lora.r > 0 turns them on)")
+    retain_pairing: str = opt(
+        "random",
+        "unlearning with a retain term: 'random' (each step's retain rows are the random "
+        "partners of its forget rows, as TOFU pairs them) or 'length' (the epoch's same random "
+        "partners, dealt to the steps by length: less padding, faster)",
+    )
     max_length: int = opt(512, "truncate encoded examples to this many tokens")
     log_every: int = opt(1, "write a metrics.jsonl line every N optimizer steps")
     eval_every_epoch: bool = opt(True, "unlearning: log forget/retain ES after every epoch")
@@ -131,6 +137,7 @@ class TrainConfig:
             "schedule": self.schedule in ("linear", "constant"),
             "max_grad_norm": self.max_grad_norm >= 0,
             "precision": self.precision in ("fp32", "bf16", "auto"),
+            "retain_pairing": self.retain_pairing in ("random", "length"),
             "max_length": self.max_length >= 8,
             "log_every": self.log_every >= 1,
             "save_every": self.save_every >= 0,

@@ -9,6 +9,7 @@ combines them. Adding a method is one line in METHODS (and, for a new criterion,
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -305,9 +306,29 @@ class Objective:
     # -- one step
 
     def __call__(self, model, batch: dict, *, step: int = 0) -> tuple[Tensor, dict[str, float]]:
-        """Loss of one paired batch {'forget': …, 'retain': …, 'index': [B]} and its log fields."""
-        if self.spec.forget == "rmu":
-            return self._rmu(model, batch)
+        """Loss of one paired batch {'forget': …, 'retain': …, 'index': [B]} and its log fields:
+        the sum of `parts`."""
+        loss, logs = None, {}
+        for part in self.parts(model, batch, step=step):
+            term, more = part()
+            loss, logs = term if loss is None else loss + term, logs | more
+        return loss, logs
+
+    def parts(
+        self, model, batch: dict, *, step: int = 0
+    ) -> list[Callable[[], tuple[Tensor, dict]]]:
+        """The loss γ·L_forget + α·L_retain as its terms, each a thunk that runs its own forward
+        pass and returns (term, log fields). The training loop backpropagates each term before
+        it runs the next, so one batch's graph is alive at a time instead of two (the gradient
+        of the sum is the sum of the gradients)."""
+        forget = self._rmu_forget if self.spec.forget == "rmu" else self._forget_term
+        parts = [lambda: forget(model, batch, step)]
+        if self.uses_retain:
+            retain = self._rmu_retain if self.spec.forget == "rmu" else self._retain_term
+            parts.append(lambda: retain(model, batch))
+        return parts
+
+    def _forget_term(self, model, batch: dict, step: int) -> tuple[Tensor, dict[str, float]]:
         f = forward_logps(model, batch["forget"])
         logs: dict[str, float] = {}
         if self.spec.forget == "weighted":
@@ -334,14 +355,14 @@ class Objective:
                 beta=float(self.params["beta"]),
                 delta=float(self.params["delta"]),
             )
-        loss = self.gamma * forget_loss * scale_of(batch, "forget", self.forget_unit)
         logs["forget_loss"] = forget_loss.item()
-        if self.uses_retain:
-            retain_loss = self._retain_loss(model, batch["retain"])
-            unit = "sum" if self.hard_sum and self.retain == "nll" else "tokens"
-            loss = loss + self.alpha * retain_loss * scale_of(batch, "retain", unit)
-            logs["retain_loss"] = retain_loss.item()
-        return loss, logs
+        return self.gamma * forget_loss * scale_of(batch, "forget", self.forget_unit), logs
+
+    def _retain_term(self, model, batch: dict) -> tuple[Tensor, dict[str, float]]:
+        retain_loss = self._retain_loss(model, batch["retain"])
+        unit = "sum" if self.hard_sum and self.retain == "nll" else "tokens"
+        term = self.alpha * retain_loss * scale_of(batch, "retain", unit)
+        return term, {"retain_loss": retain_loss.item()}
 
     @property
     def forget_unit(self) -> str:
@@ -380,22 +401,24 @@ class Objective:
             out[row, : r.numel()] = r.to(out.device)
         return out
 
-    def _rmu(self, model, batch: dict) -> tuple[Tensor, dict[str, float]]:
+    def _rmu_forget(self, model, batch: dict, step: int) -> tuple[Tensor, dict[str, float]]:
         k = self.params["layer"] + 1  # hidden_states[0] is the embedding output
         f = forward_logps(model, batch["forget"], hidden=True)
         fmask = batch["forget"]["attention_mask"].bool()
         forget_loss = rmu_forget_loss(f.hidden[k], self.control.to(f.hidden[k].device), fmask)
-        loss = self.gamma * forget_loss * scale_of(batch, "forget", "attn")
-        logs = {"forget_loss": forget_loss.item()}
-        if self.uses_retain:  # the authors' RMU has no retain term (α = 0)
-            r = forward_logps(model, batch["retain"], hidden=True)
-            with torch.no_grad():
-                ref = forward_logps(self.ref_model, batch["retain"], hidden=True)
-            rmask = batch["retain"]["attention_mask"].bool()
-            retain_loss = rmu_retain_loss(r.hidden[k], ref.hidden[k], rmask)
-            loss = loss + self.alpha * retain_loss * scale_of(batch, "retain", "attn")
-            logs["retain_loss"] = retain_loss.item()
-        return loss, logs
+        term = self.gamma * forget_loss * scale_of(batch, "forget", "attn")
+        return term, {"forget_loss": forget_loss.item()}
+
+    def _rmu_retain(self, model, batch: dict) -> tuple[Tensor, dict[str, float]]:
+        # (the authors' RMU has no retain term: α = 0 there, and `parts` leaves this out)
+        k = self.params["layer"] + 1
+        r = forward_logps(model, batch["retain"], hidden=True)
+        with torch.no_grad():
+            ref = forward_logps(self.ref_model, batch["retain"], hidden=True)
+        rmask = batch["retain"]["attention_mask"].bool()
+        retain_loss = rmu_retain_loss(r.hidden[k], ref.hidden[k], rmask)
+        term = self.alpha * retain_loss * scale_of(batch, "retain", "attn")
+        return term, {"retain_loss": retain_loss.item()}
 
 
 def _first_set(*values):

@@ -3,7 +3,8 @@
 forward → loss → backward → clip → step → schedule → log, top to bottom. Fine-tuning passes
 `finetune_objective`; unlearning passes an `Objective`. Each optimizer step sees one batch of
 `forget` examples (the training set when fine-tuning), each paired with a random `retain`
-example when the objective uses one.
+example when the objective uses one; an objective's forget and retain terms are each
+forwarded and backpropagated in turn (`loss_parts`).
 """
 
 from __future__ import annotations
@@ -51,17 +52,41 @@ def lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
 
 
 class PairedDataset(Dataset):
-    """Item i = (forget example i, a retain partner drawn per epoch), for one epoch's order."""
+    """Item i = (forget example i, a retain partner drawn per epoch), for one epoch's order.
 
-    def __init__(self, forget: Sequence[Encoded], retain: Sequence[Encoded] | None, seed: int):
-        self.forget, self.retain, self.seed = forget, retain, seed
+    pairing 'random': forget example i's partner is the epoch's i-th uniform draw. 'length':
+    the same draws, sorted by length and dealt to the epoch's batches in the order of their
+    forget rows' lengths (the shortest partners to the batch of the shortest forget rows), so
+    each step's retain rows have similar lengths and pad little; every draw is still used
+    once per epoch, only the step it lands in depends on its length (as for the forget rows,
+    which `length_grouped_batches` groups)."""
+
+    def __init__(
+        self,
+        forget: Sequence[Encoded],
+        retain: Sequence[Encoded] | None,
+        seed: int,
+        pairing: str = "random",
+    ):
+        self.forget, self.retain, self.seed, self.pairing = forget, retain, seed, pairing
         self.partners: list[int] = []
         self.set_epoch(0)
 
-    def set_epoch(self, epoch: int) -> None:
-        if self.retain:
-            rng = random.Random(self.seed * 7919 + epoch)
-            self.partners = [rng.randrange(len(self.retain)) for _ in self.forget]
+    def set_epoch(self, epoch: int, batches: list[list[int]] | None = None) -> None:
+        """Draw the partners of `epoch`; 'length' pairing deals them to `batches` (the
+        epoch's batches of forget indices)."""
+        if not self.retain:
+            return
+        rng = random.Random(self.seed * 7919 + epoch)
+        self.partners = [rng.randrange(len(self.retain)) for _ in self.forget]
+        if self.pairing == "length" and batches:
+            drawn = iter(sorted(self.partners, key=lambda j: (len(self.retain[j]), j)))
+            by_length = sorted(
+                batches, key=lambda b: (sum(len(self.forget[i]) for i in b) / len(b), b)
+            )
+            for b in by_length:
+                for i in b:
+                    self.partners[i] = next(drawn)
 
     def __len__(self) -> int:
         return len(self.forget)
@@ -230,7 +255,7 @@ def train(
     )
     # the scheduler stays ours: accelerate would step it once per process (our batch is global)
     model, optimizer = accelerator.prepare(model, optimizer)
-    dataset = PairedDataset(forget, retain, cfg.seed)
+    dataset = PairedDataset(forget, retain, cfg.seed, cfg.retain_pairing)
     collate_pairs = make_collate(pad_id)
     lengths = [len(e) for e in forget]
     forget_counts = [_counts(e) for e in forget]
@@ -304,20 +329,24 @@ def train(
     bar = progress_bar(total, step, desc, enabled=accelerator.is_main_process)
     model.train()
     for epoch in range(first_epoch, epochs):
-        dataset.set_epoch(epoch)
         order = length_grouped_batches(lengths, cfg.batch_size, seed=cfg.seed * 1009 + epoch)
+        dataset.set_epoch(epoch, order)
         done_before = skip if epoch == first_epoch else 0  # batches a checkpoint covered
         for i, batch in enumerate(order[done_before:], done_before + 1):
             micros = list(micro_batches(batch))
             step_loss, logs = 0.0, {}
             for m, mb in enumerate(micros):
-                sync = m == len(micros) - 1  # gradients are exchanged once, after the last
-                with contextlib.nullcontext() if sync else accelerator.no_sync(model):
-                    with autocast:
-                        loss, logs = loss_fn(model, mb, step=step)
-                    _check_finite(accelerator, loss, step)
-                    accelerator.backward(loss)
-                step_loss += loss.item() / world
+                parts = loss_parts(loss_fn, model, mb, step)
+                for k, part in enumerate(parts):
+                    # gradients are exchanged once, after the last term of the last micro-batch
+                    sync = m == len(micros) - 1 and k == len(parts) - 1
+                    with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+                        with autocast:
+                            loss, more = part()
+                        _check_finite(accelerator, loss, step)
+                        accelerator.backward(loss)
+                    step_loss += loss.item() / world
+                    logs |= more
             grad_norm = _clip(accelerator, params, cfg.max_grad_norm)
             if not math.isfinite(grad_norm):
                 raise Diverged(step + 1, f"gradient norm is {grad_norm}")
@@ -361,6 +390,16 @@ def train(
     if sharded:  # a collective: every process takes part, the main one saves
         result.state_dict = accelerator.get_state_dict(model)
     return result
+
+
+def loss_parts(loss_fn: Callable, model, batch: dict, step: int) -> list[Callable]:
+    """The micro-batch's loss as thunks, each returning (term, log fields), that the loop
+    backpropagates one after another: an objective's own `parts` (its forget and retain
+    terms, so that one graph is alive at a time), else the whole `loss_fn` as one term."""
+    parts = getattr(loss_fn, "parts", None)
+    if parts is not None:
+        return parts(model, batch, step=step)
+    return [lambda: loss_fn(model, batch, step=step)]
 
 
 def _sum_counts(counts: list[dict]) -> dict[str, int]:
