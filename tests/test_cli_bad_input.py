@@ -217,6 +217,7 @@ CASES = [
     (f"{UL} --method rmu --beta 1", "method 'rmu' has no parameter 'beta'"),
     (f"{UL} --method satimp --granularity group --group-size 0", "group_size=0"),
     (f"{UL} --method satimp --tau 0", "tau=0.0 out of range"),
+    (f"{UL} --method gd --retain-pairing sorted", "train.retain_pairing='sorted' is out of range"),
     (f"{UL} --method satimp --tau -1", "tau=-1.0 out of range"),
     (f"{UL} --method satimp method.granularity=word", "unknown granularity 'word'"),
     (f"{UL} --method bottomk --granularity batch", "batch"),

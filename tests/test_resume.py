@@ -134,9 +134,13 @@ def test_resume_compares_the_precision_auto_ran_as(
     assert main([*argv, "--precision", "fp32", "--resume"]) == 0
 
 
+RECIPE_KEYS = ("base_train", "original_train", "retain_train")
+
+
 def test_run_record_resolves_every_recipe(monkeypatch):
     """A `satimp run` folder's config.yaml (and its --resume check) holds each training
-    recipe's precision as it resolved; everything else is `to_dict(cfg)`."""
+    recipe's precision as it resolved and leaves out the default retain pairing (as versions
+    before the option wrote it); everything else is `to_dict(cfg)`."""
     from satimp.config import TrainConfig, to_dict
     from satimp.experiment import ModelsConfig
     from satimp.study import RunConfig, run_record
@@ -158,8 +162,10 @@ def test_run_record_resolves_every_recipe(monkeypatch):
         )
         for part in (record, plain):
             part["unlearn"].pop("precision")
-            for k in ("base_train", "original_train", "retain_train"):
+            for k in RECIPE_KEYS:
                 part["models"][k].pop("precision")
+        for recipe in (plain["unlearn"], *(plain["models"][k] for k in RECIPE_KEYS)):
+            assert recipe.pop("retain_pairing") == "random"
         assert record == plain
 
 

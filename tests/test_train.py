@@ -201,6 +201,21 @@ def test_length_pairing_pads_less_and_sees_the_same_retain_rows(tiny_tok, full_e
     assert pad_length < pad_random, (pad_length, pad_random)
 
 
+def test_retain_pairing_in_records_and_validation() -> None:
+    """The default pairing is left out of a run's record and a model's cache key (earlier
+    versions' runs resume and their models are found); 'length' is in both; a bad value is
+    one InputError naming the field."""
+    from satimp.errors import InputError
+    from satimp.experiment import recipe_key, train_record
+
+    assert "retain_pairing" not in train_record(TrainConfig())
+    grouped = TrainConfig(retain_pairing="length")
+    assert train_record(grouped)["retain_pairing"] == "length"
+    assert recipe_key(grouped) != recipe_key(TrainConfig())
+    with pytest.raises(InputError, match=r"unlearn\.retain_pairing='sorted'"):
+        TrainConfig(retain_pairing="sorted").validate("unlearn")
+
+
 def test_same_seed_gives_identical_weights(tiny_tok, full_examples, tmp_path: Path) -> None:
     """Two runs with the same seed end bit-identical; another data-order seed does not."""
     cfg = dict(epochs=2, batch_size=4, lr=1e-3)

@@ -30,6 +30,7 @@ TRAIN_FLAGS = {  # flag → (TrainConfig field, type)
     "--report-to": ("report_to", str),  # none, tensorboard or wandb
     "--checkpoints": ("checkpoints", str),
     "--device": ("device", str),
+    "--retain-pairing": ("retain_pairing", str),
 }
 # What costs time or disk is the user's choice; the defaults suit each command. A lone
 # `unlearn` is short (5 epochs) and on a 7B model each checkpoint is ~40 GB with the optimizer
@@ -51,6 +52,8 @@ FLAG_HELP = {
     "--device": "auto (CUDA when available; the default), cpu or cuda",
     "--save-every": "deprecated: same as --checkpoints N",
     "--report-to": "experiment tracker: none (default), tensorboard or wandb",
+    "--retain-pairing": "random (default: each forget row's random retain partner) or length "
+    "(the same random partners, dealt to the steps by length: less padding)",
     "--precision": "fp32 (default), bf16 (bf16 autocast, fp32 weights) or auto (bf16 on a CUDA "
     "device with bf16 or a CPU with AMX, else fp32)",
 }

@@ -163,8 +163,13 @@ def train_record(cfg: TrainConfig) -> dict:
     """`to_dict(cfg)` with `precision: auto` replaced by what it resolves to on this machine
     (`distributed.resolve_precision`): what a run's config.yaml records and --resume compares,
     so a run started in bf16 is not resumed in fp32 on a machine without fast bf16 (it is
-    refused, naming `train.precision`; passing that precision explicitly resumes it)."""
-    return to_dict(cfg) | {"precision": D.resolve_precision(cfg.precision, cfg.device)}
+    refused, naming `train.precision`; passing that precision explicitly resumes it).
+    `retain_pairing` is left out at its default, 'random', the pairing of every version before
+    the option: their runs still resume and their cached models are still found."""
+    record = to_dict(cfg) | {"precision": D.resolve_precision(cfg.precision, cfg.device)}
+    if record["retain_pairing"] == "random":
+        del record["retain_pairing"]
+    return record
 
 
 def recipe_key(cfg: TrainConfig) -> dict:
