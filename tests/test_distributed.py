@@ -164,7 +164,8 @@ def test_keep_freed_memory_stops_page_faults_of_repeated_large_tensors(child_env
     """A step-like loop of 64–128 MB tensors (512 MB touched per step): with glibc's default
     the blocks are unmapped on free and every step faults all 131072 pages in anew (measured);
     with `keep_freed_memory` the heap keeps them and the last three steps fault in few (measured
-    0 on one thread after 131202, 49152, 16384, … in the first steps; 32768 on two)."""
+    0 on one thread after 131202, 49152, 16384, … in the first steps; 32768 on two; 65536, one
+    128 MB block once, on an AMD EPYC VM)."""
     import sys
 
     def faults(keep: bool) -> tuple[bool, int, int]:
@@ -181,5 +182,6 @@ def test_keep_freed_memory_stops_page_faults_of_repeated_large_tensors(child_env
     assert not applied  # the environment switch turned it off
     if default < pages:  # e.g. transparent huge pages: few faults either way
         pytest.skip(f"glibc's default faulted {default} pages in 3 steps of {pages} here")
-    # measured: 0 (one thread) and 32768 (two) against the default's 393231
-    assert with_setting < pages // 2, (with_setting, default, pages)
+    # measured: 0, 32768 and 65536 against the default's 393231 (3 steps × all 131072 pages);
+    # a setting without effect faults as many as the default
+    assert with_setting <= default // 4, (with_setting, default, pages)
