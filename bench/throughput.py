@@ -168,9 +168,12 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
         return loss_fn(model, batch, step=step)
 
     if hasattr(loss_fn, "parts"):  # the loop backpropagates an objective's terms in turn
-        timed.parts = lambda model, batch, step=0: (
-            stamp(batch) or loss_fn.parts(model, batch, step=step)
-        )
+
+        def timed_parts(model, batch, step=0):
+            stamp(batch)
+            return loss_fn.parts(model, batch, step=step)
+
+        timed.parts = timed_parts
 
     _reset_peak(device)
     train(

@@ -319,11 +319,15 @@ def test_kl_retain_keeps_frozen_reference(tiny_trained: Path, data) -> None:
     assert unused.ref_model is None
 
 
+def _case_id(cfg: MethodConfig) -> str:
+    return cfg.name + (f"-{cfg.retain}" if cfg.retain else "")
+
+
 @pytest.mark.parametrize(
     "cfg",
     [MethodConfig(n) for n in ("gd", "npo", "simnpo", "satimp", "rmu")]
     + [MethodConfig("gd", retain="kl"), MethodConfig("ga")],
-    ids=lambda c: c.name + (f"-{c.retain}" if c.retain else ""),
+    ids=_case_id,
 )
 def test_parts_sum_to_the_loss_and_their_gradients_to_its_gradient(
     cfg: MethodConfig, tiny_trained: Path, data
@@ -359,10 +363,6 @@ def test_parts_sum_to_the_loss_and_their_gradients_to_its_gradient(
 CASES = [MethodConfig(name) for name in METHODS] + [MethodConfig("gd", retain="kl")]
 STEP_FIELDS = ("step", "loss", "lr", "grad_norm", "forget_loss")
 WEIGHT_FIELDS = ("weight_mean", "weight_min", "weight_max", "weight_corr")
-
-
-def _case_id(cfg: MethodConfig) -> str:
-    return cfg.name + (f"-{cfg.retain}" if cfg.retain else "")
 
 
 # Forgetting, measured on the memorised tiny model after this test's 2 steps at lr 1e-3 (forget
