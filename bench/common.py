@@ -24,9 +24,10 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    from satimp.distributed import fast_bf16
+    from satimp.distributed import cpu_bf16_units
 
-    cpu += " (AMX: bf16 products fast)" if fast_bf16("cpu") else ""  # where auto trains bf16
+    units = cpu_bf16_units()  # where auto trains bf16
+    cpu += f" ({units.upper().replace('_', '-')}: bf16 products fast)" if units else ""
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {THREADS} threads"
 
 

@@ -6,7 +6,8 @@ for fine-tuning and for unlearning with ga, npo and satimp.
     python bench/throughput.py --model smollm2-135m --precision auto   # a real model
     python bench/throughput.py --model smollm2-135m --data DIR         # on real QA pairs
 
---precision auto is bf16 on a GPU with bf16 and on a CPU with AMX, fp32 elsewhere, as
+--precision auto is bf16 on a GPU with bf16 and on a CPU with bf16 units (AMX or AVX-512
+BF16), fp32 elsewhere, as
 `train.precision: auto` (by the hardware, not the model: on an AMX CPU the 3.7 M `small`
 preset trained GA at 222 tokens/s in bf16 against 275 in fp32, while SmolLM2 ran 1.5x faster
 in bf16). MFU = 6 · N · tokens/s ÷ the device's measured matmul rate at the run's precision
@@ -259,7 +260,8 @@ def main() -> None:
         "--precision",
         choices=["fp32", "bf16", "auto"],
         default="bf16" if gpu else "fp32",
-        help="auto: bf16 where its products are fast (a GPU with bf16, a CPU with AMX), as "
+        help="auto: bf16 where its products are fast (a GPU with bf16, a CPU with AMX or AVX-512 "
+        "BF16), as "
         "`train.precision: auto`",
     )
     ap.add_argument("--batch-size", type=int, default=16 if gpu else 8)

@@ -127,21 +127,40 @@ def test_shipped_accelerate_configs_parse(name: str, kind: str) -> None:
     assert str(cfg.mixed_precision) == "no"  # satimp's own `train.precision` decides
 
 
-@pytest.mark.parametrize("amx, want", [(True, "bf16"), (False, "fp32")])
-def test_precision_auto_is_bf16_on_a_cpu_with_amx_only(monkeypatch, amx: bool, want: str) -> None:
+@pytest.mark.parametrize(
+    "amx, avx512_bf16, units",
+    [(True, True, "amx"), (True, False, "amx"), (False, True, "avx512_bf16"), (False, False, "")],
+)
+def test_precision_auto_is_bf16_on_a_cpu_with_bf16_units_only(
+    monkeypatch, amx: bool, avx512_bf16: bool, units: str
+) -> None:
     import torch
 
     from satimp.config import TrainConfig
-    from satimp.distributed import resolve_precision
+    from satimp.distributed import cpu_bf16_units, resolve_precision
     from satimp.experiment import recipe_key
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    assert cpu_bf16_units() == units
+    want = "bf16" if units else "fp32"
     assert resolve_precision("auto", "cpu") == want
     assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
     # a model cache key holds what auto ran as: auto shares its models with that setting
     auto = recipe_key(TrainConfig(precision="auto", device="cpu"))
     assert auto["precision"] == want
     assert auto == recipe_key(TrainConfig(precision=want, device="cpu"))
+
+
+def test_cpu_bf16_units_without_torch_probes(monkeypatch) -> None:
+    """A torch without the private probes reports no bf16 units: auto trains fp32."""
+    import torch
+
+    from satimp.distributed import cpu_bf16_units, resolve_precision
+
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    assert cpu_bf16_units() == "" and resolve_precision("auto", "cpu") == "fp32"
 
 
 _FAULTS = """

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from satimp import distributed
 from satimp.config import LoraConfig, MethodConfig, TrainConfig
 from satimp.data.encoding import encode_records
 from satimp.data.tofu import load_split
@@ -182,12 +183,12 @@ def test_bf16_mixed_precision_autocasts_and_stays_close_to_fp32(
     assert 1e-3 * update < apart < 0.5 * update, (apart, update)
 
 
-def test_precision_auto_trains_under_bf16_where_the_cpu_has_amx(
+def test_precision_auto_trains_under_bf16_where_the_cpu_has_bf16_units(
     tiny_trained, bench_dir, tmp_path, monkeypatch
 ) -> None:
-    """precision=auto runs as bf16 autocast on a CPU with AMX tiles (as torch reports them);
+    """precision=auto runs as bf16 autocast on a CPU with bf16 units (here: AMX tiles);
     that it resolves to fp32 without is test_distributed's."""
     spy = _Spy(monkeypatch)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    monkeypatch.setattr(distributed, "cpu_bf16_units", lambda: "amx")
     _unlearn(tiny_trained, bench_dir, tmp_path / "amx", dataclasses.replace(CFG, precision="auto"))
     assert spy.autocast and all(spy.autocast) and set(spy.dtypes) == {torch.bfloat16}

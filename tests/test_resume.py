@@ -13,6 +13,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from satimp import distributed
 from satimp.checkpoint import latest_checkpoint, list_checkpoints
 from satimp.cli import main
 
@@ -116,17 +117,17 @@ def test_resume_refuses_a_changed_config(tiny_trained, bench_dir, tmp_path, caps
 def test_resume_compares_the_precision_auto_ran_as(
     tiny_trained, bench_dir, tmp_path, capsys, monkeypatch
 ):
-    """`precision: auto` is recorded as what it resolved to: a run that went fp32 (no AMX) is
+    """`precision: auto` is recorded as what it resolved to: a run that went fp32 (no bf16 units) is
     not resumed under auto where auto means bf16 (exit 2 naming train.precision, nothing
     touched); passing the recorded precision explicitly resumes it."""
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(distributed, "cpu_bf16_units", lambda: "")
     out = tmp_path / "o"
     argv = [*_unlearn_args(tiny_trained, bench_dir, out), "--precision", "auto"]
     assert main(argv) == 0
     assert yaml.safe_load((out / "config.yaml").read_text())["train"]["precision"] == "fp32"
     before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     capsys.readouterr()
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    monkeypatch.setattr(distributed, "cpu_bf16_units", lambda: "amx")
     assert main([*argv, "--resume"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("satimp: error: --resume: train.precision is 'bf16' here but 'fp32'"), err
@@ -151,7 +152,7 @@ def test_run_record_resolves_every_recipe(monkeypatch):
         unlearn=auto,
     )
     for amx, want in ((True, "bf16"), (False, "fp32")):
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda a=amx: a, raising=False)
+        monkeypatch.setattr(distributed, "cpu_bf16_units", lambda a=amx: "amx" if a else "")
         record, plain = run_record(cfg), to_dict(cfg)
         assert record["unlearn"]["precision"] == want
         assert record["models"]["base_train"]["precision"] == want

@@ -55,7 +55,7 @@ FLAG_HELP = {
     "--retain-pairing": "random (default: each forget row's random retain partner) or length "
     "(the same random partners, dealt to the steps by length: less padding)",
     "--precision": "fp32 (default), bf16 (bf16 autocast, fp32 weights) or auto (bf16 on a CUDA "
-    "device with bf16 or a CPU with AMX, else fp32)",
+    "device with bf16 or a CPU with bf16 units: AMX or AVX-512 BF16; else fp32)",
 }
 PROTOCOL_HELP = (
     "whose conventions: tofu (default), open-unlearning or satimp-official (SPEC §6); set one "

@@ -89,7 +89,8 @@ class TrainConfig:
     precision: str = opt(
         "fp32",
         "'fp32', 'bf16' (mixed precision: bf16 autocast, fp32 weights) or 'auto' (bf16 where "
-        "its products are fast: a CUDA device with bf16, a CPU with AMX; fp32 elsewhere)",
+        "its products are fast: a CUDA device with bf16, a CPU with AMX or AVX-512 BF16; fp32 "
+        "elsewhere)",
     )
     gradient_checkpointing: bool = opt(False, "recompute activations in backward (less memory)")
     lora: LoraConfig = opt(LoraConfig(), "LoRA adapters (lora.r > 0 turns them on)")
