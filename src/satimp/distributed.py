@@ -38,7 +38,10 @@ def cpu_bf16_units() -> str:
     Sapphire Rapids and later), 'avx512_bf16' (AVX-512 BF16 dot products: AMD Zen 4 and
     later, Intel Cooper Lake) or '' (none: bf16 products are emulated in fp32 and slower).
     Both probes are private in torch (>= 2.3); a torch without them reports ''."""
-    for unit, probe in (("amx", "_is_amx_tile_supported"), ("avx512_bf16", "_is_avx512_bf16_supported")):
+    for unit, probe in (
+        ("amx", "_is_amx_tile_supported"),
+        ("avx512_bf16", "_is_avx512_bf16_supported"),
+    ):
         supported = getattr(torch.cpu, probe, None)
         if supported is not None and supported():
             return unit
