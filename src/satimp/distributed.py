@@ -53,7 +53,7 @@ def fast_bf16(device: str = "auto") -> bool:
     bf16 support, or a CPU with bf16 units (`cpu_bf16_units`). Measured with SmolLM2's training
     steps (README "TOFU on SmolLM2"): with AMX a bf16 product ran 7x the fp32 rate and bf16
     autocast steps 1.44-1.52x fp32's tokens/s; with AVX-512 BF16 alone (an AMD EPYC) 2.2x and
-    1.35-1.42x; with neither, bf16 products ran at a quarter of the fp32 rate and bf16 steps
+    1.35-1.53x; with neither, bf16 products ran at a quarter of the fp32 rate and bf16 steps
     at 0.43x fp32's tokens/s."""
     if not use_cpu(device):
         return torch.cuda.is_bf16_supported()
