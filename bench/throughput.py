@@ -261,8 +261,7 @@ def main() -> None:
         choices=["fp32", "bf16", "auto"],
         default="bf16" if gpu else "fp32",
         help="auto: bf16 where its products are fast (a GPU with bf16, a CPU with AMX or AVX-512 "
-        "BF16), as "
-        "`train.precision: auto`",
+        "BF16), as `train.precision: auto`",
     )
     ap.add_argument("--batch-size", type=int, default=16 if gpu else 8)
     ap.add_argument("--seq-len", type=int, default=512 if gpu else 128)

@@ -151,8 +151,8 @@ def test_run_record_resolves_every_recipe(monkeypatch):
         models=ModelsConfig(base_train=auto, original_train=TrainConfig(precision="bf16")),
         unlearn=auto,
     )
-    for amx, want in ((True, "bf16"), (False, "fp32")):
-        monkeypatch.setattr(distributed, "cpu_bf16_units", lambda a=amx: "amx" if a else "")
+    for units, want in (("amx", "bf16"), ("", "fp32")):
+        monkeypatch.setattr(distributed, "cpu_bf16_units", lambda u=units: u)
         record, plain = run_record(cfg), to_dict(cfg)
         assert record["unlearn"]["precision"] == want
         assert record["models"]["base_train"]["precision"] == want
