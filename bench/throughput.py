@@ -132,6 +132,7 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
         warmup_epochs=0,
         precision=args.precision,
         gradient_checkpointing=args.gradient_checkpointing,
+        compile=args.compile,
         eval_every_epoch=False,
         max_length=args.seq_len,
         retain_pairing=args.retain_pairing,
@@ -267,6 +268,12 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=512 if gpu else 128)
     ap.add_argument("--steps", type=int, default=10 if gpu else 5)
     ap.add_argument("--gradient-checkpointing", action="store_true")
+    ap.add_argument(
+        "--compile",
+        default="none",
+        help="torch.compile backend of the training steps (`train.compile`): none or e.g. "
+        "inductor; the compile falls in the 2 untimed warm-up steps",
+    )
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument(
         "--workers",
@@ -324,7 +331,9 @@ def main() -> None:
     print(
         f"{'model ' + args.model if args.model else 'preset ' + args.preset}, {args.precision}, "
         f"batch {args.batch_size} × {inputs}, retain pairing {args.retain_pairing}, "
-        "measured matmul rate " + ", ".join(f"{p} {r / 1e12:.3f} TFLOP/s" for p, r in rates.items())
+        + (f"compiled ({args.compile}), " if args.compile != "none" else "")
+        + "measured matmul rate "
+        + ", ".join(f"{p} {r / 1e12:.3f} TFLOP/s" for p, r in rates.items())
     )
     fp32_col = not gpu and args.precision != "fp32"
     extra = " MFU (fp32 rate) |" if fp32_col else ""

@@ -177,6 +177,7 @@ CASES = [
     (f"{FT} --checkpoints never", "train.checkpoints='never'"),
     (f"{FT} --checkpoints 1.5", "train.checkpoints='1.5'"),
     (f"{FT} --device tpu", "train.device='tpu'"),
+    (f"{FT} --compile inductr", "train.compile='inductr'"),
     (f"{FT} train.eval_every_epoch=maybe", "train.eval_every_epoch: cannot read 'maybe'"),
     (f"{FT} train.eval_every_epoch=2", "train.eval_every_epoch: cannot read 2 as bool"),
     (f"{FT} train.gradient_checkpointing=sometimes", "train.gradient_checkpointing: cannot"),

@@ -374,3 +374,58 @@ def test_line_progress_prints_at_most_every_interval(capsys) -> None:
     bar.update(1)
     bar.close()
     assert capsys.readouterr().err == ""
+
+
+def test_compiled_training_matches_eager_and_leaves_the_model_eager(
+    tiny_tok, full_examples, tmp_path: Path
+) -> None:
+    """`train.compile`: the steps run through torch.compile (backend aot_eager: dynamo's graph
+    capture and AOT autograd, without inductor's C++ build) and give eager training's losses
+    and weights to float rounding; the per-epoch probe and everything after training call the
+    model eagerly, and its state-dict keys are its own."""
+    from torch._dynamo.utils import counters
+
+    from satimp.train import compiled
+
+    def probe(model, epoch):
+        seen.append(model._compiled_call_impl is None)
+        return {"probe": 0.0}
+
+    runs = {}
+    for backend in ("none", "aot_eager"):
+        seen: list[bool] = []
+        model = build_model("tiny", tiny_tok, seed=0)
+        keys = list(model.state_dict())
+        counters.clear()
+        train(
+            model,
+            finetune_objective,
+            full_examples[:8],
+            TrainConfig(
+                device="cpu", epochs=2, batch_size=4, lr=3e-3, warmup_epochs=0, compile=backend
+            ),
+            pad_id=tiny_tok.pad_token_id,
+            out_dir=tmp_path / backend,
+            on_epoch_end=probe,
+        )
+        rows = (tmp_path / backend / "metrics.jsonl").read_text().splitlines()
+        losses = [json.loads(r)["loss"] for r in rows if '"loss"' in r]
+        runs[backend] = (losses, model.state_dict(), counters["stats"]["unique_graphs"])
+        assert seen == [True, True]  # the probe ran on the eager model
+        assert model._compiled_call_impl is None and list(model.state_dict()) == keys
+    (eager, w_eager, none_graphs), (comp, w_comp, graphs) = runs["none"], runs["aot_eager"]
+    assert none_graphs == 0 and graphs > 0  # dynamo traced the compiled run alone
+    assert len(comp) == len(eager) == 4
+    assert comp == pytest.approx(eager, rel=1e-5, abs=1e-6)
+    for k in w_eager:
+        assert torch.allclose(w_comp[k], w_eager[k], rtol=1e-4, atol=1e-6), k
+    with compiled(model, "none"):  # 'none' leaves the call as it was
+        assert model._compiled_call_impl is None
+
+
+def test_compile_backend_must_be_known() -> None:
+    from satimp.errors import InputError
+
+    with pytest.raises(InputError, match="train.compile='inductr' is out of range"):
+        TrainConfig(compile="inductr").validate()
+    TrainConfig(compile="inductor").validate()

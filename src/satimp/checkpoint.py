@@ -78,6 +78,7 @@ RESUME_MAY_DIFFER = (
     "log_every",
     "device",
     "deterministic",
+    "compile",
     "workers",
     "threads",
 )

@@ -31,6 +31,7 @@ TRAIN_FLAGS = {  # flag → (TrainConfig field, type)
     "--checkpoints": ("checkpoints", str),
     "--device": ("device", str),
     "--retain-pairing": ("retain_pairing", str),
+    "--compile": ("compile", str),
 }
 # What costs time or disk is the user's choice; the defaults suit each command. A lone
 # `unlearn` is short (5 epochs) and on a 7B model each checkpoint is ~40 GB with the optimizer
@@ -54,6 +55,8 @@ FLAG_HELP = {
     "--report-to": "experiment tracker: none (default), tensorboard or wandb",
     "--retain-pairing": "random (default: each forget row's random retain partner) or length "
     "(the same random partners, dealt to the steps by length: less padding)",
+    "--compile": "torch.compile the training steps: none (default) or a backend, e.g. inductor "
+    "(faster steps on a GPU; a compile per new batch shape)",
     "--precision": "fp32 (default), bf16 (bf16 autocast, fp32 weights) or auto (bf16 on a CUDA "
     "device with bf16 or a CPU with bf16 units: AMX or AVX-512 BF16; else fp32)",
 }

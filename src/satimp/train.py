@@ -328,68 +328,95 @@ def train(
     autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16)
     bar = progress_bar(total, step, desc, enabled=accelerator.is_main_process)
     model.train()
-    for epoch in range(first_epoch, epochs):
-        order = length_grouped_batches(lengths, cfg.batch_size, seed=cfg.seed * 1009 + epoch)
-        dataset.set_epoch(epoch, order)
-        done_before = skip if epoch == first_epoch else 0  # batches a checkpoint covered
-        for i, batch in enumerate(order[done_before:], done_before + 1):
-            micros = list(micro_batches(batch))
-            step_loss, logs = 0.0, {}
-            for m, mb in enumerate(micros):
-                parts = loss_parts(loss_fn, model, mb, step)
-                for k, part in enumerate(parts):
-                    # gradients are exchanged once, after the last term of the last micro-batch
-                    sync = m == len(micros) - 1 and k == len(parts) - 1
-                    with contextlib.nullcontext() if sync else accelerator.no_sync(model):
-                        with autocast:
-                            loss, more = part()
-                        _check_finite(accelerator, loss, step)
-                        accelerator.backward(loss)
-                    step_loss += loss.item() / world
-                    logs |= more
-            grad_norm = _clip(accelerator, params, cfg.max_grad_norm)
-            if not math.isfinite(grad_norm):
-                raise Diverged(step + 1, f"gradient norm is {grad_norm}")
-            lr = scheduler.get_last_lr()[0]  # the rate this step applies (log it, not the next)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            row = {
-                "step": step,
-                "epoch": round(step / steps_per_epoch, 4),
-                "loss": _sum_over_processes(accelerator, step_loss),
-                "lr": lr,
-                "grad_norm": grad_norm,
-                **logs,
-            }
-            if step % cfg.log_every == 0 or step == total:
-                log.write(row, "train")
-            result.last = row
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.3f}")
-            if step == total:  # max_steps reached inside an epoch
-                break
-            every = cfg.checkpoint_every()
-            if every and step % every == 0 and i < len(order):
-                save(epoch, i)
-        if on_epoch_end is not None:
-            model.eval()
-            ev = {
-                "epoch": epoch + 1,
-                "step": step,
-                **on_epoch_end(accelerator.unwrap_model(model), epoch + 1),
-            }
-            model.train()
-            log.write(ev, "epoch")
-            result.epochs.append(ev)
-        save(epoch + 1, 0)
+    with compiled(accelerator.unwrap_model(model), cfg.compile):
+        for epoch in range(first_epoch, epochs):
+            order = length_grouped_batches(lengths, cfg.batch_size, seed=cfg.seed * 1009 + epoch)
+            dataset.set_epoch(epoch, order)
+            done_before = skip if epoch == first_epoch else 0  # batches a checkpoint covered
+            for i, batch in enumerate(order[done_before:], done_before + 1):
+                micros = list(micro_batches(batch))
+                step_loss, logs = 0.0, {}
+                for m, mb in enumerate(micros):
+                    parts = loss_parts(loss_fn, model, mb, step)
+                    for k, part in enumerate(parts):
+                        # gradients are exchanged once, after the last term of the last micro-batch
+                        sync = m == len(micros) - 1 and k == len(parts) - 1
+                        with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+                            with autocast:
+                                loss, more = part()
+                            _check_finite(accelerator, loss, step)
+                            accelerator.backward(loss)
+                        step_loss += loss.item() / world
+                        logs |= more
+                grad_norm = _clip(accelerator, params, cfg.max_grad_norm)
+                if not math.isfinite(grad_norm):
+                    raise Diverged(step + 1, f"gradient norm is {grad_norm}")
+                lr = scheduler.get_last_lr()[0]  # the rate this step applies (log it, not the next)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                row = {
+                    "step": step,
+                    "epoch": round(step / steps_per_epoch, 4),
+                    "loss": _sum_over_processes(accelerator, step_loss),
+                    "lr": lr,
+                    "grad_norm": grad_norm,
+                    **logs,
+                }
+                if step % cfg.log_every == 0 or step == total:
+                    log.write(row, "train")
+                result.last = row
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.3f}")
+                if step == total:  # max_steps reached inside an epoch
+                    break
+                every = cfg.checkpoint_every()
+                if every and step % every == 0 and i < len(order):
+                    save(epoch, i)
+            if on_epoch_end is not None:
+                model.eval()
+                ev = {
+                    "epoch": epoch + 1,
+                    "step": step,
+                    **_eager_call(on_epoch_end, accelerator.unwrap_model(model), epoch + 1),
+                }
+                model.train()
+                log.write(ev, "epoch")
+                result.epochs.append(ev)
+            save(epoch + 1, 0)
     bar.close()
     accelerator.end_training()  # closes the tracker's run (a no-op without one)
     result.steps, result.seconds = step, time.time() - start
     if sharded:  # a collective: every process takes part, the main one saves
         result.state_dict = accelerator.get_state_dict(model)
     return result
+
+
+@contextlib.contextmanager
+def compiled(model, backend: str):
+    """Call `model` through `torch.compile(backend=…)` inside the block and eagerly again after
+    it ('none': no change). In place (`nn.Module.compile`): the parameters, the state-dict keys
+    and the forward's signature stay the model's own, so saving, checkpoints and
+    `forward_kwargs` see the plain model."""
+    if backend == "none":
+        yield
+        return
+    model.compile(backend=backend)
+    try:
+        yield
+    finally:
+        model._compiled_call_impl = None  # nn.Module's slot for the compiled call: eager again
+
+
+def _eager_call(fn: Callable, model, *args):
+    """`fn(model, *args)` with `model` called eagerly (an evaluation between epochs generates
+    and scores batches of other shapes: compiling each would cost more than it saves)."""
+    saved, model._compiled_call_impl = getattr(model, "_compiled_call_impl", None), None
+    try:
+        return fn(model, *args)
+    finally:
+        model._compiled_call_impl = saved
 
 
 def loss_parts(loss_fn: Callable, model, batch: dict, step: int) -> list[Callable]:
