@@ -3,7 +3,7 @@
 # holds torch, transformers and accelerate (satimp is taken from src/, not installed):
 #   1. the GPU-marked tests (two deterministic fine-tuning runs on CUDA end bit-identical);
 #   2. bench/throughput.py on the `medium` preset (bf16, batch 16 x 512: the target
-#      "SatImp unlearning >= 40 % MFU");
+#      "SatImp unlearning >= 40 % MFU"), eager and with --compile inductor;
 #   3. bench/throughput.py on a SmolLM2-135M-shaped model with random weights (SMOL_DIR: a
 #      folder with SmolLM2's config.json and tokenizer files, e.g. copied from the model
 #      cache; the weights are drawn here: throughput does not depend on them);
@@ -33,6 +33,8 @@ python3 -c "import torch, transformers, accelerate; print('torch', torch.__versi
 
 step gpu_tests 150 python3 -m pytest -p no:cacheprovider -m gpu -rA tests/test_train.py
 step throughput_medium 120 python3 bench/throughput.py --preset medium
+step throughput_medium_compiled 200 python3 bench/throughput.py --preset medium \
+    --modes satimp,finetune --compile inductor
 if [ -n "$smol" ]; then
     python3 - "$smol" <<'EOF'
 import sys
@@ -44,6 +46,8 @@ folder = sys.argv[1]
 LlamaForCausalLM(AutoConfig.from_pretrained(folder)).save_pretrained(folder)
 EOF
     step throughput_smollm2_shape 100 python3 bench/throughput.py --model "$smol"
+    step throughput_smollm2_shape_compiled 120 python3 bench/throughput.py --model "$smol" \
+        --modes satimp --compile inductor
 fi
 run=$(mktemp -d)
 step run_default 200 python3 -m satimp.cli run --out "$run/out" "cache_dir=$run/cache"
