@@ -412,7 +412,10 @@ def compiled(model, backend: str):
 def _eager_call(fn: Callable, model, *args):
     """`fn(model, *args)` with `model` called eagerly (an evaluation between epochs generates
     and scores batches of other shapes: compiling each would cost more than it saves)."""
-    saved, model._compiled_call_impl = getattr(model, "_compiled_call_impl", None), None
+    saved = getattr(model, "_compiled_call_impl", None)
+    if saved is None:  # not compiled
+        return fn(model, *args)
+    model._compiled_call_impl = None
     try:
         return fn(model, *args)
     finally:
