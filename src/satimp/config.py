@@ -96,7 +96,7 @@ class TrainConfig:
     compile: str = opt(
         "none",
         "torch.compile the model for the training steps: 'none' or a backend ('inductor' fuses "
-        "the elementwise work: 2.1x a medium-preset bf16 step on an H200; a compile per new "
+        "the elementwise work: 1.6x the medium preset's bf16 steps on an H200; a compile per new "
         "batch shape, minutes on a CPU); evaluation between epochs and after runs eager",
     )
     lora: LoraConfig = opt(LoraConfig(), "LoRA adapters (lora.r > 0 turns them on)")

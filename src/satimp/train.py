@@ -339,7 +339,7 @@ def train(
                 for m, mb in enumerate(micros):
                     parts = loss_parts(loss_fn, model, mb, step)
                     for k, part in enumerate(parts):
-                        # gradients are exchanged once, after the last term of the last micro-batch
+                        # the gradient exchange: once, after the last micro-batch's last term
                         sync = m == len(micros) - 1 and k == len(parts) - 1
                         with contextlib.nullcontext() if sync else accelerator.no_sync(model):
                             with autocast:
