@@ -56,7 +56,7 @@ FLAG_HELP = {
     "--retain-pairing": "random (default: each forget row's random retain partner) or length "
     "(the same random partners, dealt to the steps by length: less padding)",
     "--compile": "torch.compile the training steps: none (default) or a backend, e.g. inductor "
-    "(faster steps on a GPU; a compile per new batch shape)",
+    "(faster fixed-shape steps on a GPU; compiles again when batch shapes change)",
     "--precision": "fp32 (default), bf16 (bf16 autocast, fp32 weights) or auto (bf16 on a CUDA "
     "device with bf16 or a CPU with bf16 units: AMX or AVX-512 BF16; else fp32)",
 }

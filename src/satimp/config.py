@@ -96,8 +96,8 @@ class TrainConfig:
     compile: str = opt(
         "none",
         "torch.compile the model for the training steps: 'none' or a backend ('inductor' fuses "
-        "the elementwise work: 1.6x the medium preset's bf16 steps on an H200; a compile per new "
-        "batch shape, minutes on a CPU); evaluation between epochs and after runs eager",
+        "the elementwise work: 1.6x the medium preset's bf16 steps on an H200; compiles again when "
+        "batch shapes change, minutes on a CPU); evaluation between epochs and after runs eager",
     )
     lora: LoraConfig = opt(LoraConfig(), "LoRA adapters (lora.r > 0 turns them on)")
     retain_pairing: str = opt(
