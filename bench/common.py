@@ -33,10 +33,11 @@ def machine() -> str:
 
 def default_setup(log=print):
     """The embedded default: (RunConfig, data path, {base, original, retain} model paths)."""
-    from satimp.study import RunConfig, prepare_data, run_models
+    from satimp.study.config import RunConfig
+    from satimp.study.run import prepare_data, run_models
 
     cfg = RunConfig()
     data = prepare_data(cfg, log)
     t0 = time.time()
-    paths = run_models(cfg, data, log=log)
+    paths = run_models(cfg, cfg.validate(), data, log=log)
     return cfg, data, paths, time.time() - t0

@@ -55,9 +55,10 @@ def setup(root: Path) -> tuple[Path, Path]:
     import torch
 
     from satimp.config import TrainConfig
+    from satimp.data.encoding import encode_records
+    from satimp.data.records import benchmark_texts
     from satimp.data.synth import synth_tofu
     from satimp.data.tofu import load_split
-    from satimp.experiment import benchmark_texts, encode_records
     from satimp.models import build_model, save_model, train_tokenizer
     from satimp.objectives import finetune_objective
     from satimp.train import train

@@ -22,9 +22,12 @@ from common import default_setup, machine  # noqa: E402
 
 def main() -> None:
     from satimp.config import MethodConfig
+    from satimp.data.encoding import encode_records
     from satimp.data.tofu import load_split
-    from satimp.evaluate import evaluate_tofu, extraction_scores, extraction_strength_by_generation
-    from satimp.experiment import encode_records, unlearn
+    from satimp.evaluation.generation import extraction_strength_by_generation
+    from satimp.evaluation.scoring import extraction_scores
+    from satimp.evaluation.tofu import evaluate_tofu
+    from satimp.experiment import unlearn
     from satimp.models import load_model
 
     print(f"machine: {machine()}")

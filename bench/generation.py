@@ -2,7 +2,7 @@
 
     python bench/generation.py MODEL DATA [--sets forget10,retain,real_authors,world_facts]
 
-`satimp.evaluate.generate` decodes with `greedy_decode`, which removes a row from the batch
+`satimp.evaluation.generation.generate` decodes with `greedy_decode`, which removes a row from the batch
 and its KV cache as soon as it emits EOS; `model.generate` keeps decoding every row of a
 batch until the last one stops. For each TOFU question set of DATA (a benchmark folder),
 this times both on MODEL's answers (batch 32, ≤ 200 new tokens, the run's chat template),
@@ -28,9 +28,9 @@ SETS = {
 
 
 def main() -> None:
-    from satimp import evaluate as E
     from satimp.data.encoding import prompt_ids
     from satimp.data.tofu import load_split
+    from satimp.evaluation import generation as E
     from satimp.models import load_model
 
     if len(sys.argv) < 3:
@@ -69,7 +69,7 @@ def main() -> None:
 def decoded_tokens(model, tok, prompts) -> tuple[int, int]:
     """(Σ answer lengths up to and with EOS, Σ batch rows × the batch's longest answer)."""
     from satimp.data.encoding import IGNORE, Encoded, iter_batches
-    from satimp.evaluate import greedy_decode
+    from satimp.evaluation.generation import greedy_decode
 
     encoded = [Encoded(p, [IGNORE] * len(p)) for p in prompts]
     own = padded = 0

@@ -37,9 +37,8 @@ def accuracy(model_dir, data, split: str) -> dict[str, float]:
     every token right (the fact reproduced)."""
     import torch
 
-    from satimp.data.encoding import iter_batches
+    from satimp.data.encoding import encode_records, iter_batches
     from satimp.data.tofu import load_split
-    from satimp.experiment import encode_records
     from satimp.logprobs import drop_last_answer_token, forward_logps
     from satimp.models import load_model
 
@@ -97,7 +96,7 @@ def ratio_interval(
 def general_knowledge(model_dir, data, protocol) -> dict[str, list[float]]:
     """Per-item real-authors and world-facts probability (TOFU's normalised form) of a model."""
     from satimp.data.tofu import load_split
-    from satimp.evaluate import score_split
+    from satimp.evaluation.tofu import score_split
     from satimp.models import load_model
 
     model, tok = load_model(model_dir)
@@ -115,7 +114,7 @@ def general_knowledge(model_dir, data, protocol) -> dict[str, list[float]]:
 
 def forget_es(model_dir, data, forget: str, protocol) -> float:
     from satimp.data.tofu import load_split
-    from satimp.evaluate import es_scores
+    from satimp.evaluation.tofu import es_scores
     from satimp.models import load_model
 
     model, tok = load_model(model_dir)
@@ -126,7 +125,8 @@ def forget_es(model_dir, data, forget: str, protocol) -> float:
 def main() -> None:
     from satimp.config import load_config
     from satimp.models import PRESETS
-    from satimp.study import RunConfig, prepare_data, run_models
+    from satimp.study.config import RunConfig
+    from satimp.study.run import prepare_data, run_models
 
     args = [a for a in sys.argv[1:] if a != "--cold"]
     cold = "--cold" in sys.argv
@@ -138,10 +138,10 @@ def main() -> None:
             cfg = dataclasses.replace(cfg, cache_dir=tmp)
         data = prepare_data(cfg, log=lambda *a: None)
         t0 = time.time()
-        paths = run_models(cfg, data)
+        paths = run_models(cfg, cfg.validate(), data)
         build = time.time() - t0
         t0 = time.time()
-        run_models(cfg, data, log=lambda *a: None)
+        run_models(cfg, cfg.validate(), data, log=lambda *a: None)
         hit = time.time() - t0
         pretrained = cfg.models.base not in PRESETS
         names = ("original", "retain") + (("base",) if pretrained else ())

@@ -1,6 +1,6 @@
 """Run every benchmark in sequence (`make bench`), each in its own process, 2 threads.
 
-Figures go in README with the machine named. Not timed tests: a shared machine's timings
+Figures go in docs/performance.md with the machine named. Not timed tests: a shared machine's timings
 vary, so ratios are measured within one run.
 """
 

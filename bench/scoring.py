@@ -35,9 +35,11 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="32,64,128", help="generation batch sizes")
     args = ap.parse_args()
 
-    from satimp import evaluate, logprobs
+    from satimp import logprobs
     from satimp.data.tofu import base_answer_key, load_split
-    from satimp.evaluate import SET_SPLITS, generate_answers, score_split
+    from satimp.evaluation import scoring, tofu
+    from satimp.evaluation.generation import generate_answers
+    from satimp.evaluation.tofu import SET_SPLITS, score_split
     from satimp.models import load_model
 
     print(f"machine: {machine()}")
@@ -45,13 +47,13 @@ def main() -> None:
     model.eval()
     sets = {"forget": "forget10_perturbed", **SET_SPLITS}
     records = {name: load_split(args.data, split) for name, split in sets.items()}
-    real_kwargs, real_scores = logprobs.forward_kwargs, evaluate.extraction_scores
+    real_kwargs, real_scores = logprobs.forward_kwargs, tofu.extraction_scores
 
     def score(mode: str) -> tuple[float, dict]:
         hidden = {"logits_to_keep", "position_ids"} if mode == "full logits" else set()
-        evaluate.forward_kwargs = logprobs.forward_kwargs = lambda m: real_kwargs(m) - hidden
+        scoring.forward_kwargs = logprobs.forward_kwargs = lambda m: real_kwargs(m) - hidden
         share = mode == "shared prompts"
-        evaluate.extraction_scores = lambda *a, **k: real_scores(*a, **k, share_prompts=share)
+        tofu.extraction_scores = lambda *a, **k: real_scores(*a, **k, share_prompts=share)
         try:
             t0 = time.perf_counter()
             out = {
@@ -68,8 +70,8 @@ def main() -> None:
             }
             return time.perf_counter() - t0, out
         finally:
-            evaluate.forward_kwargs = logprobs.forward_kwargs = real_kwargs
-            evaluate.extraction_scores = real_scores
+            scoring.forward_kwargs = logprobs.forward_kwargs = real_kwargs
+            tofu.extraction_scores = real_scores
 
     modes = ["full logits", "answer span", "shared prompts"]
     times: dict[str, list[float]] = {m: [] for m in modes}

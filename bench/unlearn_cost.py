@@ -42,9 +42,10 @@ def _model(preset: str):
 
         _, data, paths, _ = default_setup(log=lambda *a: None)
         return (*load_model(paths["original"]), data)
-    from satimp.experiment import benchmark_texts
+    from satimp.data.records import benchmark_texts
     from satimp.models import build_model, get_preset, train_tokenizer
-    from satimp.study import RunConfig, prepare_data
+    from satimp.study.config import RunConfig
+    from satimp.study.run import prepare_data
 
     data = prepare_data(RunConfig(), log=lambda *a: None)
     tok = train_tokenizer(benchmark_texts(data), get_preset(preset).vocab_size)
@@ -55,8 +56,8 @@ def _setup(method: str, preset: str = "small"):
     import torch
 
     from satimp.config import MethodConfig
+    from satimp.data.encoding import encode_records
     from satimp.data.tofu import load_split
-    from satimp.experiment import encode_records
     from satimp.objectives import Objective
     from satimp.train import make_collate
 

@@ -18,10 +18,11 @@ import pytest
 import torch
 
 from satimp.config import TrainConfig
+from satimp.data.encoding import encode_records
+from satimp.data.records import benchmark_texts
 from satimp.data.synth import synth_tofu
 from satimp.data.tofu import load_split
 from satimp.distributed import set_deterministic
-from satimp.experiment import benchmark_texts, encode_records
 from satimp.models import build_model, save_model, train_tokenizer
 from satimp.objectives import finetune_objective
 from satimp.train import train

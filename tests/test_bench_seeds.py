@@ -1,4 +1,4 @@
-"""bench/run_seeds.py: rows of two run folders joined by seed, intervals and paired
+"""scripts/run_seeds.py: rows of two run folders joined by seed, intervals and paired
 differences against values computed by hand."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "bench" / "run_seeds.py"
+SCRIPT = ROOT / "scripts" / "run_seeds.py"
 
 
 def _load():

@@ -12,12 +12,12 @@ import pytest
 
 from satimp import cli
 from satimp.benchmarks import Muse, Tofu, get_benchmark, load_retain_stats
-from satimp.config import TrainConfig
+from satimp.config import ModelsConfig, TrainConfig
 from satimp.data.muse import MuseConfig
 from satimp.data.wmdp import WmdpConfig
 from satimp.errors import InputError
-from satimp.experiment import ModelsConfig
-from satimp.study import RunConfig, prepare_data, run, run_models
+from satimp.study.config import RunConfig
+from satimp.study.run import prepare_data, run, run_models
 
 TINY = TrainConfig(
     epochs=3, lr=3e-3, batch_size=8, warmup_epochs=0, eval_every_epoch=False, device="cpu"
@@ -93,7 +93,7 @@ def muse_models(tmp_path_factory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("muse")
     cfg = config(tmp / "x", "muse")
     data = prepare_data(cfg, log=lambda *a: None)
-    return data, run_models(cfg, data, log=lambda *a: None)
+    return data, run_models(cfg, cfg.validate(), data, log=lambda *a: None)
 
 
 def _eval(data: Path, model: Path, out: Path, *extra: str) -> list[str]:

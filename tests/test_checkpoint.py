@@ -13,7 +13,7 @@ import pytest
 from satimp.checkpoint import list_checkpoints
 from satimp.cli import main
 from satimp.config import TrainConfig
-from satimp.study import RunConfig
+from satimp.study.config import RunConfig
 
 
 def _unlearn(model: Path, data: Path, out: Path, *extra: str) -> list[str]:

@@ -163,7 +163,7 @@ def test_the_word_none_is_a_value_of_optional_string_fields() -> None:
     """`retain: none` is 'no retain loss' (None: the method's default), and `models.retain:
     none` is 'no retain model' (None: build one): the word must reach the config."""
     from satimp.objectives import Objective
-    from satimp.study import RunConfig as StudyConfig
+    from satimp.study.config import RunConfig as StudyConfig
 
     method = load_config(MethodConfig, None, ["name=gd", "retain=none"])
     assert method.retain == "none" and not Objective(method).uses_retain

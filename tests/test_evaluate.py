@@ -14,19 +14,17 @@ from torch.testing import assert_close
 
 from satimp import metrics as M
 from satimp.config import MethodConfig, TrainConfig
-from satimp.data.encoding import IGNORE, Encoded, collate, encode_qa, prompt_ids
+from satimp.data.encoding import IGNORE, Encoded, collate, encode_qa, encode_records, prompt_ids
 from satimp.data.tofu import load_split
-from satimp.evaluate import (
-    evaluate_tofu,
-    extraction_scores,
+from satimp.evaluation.generation import (
     extraction_strength_by_generation,
     generate,
     greedy_decode,
     plain_greedy,
-    prompt_groups,
-    score_split,
 )
-from satimp.experiment import encode_records, unlearn
+from satimp.evaluation.scoring import extraction_scores, prompt_groups
+from satimp.evaluation.tofu import evaluate_tofu, score_split
+from satimp.experiment import unlearn
 from satimp.logprobs import forward_logps
 from satimp.models import load_model
 from satimp.protocol import PROTOCOLS
@@ -411,7 +409,7 @@ def test_generation_batch_size_sets_the_rouge_batches_only(
 ) -> None:
     """`generation_batch_size` batches the ROUGE answers (rows per greedy_decode call ≤ it)
     and changes no number: greedy rows are independent."""
-    import satimp.evaluate as E
+    import satimp.evaluation.generation as E
 
     model, tok = trained
     rows: list[int] = []
@@ -434,7 +432,7 @@ def test_generation_batch_size_sets_the_rouge_batches_only(
 def test_bf16_evaluation_is_active_and_close(trained, bench_dir: Path) -> None:
     """eval.precision=bf16 really runs under bf16 autocast (the numbers move by bf16 rounding)
     and stays close to fp32 (bf16 keeps ~3 significant digits)."""
-    from satimp.evaluate import eval_precision
+    from satimp.evaluation.scoring import eval_precision
 
     model, tok = trained
     records = load_split(bench_dir, "forget10_perturbed")

@@ -10,13 +10,9 @@ from torch.testing import assert_close
 
 from satimp import metrics as M
 from satimp.data.encoding import encode_continuation, split_text
-from satimp.evaluate import (
-    knowmem_prompt,
-    mcq_examples,
-    mcq_scores,
-    min_k_scores,
-    text_probe_scores,
-)
+from satimp.evaluation.muse import knowmem_prompt, min_k_scores
+from satimp.evaluation.scoring import text_probe_scores
+from satimp.evaluation.wmdp import mcq_examples, mcq_scores
 from satimp.models import load_model
 
 TEXTS = [

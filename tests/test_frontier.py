@@ -10,16 +10,11 @@ import pytest
 import scipy.stats
 import yaml
 
-from satimp.frontier import (
-    hypervolume,
-    lr_grid,
-    paired_difference,
-    paired_p,
-    pareto_front,
-    run_frontier,
-)
-from satimp.report import aggregate, ci95, format_table
-from satimp.study import run
+from satimp.report import format_table
+from satimp.stats import aggregate, ci95, hypervolume, paired_difference, paired_p, pareto_front
+from satimp.study.config import lr_grid
+from satimp.study.frontier import run_frontier
+from satimp.study.run import run
 from test_study import tiny_config as _tiny_config
 
 

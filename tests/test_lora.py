@@ -13,7 +13,7 @@ from satimp import distributed
 from satimp.config import LoraConfig, MethodConfig, TrainConfig
 from satimp.data.encoding import encode_records
 from satimp.data.tofu import load_split
-from satimp.evaluate import extraction_scores
+from satimp.evaluation.scoring import extraction_scores
 from satimp.experiment import unlearn
 from satimp.models import add_lora, is_lora, load_model, save_model
 from satimp.objectives import Objective

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from satimp.config import MethodConfig, TrainConfig
+from satimp.data.encoding import encode_records
 from satimp.data.tofu import load_split
 from satimp.errors import InputError
-from satimp.evaluate import extraction_scores
-from satimp.experiment import encode_records
+from satimp.evaluation.scoring import extraction_scores
 from satimp.logprobs import forward_logps
 from satimp.models import load_model
 from satimp.objectives import (

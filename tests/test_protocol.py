@@ -19,7 +19,8 @@ from satimp.config import MethodConfig, from_dict
 from satimp.data.encoding import IGNORE
 from satimp.data.tofu import load_split
 from satimp.errors import InputError
-from satimp.evaluate import evaluate_tofu, extraction_scores
+from satimp.evaluation.scoring import extraction_scores
+from satimp.evaluation.tofu import evaluate_tofu
 from satimp.models import CHAT_TEMPLATES, build_model, load_model
 from satimp.objectives import Objective, kl_loss
 from satimp.protocol import (
@@ -444,7 +445,7 @@ def test_protocol_config_names_switches_and_errors() -> None:
 
 def test_run_config_takes_a_protocol_name_or_mapping() -> None:
     from satimp.config import load_config
-    from satimp.study import RunConfig
+    from satimp.study.config import RunConfig
 
     cfg = load_config(RunConfig, None, ["protocol=open-unlearning", "protocol.ds_size=7"])
     p = cfg.resolved_protocol()

@@ -142,9 +142,9 @@ def test_run_record_resolves_every_recipe(monkeypatch):
     """A `satimp run` folder's config.yaml (and its --resume check) holds each training
     recipe's precision as it resolved and leaves out the default retain pairing (as versions
     before the option wrote it); everything else is `to_dict(cfg)`."""
-    from satimp.config import TrainConfig, to_dict
-    from satimp.experiment import ModelsConfig
-    from satimp.study import RunConfig, run_record
+    from satimp.config import ModelsConfig, TrainConfig, to_dict
+    from satimp.study.config import RunConfig
+    from satimp.study.run import run_record
 
     auto = TrainConfig(precision="auto", device="cpu")
     cfg = RunConfig(
@@ -208,10 +208,10 @@ def test_a_checkpoint_write_that_fails_leaves_the_previous_one(tmp_path, monkeyp
 def test_a_failed_result_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
     """write_json goes through a temporary file and a rename: a crash in the middle of the
     write leaves the previous summary.json as it was, never a half-written one."""
-    from satimp import experiment
+    from satimp import runs
 
     path = tmp_path / "summary.json"
-    experiment.write_json(path, {"forget_es": 0.5})
+    runs.write_json(path, {"forget_es": 0.5})
     real_write = Path.write_text
 
     def crash_midway(self, text, *a, **kw):
@@ -220,7 +220,7 @@ def test_a_failed_result_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "write_text", crash_midway)
     with pytest.raises(OSError):
-        experiment.write_json(path, {"forget_es": 0.25, "retain_es": 0.9})
+        runs.write_json(path, {"forget_es": 0.25, "retain_es": 0.9})
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"forget_es": 0.5}
 
@@ -256,9 +256,8 @@ def _tiny_run_yaml(tmp_path: Path) -> Path:
     """A tiny `satimp run` config: 10 authors × 4 QA, tiny preset models built in 2 epochs,
     ga then satimp unlearning forget10 (4 examples) in 2 epochs of 2 steps, a checkpoint every
     step."""
-    from satimp.config import TrainConfig, to_dict
-    from satimp.experiment import ModelsConfig
-    from satimp.study import EvalConfig, RunConfig, SynthConfig
+    from satimp.config import ModelsConfig, TrainConfig, to_dict
+    from satimp.study.config import EvalConfig, RunConfig, SynthConfig
 
     build = TrainConfig(
         epochs=2, lr=3e-3, batch_size=16, warmup_epochs=0, eval_every_epoch=False, device="cpu"

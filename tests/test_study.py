@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from satimp.config import TrainConfig, load_config
+from satimp.config import ModelsConfig, TrainConfig, load_config
 from satimp.errors import InputError
-from satimp.experiment import ModelsConfig, cached
-from satimp.study import RunConfig, run, study_config
+from satimp.models import cached
+from satimp.protocol import ProtocolConfig
+from satimp.study.config import RunConfig, study_config
+from satimp.study.run import run
 from satimp.train import Diverged
 
 TINY = TrainConfig(
@@ -34,7 +36,7 @@ def tiny_config(tmp_path, methods) -> RunConfig:
 
 
 def test_run_writes_every_report_file_and_reports_a_failed_method(tmp_path, monkeypatch):
-    import satimp.study as study
+    import satimp.study.run as study
 
     real = study.unlearn
 
@@ -195,7 +197,7 @@ def test_pretrained_base_gets_its_template_and_a_reference_row(tmp_path, tiny_tr
     that template, every model built from it carries it, and the run reports the base's own
     scores as a reference row beside the original and retain models."""
     from satimp.models import CHAT_TEMPLATES, load_model
-    from satimp.study import prepare_data, reference_rows, run_models
+    from satimp.study.run import prepare_data, reference_rows, run_models
 
     one = dataclasses.replace(TINY, epochs=1)
     cfg = dataclasses.replace(
@@ -206,13 +208,15 @@ def test_pretrained_base_gets_its_template_and_a_reference_row(tmp_path, tiny_tr
         synth=dataclasses.replace(RunConfig().synth, authors=10, qa_per_author=4, real_world=False),
     )
     data = prepare_data(cfg, log=lambda *a: None)
-    paths = run_models(cfg, data, log=lambda *a: None)
+    paths = run_models(cfg, cfg.validate(), data, log=lambda *a: None)
     for name in ("base", "original", "retain"):
         _, tok = load_model(paths[name])
         assert tok.chat_template == CHAT_TEMPLATES["chatml"], name
     _, own = load_model(tiny_trained)
     assert own.chat_template != CHAT_TEMPLATES["chatml"]  # the source folder is untouched
-    rows, _ = reference_rows(cfg, data, paths, tmp_path / "refs", log=lambda *a: None)
+    rows, _ = reference_rows(
+        cfg, cfg.validate(), data, paths, tmp_path / "refs", log=lambda *a: None
+    )
     assert [r["method"] for r in rows] == ["original", "retain", "base"]
 
 
@@ -282,7 +286,7 @@ def test_reference_evaluations_are_cached_on_model_data_and_protocol(
 
     from safetensors.torch import load_file, save_file
 
-    import satimp.study as S
+    import satimp.study.run as S
 
     calls = []
     real = S.evaluate_model
@@ -302,26 +306,26 @@ def test_reference_evaluations_are_cached_on_model_data_and_protocol(
     def strip(rows):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
-    first, stats = S.reference_rows(cfg, data, paths, tmp_path / "a", log=quiet)
+    first, stats = S.reference_rows(cfg, cfg.validate(), data, paths, tmp_path / "a", log=quiet)
     assert calls == ["other"]
     assert first[0]["forget_quality"] == pytest.approx(1.0)  # original ≡ retain here
-    again, stats2 = S.reference_rows(cfg, data, paths, tmp_path / "b", log=quiet)
+    again, stats2 = S.reference_rows(cfg, cfg.validate(), data, paths, tmp_path / "b", log=quiet)
     assert calls == ["other"]
     assert strip(again) == strip(first) and stats2 == stats
     assert (tmp_path / "b" / "retain_stats.json").is_file()
 
-    switched = dataclasses.replace(cfg, protocol=S.ProtocolConfig(es_no_match="inverse_length"))
-    S.reference_rows(switched, data, paths, tmp_path / "c", log=quiet)
+    switched = dataclasses.replace(cfg, protocol=ProtocolConfig(es_no_match="inverse_length"))
+    S.reference_rows(switched, switched.validate(), data, paths, tmp_path / "c", log=quiet)
     assert len(calls) == 2
     fewer = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, max_new_tokens=20))
-    S.reference_rows(fewer, data, paths, tmp_path / "d", log=quiet)
+    S.reference_rows(fewer, fewer.validate(), data, paths, tmp_path / "d", log=quiet)
     assert len(calls) == 3
 
     weights = load_file(other / "model.safetensors")
     name = next(iter(weights))
     weights[name] = weights[name] * 1.5
     save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
-    changed, _ = S.reference_rows(cfg, data, paths, tmp_path / "e", log=quiet)
+    changed, _ = S.reference_rows(cfg, cfg.validate(), data, paths, tmp_path / "e", log=quiet)
     assert calls[3:] == ["other"]  # the original's folder is unchanged: still cached
     assert strip(changed) != strip(first)
 
@@ -332,8 +336,8 @@ def test_last_epoch_takes_its_probe_from_the_final_evaluation(tmp_path, monkeypa
     for epoch 1 only, no reload for the row), and the row equals the literal path — the
     saved weights loaded from disk, the probe and the full evaluation run on them (the same
     numbers to float rounding: ES/EM are means of per-item argmax matches, ≤ 1e-6 here)."""
-    import satimp.study as study
-    from satimp.benchmarks import Tofu, load_retain_stats
+    import satimp.study.run as study
+    from satimp.benchmarks import Tofu, get_benchmark, load_retain_stats
     from satimp.models import load_model
 
     probes, evaluated = [], []
@@ -365,7 +369,7 @@ def test_last_epoch_takes_its_probe_from_the_final_evaluation(tmp_path, monkeypa
     for key in ("forget_es", "forget_em", "retain_es", "retain_em"):
         assert curve[-1][key] == summary[key]
     # the literal path on the saved model
-    bench = study.get_benchmark(cfg)
+    bench = get_benchmark(cfg)
     data = study.prepare_data(cfg, log=lambda *a: None)
     model, tok = load_model(out / "methods/ga")
     probe = real_eval(bench, data, max_length=512, batch_size=cfg.eval.batch_size, stats=None)
@@ -386,7 +390,7 @@ def test_real_world_sizes_sample_the_real_sets_and_need_them(tmp_path) -> None:
     """synth.real_world_sizes writes that many real authors and world facts (the data folder's
     name says so); asked for with invented real-world sets (a preset base), it is refused before
     anything is written."""
-    from satimp.study import prepare_data
+    from satimp.study.run import prepare_data
 
     cfg = tiny_config(tmp_path, ["ga"])
     synth = dataclasses.replace(cfg.synth, real_world=True, real_world_sizes=[20, 30])

@@ -14,7 +14,8 @@ import pytest
 
 from satimp import cli
 from satimp.config import MethodConfig, TrainConfig
-from satimp.study import RunConfig, method_row
+from satimp.study.config import RunConfig
+from satimp.study.run import method_row
 
 
 def _events(folder: Path) -> dict[str, dict[int, float]]:
@@ -64,7 +65,7 @@ def test_run_logs_each_method_in_its_folder(tiny_trained, bench_dir, tmp_path):
         eval=dataclasses.replace(RunConfig().eval, max_new_tokens=4),
     )
     row, curve = method_row(
-        cfg, "ga", MethodConfig(name="ga"), bench_dir, tiny_trained, tmp_path, None
+        cfg, cfg.validate(), "ga", MethodConfig(name="ga"), bench_dir, tiny_trained, tmp_path, None
     )
     assert row["status"] == "ok" and curve
     run_dir = tmp_path / "methods" / "ga"

@@ -10,9 +10,8 @@ import pytest
 import torch
 
 from satimp.config import TrainConfig
-from satimp.data.encoding import Encoded
+from satimp.data.encoding import Encoded, encode_records
 from satimp.data.tofu import load_split
-from satimp.experiment import encode_records
 from satimp.models import build_model
 from satimp.objectives import finetune_objective
 from satimp.train import PairedDataset, lr_factor, train

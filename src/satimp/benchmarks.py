@@ -20,11 +20,19 @@ from pathlib import Path
 from typing import ClassVar
 
 from satimp import metrics as M
-from satimp.data.muse import MuseConfig
-from satimp.data.wmdp import WmdpConfig
+from satimp.config import TrainConfig
+from satimp.data.muse import MuseConfig, load_muse
+from satimp.data.records import load_texts
+from satimp.data.tofu import load_split, retain_split_for
+from satimp.data.wmdp import WmdpConfig, load_mcq
 from satimp.errors import InputError
+from satimp.evaluation.muse import evaluate_muse
+from satimp.evaluation.probes import LastEpochEvaluation, Probe
+from satimp.evaluation.tofu import SET_SPLITS, evaluate_tofu, retain_es_split, tofu_es_probe
+from satimp.evaluation.wmdp import evaluate_wmdp
 from satimp.protocol import Protocol, retain_training_ref
 from satimp.protocol import resolve as resolve_protocol
+from satimp.runs import write_json
 
 
 @dataclass
@@ -67,7 +75,8 @@ class Benchmark:
     def epoch_eval(
         self, data, *, max_length: int, batch_size: int, stats: dict | None, out_dir=None
     ):
-        """What unlearning logs after each epoch; None: forget/retain ES of the unlearning data.
+        """This benchmark's per-epoch probe (see `epoch_probe`); None: unlearning's
+        `data_probe`, forget/retain ES of the unlearning data.
         Where the reported epoch is selected (`select`), each epoch's per-sample results go
         to `out_dir/epochs/N/per_sample.json`, so the report's per-sample file describes the
         selected model (`epoch_per_sample`)."""
@@ -101,8 +110,6 @@ class Tofu(Benchmark):
 
     @property
     def retain_split(self) -> str:
-        from satimp.experiment import retain_split_for
-
         return retain_split_for(self.forget)
 
     def train_splits(self):
@@ -113,23 +120,16 @@ class Tofu(Benchmark):
         return self.forget, retain_training_ref(self.protocol, self.retain_split)
 
     def evaluate(self, model, tokenizer, data, *, batch_size: int, **kw):
-        from satimp.evaluate import evaluate_tofu
-
         return evaluate_tofu(
             model, tokenizer, data, self.forget, protocol=self.protocol, batch_size=batch_size, **kw
         )
 
     def epoch_eval(self, data, *, max_length, batch_size, stats, out_dir=None):
         """Forget and retain ES/EM, on the items and under the conventions of the final
-        evaluation (`evaluate.tofu_es_probe`)."""
-        from satimp.evaluate import tofu_es_probe
-
+        evaluation (`tofu_es_probe`)."""
         return tofu_es_probe(data, self.forget, protocol=self.protocol, batch_size=batch_size)
 
     def check_data(self, data) -> None:
-        from satimp.data.tofu import load_split
-        from satimp.evaluate import SET_SPLITS, retain_es_split
-
         head = retain_es_split(self.protocol, self.forget)  # retainXX[:400] under retain_head
         for split in (f"{self.forget}_perturbed", *SET_SPLITS.values(), *([head] if head else [])):
             load_split(data, split)
@@ -182,14 +182,9 @@ class Muse(Benchmark):
         return self.cfg.forget, self.cfg.retain
 
     def evaluate(self, model, tokenizer, data, *, batch_size: int, **kw):
-        from satimp.evaluate import evaluate_muse
-
         return evaluate_muse(model, tokenizer, data, self.cfg, batch_size=batch_size)
 
     def check_data(self, data) -> None:
-        from satimp.data.muse import load_muse
-        from satimp.data.records import load_texts
-
         c = self.cfg
         for ref in (c.verbmem, c.knowmem_forget, c.knowmem_retain, c.icl_forget, c.icl_retain):
             load_muse(data, ref)
@@ -213,9 +208,6 @@ class Muse(Benchmark):
         """Every epoch: the full MUSE evaluation when the reported epoch is selected by it
         (its per-sample results saved, see `Benchmark.epoch_eval`), else forget ES (VerbMem
         ground truths) and retain ES only."""
-        from satimp.evaluate import evaluate_muse
-        from satimp.experiment import write_json
-
         full = self.cfg.select != "last"
 
         def muse(model, tokenizer, epoch) -> dict:
@@ -257,14 +249,9 @@ class Wmdp(Benchmark):
         return list(self.cfg.forget), list(self.cfg.retain)
 
     def evaluate(self, model, tokenizer, data, *, batch_size: int, **kw):
-        from satimp.evaluate import evaluate_wmdp
-
         return evaluate_wmdp(model, tokenizer, data, self.cfg, batch_size=batch_size)
 
     def check_data(self, data) -> None:
-        from satimp.data.records import load_texts
-        from satimp.data.wmdp import load_mcq
-
         for ref in (*self.cfg.sets, *self.cfg.utility):
             load_mcq(data, ref)
         for ref in (*self.cfg.forget, *self.cfg.retain):
@@ -293,6 +280,36 @@ def get_benchmark(cfg) -> Benchmark:
     return bench
 
 
+def epoch_probe(
+    bench: Benchmark,
+    data,
+    *,
+    train: TrainConfig,
+    stats: dict | None,
+    out_dir,
+    batch_size: int,
+    es_mode: str,
+    evaluate_kw: dict,
+) -> Probe | None:
+    """The per-epoch probe of an unlearning run in `satimp run` / `study`: the one place that
+    decides it. The benchmark's own probe (`Benchmark.epoch_eval`; None: unlearning's
+    `data_probe`), and where the benchmark reports the final model and its full evaluation
+    computes the probe's values on the same items (`Benchmark.probe_keys`, forward ES, a run
+    of whole epochs), a `LastEpochEvaluation` whose last epoch runs that full evaluation
+    (`bench.evaluate(model, tokenizer, data, **evaluate_kw)`) and keeps it."""
+    probe = bench.epoch_eval(
+        data, max_length=train.max_length, batch_size=batch_size, stats=stats, out_dir=out_dir
+    )
+    if probe is None or not bench.probe_keys or train.max_steps or es_mode != "forward":
+        return probe
+    return LastEpochEvaluation(
+        probe,
+        lambda model, tokenizer: bench.evaluate(model, tokenizer, data, **evaluate_kw),
+        last_epoch=train.epochs,
+        keys=bench.probe_keys,
+    )
+
+
 # ---------------------------------------------------------------- retain statistics
 
 
@@ -312,8 +329,6 @@ STATS_SWITCHES = (
 def save_retain_stats(path: str | Path, bench: Benchmark, stats: dict, **extra) -> None:
     """retain_stats.json: the retain model's numbers later evaluations are relative to, and
     the protocol switches they were computed under."""
-    from satimp.experiment import write_json
-
     switches = {k: getattr(bench.protocol, k) for k in STATS_SWITCHES}
     write_json(path, {"benchmark": bench.name, "protocol": switches, **extra, **stats})
 

@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from satimp.distributed import barrier
 from satimp.errors import InputError
+from satimp.runs import check_out
 
 TRAIN_FLAGS = {  # flag → (TrainConfig field, type)
     "--epochs": ("epochs", int),
@@ -172,27 +172,10 @@ def _check_resumable(cfg, resume: bool) -> None:
         )
 
 
-def _check_out(out: Path, overwrite: bool, resume: bool = False) -> Path:
-    """An existing, non-empty output folder is only reused with --overwrite or --resume."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output folder {out} exists and is not a folder")
-    if resume:
-        if not out.is_dir():
-            raise InputError(f"--resume: output folder {out} does not exist")
-        barrier()
-        return out
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(
-            f"output folder {out} exists and is not empty (use --overwrite or --resume)"
-        )
-    barrier()  # several processes: all have checked before the main one writes anything
-    return out
-
-
 def cmd_data_synth(args) -> None:
     if args.benchmark not in ("tofu", "muse", "wmdp"):
         raise InputError(f"--benchmark {args.benchmark!r}; valid: tofu, muse, wmdp")
-    out = _check_out(Path(args.out), args.overwrite)
+    out = check_out(Path(args.out), args.overwrite)
     if args.benchmark == "muse":
         from satimp.data.synth_muse import synth_muse
 
@@ -223,7 +206,7 @@ def cmd_finetune(args) -> None:
 
     cfg = _train_config(args)
     _check_resumable(cfg, args.resume)
-    out = _check_out(Path(args.out), args.overwrite, args.resume)
+    out = check_out(Path(args.out), args.overwrite, args.resume)
     t0 = time.time()
     result = finetune(
         args.model,
@@ -285,7 +268,7 @@ def cmd_unlearn(args) -> None:
     protocol = _protocol(args)
     Objective(method, protocol=protocol)  # validates names and hyperparameters before any work
     _check_resumable(cfg, args.resume)
-    out = _check_out(Path(args.out), args.overwrite, args.resume)
+    out = check_out(Path(args.out), args.overwrite, args.resume)
     t0 = time.time()
     result = unlearn(
         args.model,
@@ -308,63 +291,24 @@ def cmd_unlearn(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from satimp.benchmarks import get_benchmark, load_retain_stats, save_retain_stats
-    from satimp.evaluate import eval_precision, format_summary
-    from satimp.experiment import write_json
-    from satimp.models import load_model, resolve_model
-    from satimp.protocol import as_dict as protocol_dict
+    from satimp.experiment import evaluate_saved
 
-    if args.retain_model and args.retain_stats:
-        raise InputError("give --retain-model or --retain-stats, not both")
     cfg = _run_config(args)
-    bench = get_benchmark(cfg)
-    harness_tasks = None
-    if args.lm_eval:  # the extra and every task are checked now (exit 2), not after the work
-        from satimp.harness import resolve_tasks
-
-        harness_tasks = resolve_tasks(args.lm_eval_tasks)
-    out = _check_out(Path(args.out), args.overwrite)
-    stats = load_retain_stats(args.retain_stats, bench) if args.retain_stats else None
-    bench.check_data(args.data)  # every record the evaluation reads, before the models load
-    model, tokenizer = load_model(args.model, trust_remote_code=args.trust_remote_code)
-    kw = dict(batch_size=args.batch_size, generation_batch_size=cfg.eval.generation_batch_size)
-    files = {}  # written together at the end: a failure on the way leaves no partial folder
-    if args.retain_model:
-        rmodel, rtok = load_model(args.retain_model, trust_remote_code=args.trust_remote_code)
-        with eval_precision(rmodel, cfg.eval.precision):
-            rsummary, rper = bench.evaluate(rmodel, rtok, args.data, rouge=False, **kw)
-        stats = bench.retain_stats(rsummary, rper)
-        files["retain_stats.json"] = lambda p: save_retain_stats(
-            p, bench, stats, model=args.retain_model
-        )
-    t0 = time.time()
-    with eval_precision(model, cfg.eval.precision):
-        summary, per_sample = bench.evaluate(
-            model, tokenizer, args.data, es_mode=args.es_mode, **kw
-        )
-    summary = bench.apply_stats(summary, per_sample, stats)
-    print(format_summary(summary))
-    print(f"protocol {bench.protocol.name}")
-    print(f"evaluated in {time.time() - t0:.1f}s → {out}/summary.json")
-    files["per_sample.json"] = lambda p: write_json(p, per_sample)
-    files["summary.json"] = lambda p: write_json(
-        p, summary | {"protocol": protocol_dict(bench.protocol)}
+    evaluate_saved(
+        args.model,
+        args.data,
+        cfg.validate(),
+        args.out,
+        retain_model=args.retain_model,
+        retain_stats=args.retain_stats,
+        lm_eval_tasks=args.lm_eval_tasks if args.lm_eval else None,
+        batch_size=args.batch_size,
+        generation_batch_size=cfg.eval.generation_batch_size,
+        es_mode=args.es_mode,
+        precision=cfg.eval.precision,
+        overwrite=args.overwrite,
+        trust_remote_code=args.trust_remote_code,
     )
-    if harness_tasks is not None:
-        from satimp.harness import run_lm_eval
-
-        results, samples = run_lm_eval(
-            resolve_model(args.model),  # a .gguf or named model: its converted folder
-            harness_tasks,
-            batch_size=args.batch_size,
-            trust_remote_code=args.trust_remote_code,
-        )
-        for task, metrics in results.items():
-            print(f"lm-eval {task:<20} acc {metrics.get('acc,none', float('nan')):.4f}")
-        files["lm_eval.json"] = lambda p: write_json(p, results)
-        files["lm_eval_per_sample.json"] = lambda p: write_json(p, samples)
-    for name, write in files.items():
-        write(out / name)
 
 
 def _run_config(args):
@@ -372,7 +316,7 @@ def _run_config(args):
     import dataclasses
 
     from satimp.config import load_config
-    from satimp.study import RunConfig, study_config
+    from satimp.study.config import RunConfig, study_config
 
     overrides = list(args.overrides)
     config = args.config
@@ -410,13 +354,13 @@ def _run_config(args):
 
 
 def cmd_run(args) -> None:
-    from satimp.frontier import run_frontier
-    from satimp.study import default_out, run
+    from satimp.study.frontier import run_frontier
+    from satimp.study.run import default_out, run
 
     cfg = _run_config(args)
     if args.resume and not args.out:
         raise InputError("--resume needs the --out folder of the run to continue")
-    out = _check_out(Path(args.out), args.overwrite, args.resume) if args.out else default_out(cfg)
+    out = check_out(Path(args.out), args.overwrite, args.resume) if args.out else default_out(cfg)
     print(f"satimp {args.command}: {cfg.name} → {out}")
     if getattr(args, "study", None) == "frontier":
         run_frontier(cfg, out, resume=args.resume)

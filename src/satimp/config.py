@@ -198,6 +198,53 @@ class MethodConfig:
     normalize: str = opt("tokens", "token-weighted loss divides by 'tokens' (N) or 'weights' (Σw)")
 
 
+@dataclass
+class ModelsConfig:
+    """How the benchmark's base, original and retain models are built (TOFU's recipe)."""
+
+    base: str = opt(
+        "small",
+        "a preset (trained from scratch), a model dir / hub id, a .gguf file or a named model "
+        "(smollm2-135m; converted once into the cache)",
+    )
+    original: str | None = opt(
+        None,
+        "a ready original model (dir / hub id / .gguf / name, e.g. MUSE's target model): "
+        "nothing is built",
+    )
+    retain: str | None = opt(
+        None, "a ready retain model (MUSE's retrain model); 'none': no retain model (WMDP)"
+    )
+    base_splits: list | None = opt(
+        None,
+        "pre-training splits for a preset base (general knowledge; None: the benchmark's, "
+        "TOFU world_facts + real_authors)",
+    )
+    chat_template: str | None = opt(
+        None,
+        "a pretrained base's chat template for every model built from it: a name of "
+        "satimp.models.CHAT_TEMPLATES (chatml: ChatML without a default system prompt) or "
+        "Jinja text; None: the model's own",
+    )
+    replay_base: bool = opt(
+        True,
+        "preset base: mix base_splits into the original and retain "
+        "fine-tuning, so general knowledge stays as in a large model",
+    )
+    base_train: TrainConfig = opt(
+        TrainConfig(epochs=40, lr=1e-3, batch_size=8, warmup_epochs=2, eval_every_epoch=False),
+        "recipe for pre-training a preset base",
+    )
+    original_train: TrainConfig = opt(
+        TrainConfig(epochs=20, lr=1e-3, batch_size=16, warmup_epochs=1, eval_every_epoch=False),
+        "recipe for base → original (fine-tune on `full`)",
+    )
+    retain_train: TrainConfig = opt(
+        TrainConfig(epochs=20, lr=1e-3, batch_size=16, warmup_epochs=1, eval_every_epoch=False),
+        "recipe for base → retain (fine-tune on retainXX)",
+    )
+
+
 def _compile_backends() -> list[str]:
     """torch.compile's backends, the debugging ones ('eager', 'aot_eager') included."""
     import torch

@@ -1,4 +1,5 @@
-"""Pipelines: fine-tune a model, build TOFU's base/original/retain models (cached), unlearn.
+"""Pipelines: fine-tune a model, build TOFU's base/original/retain models (cached), unlearn,
+evaluate a saved model.
 
 Every run folder holds the resolved `config.yaml`, `run_info.json` (versions, git revision),
 the per-step `metrics.jsonl` and the saved model (safetensors + tokenizer).
@@ -8,28 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform
-import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 
 import satimp
 from satimp import distributed as D
+from satimp.benchmarks import Benchmark, load_retain_stats, save_retain_stats
 from satimp.checkpoint import RESUME_MAY_DIFFER, check_resume
-from satimp.config import MethodConfig, TrainConfig, opt, to_dict
-from satimp.data.encoding import (
-    Encoded,
-    encode_records,  # noqa: F401  (re-exported)
-)
-from satimp.data.examples import Loaded, encode_loaded, load_splits, training_examples
-from satimp.data.records import EXTENSIONS, has_split, parse_ref, parse_slice, read_split
+from satimp.config import MethodConfig, ModelsConfig, TrainConfig, to_dict
+from satimp.data.examples import encode_loaded, load_splits
+from satimp.data.records import EXTENSIONS, benchmark_texts, parse_ref, parse_slice, read_split
 from satimp.errors import InputError
+from satimp.evaluation.harness import resolve_tasks, run_lm_eval
+from satimp.evaluation.probes import data_probe, training_probe
+from satimp.evaluation.scoring import eval_precision
+from satimp.evaluation.tofu import format_summary
 from satimp.models import (
     PRESETS,
     add_lora,
@@ -48,85 +45,10 @@ from satimp.objectives import Objective, finetune_objective
 from satimp.protocol import Protocol, retain_training_ref
 from satimp.protocol import as_dict as protocol_dict
 from satimp.protocol import resolve as resolve_protocol
+from satimp.runs import check_out, start_run, write_json
 from satimp.train import TrainResult, train
 
-# ---------------------------------------------------------------- run folders
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename: never half-written.
-    With several processes only the main one writes."""
-    if not D.is_main():
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_json(path: str | Path, data) -> None:
-    write_atomic(path, json.dumps(data, indent=2) + "\n")
-
-
-def git_revision() -> str | None:
-    try:
-        root = Path(__file__).resolve().parents[2]
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def run_info() -> dict:
-    """Versions and revision recorded in every run folder."""
-    import accelerate
-    import transformers
-
-    return {
-        "satimp": satimp.__version__,
-        "git": git_revision(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "accelerate": accelerate.__version__,
-        "threads": torch.get_num_threads(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-
-
-def start_run(out_dir: str | Path, config: dict) -> Path:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    write_json(out / "run_info.json", run_info())
-    return out
-
-
 # ---------------------------------------------------------------- data
-
-
-TEXT_FIELDS = ("question", "answer", "paraphrased_answer", "perturbed_answer")
-TEXT_FIELDS += ("text", "prompt", "gt", "choices")  # MUSE and WMDP
-
-
-def benchmark_texts(data: str | Path) -> list[str]:
-    """Every question, answer, passage and choice string of a local benchmark, split files in
-    sorted order, sub-folders included (the tokenizer training corpus of a preset)."""
-    root = Path(data)
-    if not root.is_dir():
-        raise InputError(f"{data}: training a tokenizer needs a local benchmark directory")
-    files = [p for p in root.rglob("*") if p.is_file() and p.suffix in EXTENSIONS]
-    refs = sorted({p.relative_to(root).with_suffix("").as_posix() for p in files})
-    texts: list[str] = []
-    for ref in refs:
-        for _, r in read_split(root, ref)[0]:
-            for name in TEXT_FIELDS:
-                value = r.get(name) if isinstance(r, dict) else None
-                texts += value if isinstance(value, list) else [value]
-    return [t for t in texts if isinstance(t, str) and t]
 
 
 def data_fingerprint(data: str | Path) -> str:
@@ -226,7 +148,7 @@ def finetune(
         cfg,
         pad_id=tokenizer.pad_token_id,
         out_dir=out,
-        on_epoch_end=_training_probe(examples, tokenizer) if cfg.eval_every_epoch else None,
+        on_epoch_end=training_probe(examples, tokenizer) if cfg.eval_every_epoch else None,
         desc=f"finetune {'+'.join(splits)}",
         checkpoints=checkpoints,
         resume=resume,
@@ -234,65 +156,6 @@ def finetune(
     if D.is_main():
         save_model(model, tokenizer, out, lora_save=cfg.lora.save, state_dict=result.state_dict)
     return result
-
-
-def _training_probe(examples: list[Encoded], tokenizer, n: int = 100) -> Callable:
-    """Fine-tuning's per-epoch evaluation (`train.eval_every_epoch`): ES and EM of the first
-    `n` training examples, one teacher-forced pass — how far memorisation has got."""
-    from satimp.evaluate import extraction_scores
-
-    def probe(model, _epoch) -> dict:
-        s = extraction_scores(model, examples[:n], pad_id=tokenizer.pad_token_id)
-        return {"train_es": s["es"].mean().item(), "train_em": s["em"].mean().item()}
-
-    return probe
-
-
-@dataclass
-class ModelsConfig:
-    """How the benchmark's base, original and retain models are built (TOFU's recipe)."""
-
-    base: str = opt(
-        "small",
-        "a preset (trained from scratch), a model dir / hub id, a .gguf file or a named model "
-        "(smollm2-135m; converted once into the cache)",
-    )
-    original: str | None = opt(
-        None,
-        "a ready original model (dir / hub id / .gguf / name, e.g. MUSE's target model): "
-        "nothing is built",
-    )
-    retain: str | None = opt(
-        None, "a ready retain model (MUSE's retrain model); 'none': no retain model (WMDP)"
-    )
-    base_splits: list | None = opt(
-        None,
-        "pre-training splits for a preset base (general knowledge; None: the benchmark's, "
-        "TOFU world_facts + real_authors)",
-    )
-    chat_template: str | None = opt(
-        None,
-        "a pretrained base's chat template for every model built from it: a name of "
-        "satimp.models.CHAT_TEMPLATES (chatml: ChatML without a default system prompt) or "
-        "Jinja text; None: the model's own",
-    )
-    replay_base: bool = opt(
-        True,
-        "preset base: mix base_splits into the original and retain "
-        "fine-tuning, so general knowledge stays as in a large model",
-    )
-    base_train: TrainConfig = opt(
-        TrainConfig(epochs=40, lr=1e-3, batch_size=8, warmup_epochs=2, eval_every_epoch=False),
-        "recipe for pre-training a preset base",
-    )
-    original_train: TrainConfig = opt(
-        TrainConfig(epochs=20, lr=1e-3, batch_size=16, warmup_epochs=1, eval_every_epoch=False),
-        "recipe for base → original (fine-tune on `full`)",
-    )
-    retain_train: TrainConfig = opt(
-        TrainConfig(epochs=20, lr=1e-3, batch_size=16, warmup_epochs=1, eval_every_epoch=False),
-        "recipe for base → retain (fine-tune on retainXX)",
-    )
 
 
 def build_models(
@@ -410,13 +273,6 @@ def splits_to_build(
     return list(dict.fromkeys(out))
 
 
-def retain_split_for(forget: str) -> str:
-    """forget01 → retain99, forget05 → retain95, forget10 → retain90 (TOFU's pairs)."""
-    if not (forget.startswith("forget") and forget[6:].isdigit()):
-        raise InputError(f"forget split {forget!r} is not of the form forgetXX")
-    return f"retain{100 - int(forget[6:])}"
-
-
 # ---------------------------------------------------------------- unlearning
 
 
@@ -450,7 +306,7 @@ def unlearn(
 
     After every epoch (`cfg.eval_every_epoch`) `epoch_eval(model, tokenizer, epoch) -> dict`
     goes into metrics.jsonl beside the per-step losses and weight statistics; by default the
-    forget and retain extraction strength (`default_epoch_eval`).
+    forget and retain extraction strength (`evaluation.probes.data_probe`).
     """
     cfg.validate()
     protocol = resolve_protocol(protocol)
@@ -491,7 +347,7 @@ def unlearn(
         model, forget_ex, pad_id=pad, batch_size=eval_batch_size
     )  # checks rmu's layer
     if cfg.eval_every_epoch and epoch_eval is None:
-        epoch_eval = default_epoch_eval(
+        epoch_eval = data_probe(
             tokenizer,
             data,
             forget_splits,
@@ -523,76 +379,77 @@ def unlearn(
     return result
 
 
-def default_epoch_eval(
-    tokenizer,
-    data,
-    forget: list[Loaded],
-    forget_examples: list[Encoded],
-    retain: list[Loaded],
-    *,
-    max_length: int,
-    batch_size: int,
-    probe_texts: int = 100,
-    protocol: Protocol | None = None,
-) -> Callable:
-    """Forget and retain ES (and EM) after an epoch, one teacher-forced pass each, on the
-    splits unlearning has already read.
-
-    One TOFU forget split (`forgetXX` beside its `forgetXX_perturbed`): exactly the final
-    evaluation's ES (`evaluate.tofu_es_probe`: its items, prompt and conventions). Other QA
-    data: the forget split's encoded answers and `retain_perturbed` when there is one. Text
-    corpora: `text_probe_scores` of the first `probe_texts` texts of the forget and retain
-    splits.
-    """
-    from satimp.evaluate import extraction_scores, mean, text_probe_scores, tofu_es_probe
-
-    protocol = resolve_protocol(protocol)
-    refs = [s.ref for s in forget]
-    if len(refs) == 1 and refs[0].startswith("forget") and has_split(data, f"{refs[0]}_perturbed"):
-        return tofu_es_probe(data, refs[0], protocol=protocol, batch_size=batch_size)
-
-    if forget and forget[0].texts is not None:
-        texts = {
-            name: [t for split in splits for t in split.texts or []][:probe_texts]
-            for name, splits in (("forget", forget), ("retain", retain))
-        }
-
-        def probe(model, _tok, _epoch) -> dict:
-            row = {}
-            for name, items in texts.items():
-                if items:
-                    s = text_probe_scores(
-                        model, tokenizer, items, max_length=max_length, batch_size=batch_size
-                    )
-                    row |= {f"{name}_es": mean(s["es"]), f"{name}_em": mean(s["em"])}
-            return row
-
-        return probe
-    examples = {"forget": forget_examples}
-    if has_split(data, "retain_perturbed"):
-        examples["retain"] = training_examples(
-            tokenizer,
-            data,
-            "retain_perturbed",
-            max_length=max_length,
-            system=protocol.system_prompt,
-        )
-
-    def es(model, _tok, _epoch) -> dict:
-        row = {}
-        for name, items in examples.items():
-            s = extraction_scores(
-                model,
-                items,
-                pad_id=tokenizer.pad_token_id,
-                batch_size=batch_size,
-                no_match=protocol.es_no_match,
-            )
-            row |= {f"{name}_es": s["es"].mean().item(), f"{name}_em": s["em"].mean().item()}
-        return row
-
-    return es
-
-
 def _device(device: str = "auto") -> torch.device:
     return D.state(device).device
+
+
+# ---------------------------------------------------------------- evaluating a saved model
+
+
+def evaluate_saved(
+    model_src: str,
+    data: str | Path,
+    bench: Benchmark,
+    out_dir: str | Path,
+    *,
+    retain_model: str | None = None,
+    retain_stats: str | Path | None = None,
+    lm_eval_tasks: list[str] | None = None,
+    batch_size: int = 32,
+    generation_batch_size: int | None = None,
+    es_mode: str = "forward",
+    precision: str = "fp32",
+    overwrite: bool = False,
+    trust_remote_code: bool = False,
+) -> dict:
+    """`satimp eval`: evaluate the saved model `model_src` on `bench` and write summary.json and
+    per_sample.json (and retain_stats.json, lm_eval.json) under `out_dir`; returns the summary.
+
+    The metrics relative to the retain model come from `retain_model` (evaluated here, its
+    statistics saved) or from a `retain_stats` file. `lm_eval_tasks` (None: none) run
+    lm-evaluation-harness on the same model. Every input is checked before a model loads, and
+    the files are written together at the end: a failure on the way leaves no partial folder.
+    """
+    if retain_model and retain_stats:
+        raise InputError("give --retain-model or --retain-stats, not both")
+    # the extra and every task are checked now (exit 2), not after the work
+    harness_tasks = resolve_tasks(lm_eval_tasks) if lm_eval_tasks is not None else None
+    out = check_out(Path(out_dir), overwrite)
+    stats = load_retain_stats(retain_stats, bench) if retain_stats else None
+    bench.check_data(data)  # every record the evaluation reads, before the models load
+    model, tokenizer = load_model(model_src, trust_remote_code=trust_remote_code)
+    kw = dict(batch_size=batch_size, generation_batch_size=generation_batch_size)
+    files = {}
+    if retain_model:
+        rmodel, rtok = load_model(retain_model, trust_remote_code=trust_remote_code)
+        with eval_precision(rmodel, precision):
+            rsummary, rper = bench.evaluate(rmodel, rtok, data, rouge=False, **kw)
+        stats = bench.retain_stats(rsummary, rper)
+        files["retain_stats.json"] = lambda p: save_retain_stats(
+            p, bench, stats, model=retain_model
+        )
+    t0 = time.time()
+    with eval_precision(model, precision):
+        summary, per_sample = bench.evaluate(model, tokenizer, data, es_mode=es_mode, **kw)
+    summary = bench.apply_stats(summary, per_sample, stats)
+    print(format_summary(summary))
+    print(f"protocol {bench.protocol.name}")
+    print(f"evaluated in {time.time() - t0:.1f}s → {out}/summary.json")
+    files["per_sample.json"] = lambda p: write_json(p, per_sample)
+    files["summary.json"] = lambda p: write_json(
+        p, summary | {"protocol": protocol_dict(bench.protocol)}
+    )
+    if harness_tasks is not None:
+        results, samples = run_lm_eval(
+            resolve_model(model_src),  # a .gguf or named model: its converted folder
+            harness_tasks,
+            batch_size=batch_size,
+            trust_remote_code=trust_remote_code,
+        )
+        for task, metrics in results.items():
+            print(f"lm-eval {task:<20} acc {metrics.get('acc,none', float('nan')):.4f}")
+        files["lm_eval.json"] = lambda p: write_json(p, results)
+        files["lm_eval_per_sample.json"] = lambda p: write_json(p, samples)
+    for name, write in files.items():
+        write(out / name)
+    return summary

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from satimp.runs import write_atomic, write_json
+from satimp.stats import ci95
+
 METRIC_COLUMNS = ("forget_es", "forget_em", "retain_es", "forget_quality", "model_utility")
 HEADERS = {
     "method": "method",
@@ -52,54 +55,6 @@ def _columns(metrics: Sequence[str]) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------- seeds
-
-
-def ci95(values: Sequence[float]) -> float | None:
-    """Half-width of the two-sided 95 % t-interval of the mean: t_{0.975, n−1} · s / √n, with
-    s the sample standard deviation (ddof 1). None for fewer than 2 values."""
-    import scipy.stats
-
-    n = len(values)
-    if n < 2:
-        return None
-    mean = sum(values) / n
-    s = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return float(scipy.stats.t.ppf(0.975, n - 1) * s / math.sqrt(n))
-
-
-def aggregate(rows: Sequence[dict]) -> list[dict]:
-    """One row per method (first-appearance order) over its per-seed rows: `n_seeds` (runs that
-    finished), `seeds`, `status`, and for every numeric metric X: X_mean, X_std (ddof 1) and
-    X_ci95 (`ci95`). Failed or diverged runs count in `status`, not in the statistics."""
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        if "n_seeds" not in r:
-            groups.setdefault(r["method"], []).append(r)
-    out = []
-    for method, group in groups.items():
-        done = [r for r in group if r.get("status") in ("ok", "reference")]
-        row = {
-            "method": method,
-            "status": group[0]["status"]
-            if len(done) == len(group)
-            else f"{len(done)}/{len(group)} ok",
-            "n_seeds": len(done),
-            "seeds": [r.get("seed") for r in done],
-        }
-        keys = [k for k in (done[0] if done else {}) if k not in ("method", "status", "seed")]
-        for k in keys:
-            values = [r.get(k) for r in done]
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                continue
-            mean = sum(values) / len(values)
-            std = (
-                math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-                if len(values) > 1
-                else None
-            )
-            row |= {f"{k}_mean": mean, f"{k}_std": std, f"{k}_ci95": ci95(values)}
-        out.append(row)
-    return out
 
 
 def _cell(row: dict, key: str) -> str:
@@ -274,8 +229,6 @@ def write_report(
     columns: Sequence[str] = METRIC_COLUMNS,
 ) -> Path:
     """Write results.json, results.csv, the plots and report.md; returns report.md's path."""
-    from satimp.experiment import write_atomic, write_json
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", list(rows))

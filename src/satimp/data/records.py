@@ -217,3 +217,24 @@ def corpus_texts(rows: Rows, where: str, *, min_chars: int = 1) -> list[str]:
     if not texts:
         raise InputError(f"{where}: the corpus holds no text of ≥ {min_chars} characters")
     return texts
+
+
+TEXT_FIELDS = ("question", "answer", "paraphrased_answer", "perturbed_answer")
+TEXT_FIELDS += ("text", "prompt", "gt", "choices")  # MUSE and WMDP
+
+
+def benchmark_texts(data: str | Path) -> list[str]:
+    """Every question, answer, passage and choice string of a local benchmark, split files in
+    sorted order, sub-folders included (the tokenizer training corpus of a preset)."""
+    root = Path(data)
+    if not root.is_dir():
+        raise InputError(f"{data}: training a tokenizer needs a local benchmark directory")
+    files = [p for p in root.rglob("*") if p.is_file() and p.suffix in EXTENSIONS]
+    refs = sorted({p.relative_to(root).with_suffix("").as_posix() for p in files})
+    texts: list[str] = []
+    for ref in refs:
+        for _, r in read_split(root, ref)[0]:
+            for name in TEXT_FIELDS:
+                value = r.get(name) if isinstance(r, dict) else None
+                texts += value if isinstance(value, list) else [value]
+    return [t for t in texts if isinstance(t, str) and t]

@@ -71,3 +71,10 @@ def load_split(source: str | Path, split: str) -> list[dict]:
 def load_splits(source: str | Path, splits: list[str]) -> dict[str, list[dict]]:
     """Several splits at once; every split is validated before any is returned."""
     return {s: load_split(source, s) for s in splits}
+
+
+def retain_split_for(forget: str) -> str:
+    """forget01 → retain99, forget05 → retain95, forget10 → retain90 (TOFU's pairs)."""
+    if not (forget.startswith("forget") and forget[6:].isdigit()):
+        raise InputError(f"forget split {forget!r} is not of the form forgetXX")
+    return f"retain{100 - int(forget[6:])}"

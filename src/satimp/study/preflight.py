@@ -7,23 +7,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from satimp.benchmarks import get_benchmark
+from satimp.benchmarks import Benchmark
+from satimp.config import ModelsConfig
 from satimp.data.examples import load_splits
+from satimp.data.records import benchmark_texts
 from satimp.errors import InputError
-from satimp.experiment import ModelsConfig, benchmark_texts, splits_to_build
+from satimp.experiment import splits_to_build
 from satimp.models import PRESETS, gguf_source
 from satimp.objectives import Objective
 
 MODEL_FILES = ("config.json", "adapter_config.json")  # a full model, or LoRA adapters
 
 
-def check_inputs(cfg, data) -> None:
-    """Read and check everything `run` / `study` will read (`cfg`: a satimp.study.RunConfig),
+def check_inputs(cfg, bench: Benchmark, data) -> None:
+    """Read and check everything `run` / `study` will read (`cfg`: a RunConfig, `bench`: its benchmark),
     before it builds or writes anything: the model sources; every record of the splits the
     models are built from (and the tokenizer corpus of a preset), of the forget and retain
     splits, and of every split the evaluation and the per-epoch evaluation read. Raises
     InputError naming the file, record and field."""
-    bench = get_benchmark(cfg)
     _check_model_sources(cfg.models)
     original, retain = bench.train_splits()
     built = splits_to_build(original, retain, cfg.models, base_splits=bench.base_splits)

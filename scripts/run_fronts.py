@@ -1,6 +1,6 @@
 """Trade-off of one `satimp run` (one seed, one lr): which methods sit on the front.
 
-    python bench/run_fronts.py runs/tofu-smollm2/<timestamp>
+    python scripts/run_fronts.py runs/tofu-smollm2/<timestamp>
 
 For each method: the hypervolume of its per-epoch points in the (forget ES ↓, retain ES ↑)
 plane against (the original model's forget ES, 0) — what `satimp study frontier` computes over
@@ -9,7 +9,7 @@ non-dominated among all methods' final models in the (forget ES ↓, retain ES �
 (forget ES ↓, model utility ↑) planes. One seed: no interval, so read differences as
 indications, not conclusions (`satimp study frontier --seeds N` gives those).
 
-    python bench/run_fronts.py OUT --paired satimp
+    python scripts/run_fronts.py OUT --paired satimp
 
 adds, for every other method, the paired difference of per-item ES against the named method
 on the same forget and retain items (mean, 95 % t-interval over items, paired t-test p).
@@ -23,7 +23,7 @@ import argparse
 import json
 from pathlib import Path
 
-from satimp.frontier import hypervolume, paired_difference, pareto_front
+from satimp.stats import hypervolume, paired_difference, pareto_front
 
 
 def fronts(out: Path) -> list[dict]:

@@ -16,113 +16,29 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from satimp.config import opt
-
-# ---------------------------------------------------------------- pure functions
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The non-dominated points when x is minimised and y maximised, sorted by x ascending
-    (y then strictly increases). A point dominates another if it is ≤ in x and ≥ in y with
-    one strict; duplicates are kept once."""
-    front: list[tuple[float, float]] = []
-    for x, y in sorted(set(points), key=lambda p: (p[0], -p[1])):
-        if not front or y > front[-1][1]:
-            front.append((x, y))
-    return front
-
-
-def hypervolume(points: Sequence[tuple[float, float]], ref_x: float, ref_y: float = 0.0) -> float:
-    """Area dominated by `points` (x minimised, y maximised) inside the box x ≤ ref_x, y ≥ ref_y:
-    the union of the rectangles [x_i, ref_x] × [ref_y, y_i].
-
-    On the front sorted by x (y increasing), the covered height on [x_i, x_{i+1}) is y_i, so
-    HV = Σ_i (min(x_{i+1}, ref_x) − x_i) · (y_i − ref_y) with x_{k+1} = ref_x. Points outside
-    the box add nothing; an empty front has HV 0.
-    """
-    front = [(x, y) for x, y in pareto_front(points) if x < ref_x and y > ref_y]
-    area = 0.0
-    for i, (x, y) in enumerate(front):
-        right = front[i + 1][0] if i + 1 < len(front) else ref_x
-        area += (min(right, ref_x) - x) * (y - ref_y)
-    return area
-
-
-def paired_p(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Two-sided paired t-test p-value of mean(a − b) = 0 (None for fewer than 2 pairs). A
-    difference that is the same nonzero value for every pair has zero variance: p = 0; all
-    differences 0: p = 1."""
-    import scipy.stats
-
-    if len(a) != len(b) or len(a) < 2:
-        return None
-    d = [x - y for x, y in zip(a, b, strict=True)]
-    if max(d) - min(d) <= 1e-15 * max(1.0, max(abs(v) for v in d)):
-        return 1.0 if abs(d[0]) <= 1e-15 else 0.0
-    return float(scipy.stats.ttest_rel(a, b).pvalue)
-
-
-def paired_difference(
-    a: Sequence[float], b: Sequence[float]
-) -> tuple[float, float | None, float | None]:
-    """Paired comparison of a and b: the mean of d = a − b, the half-width of its 95 %
-    t-interval (`report.ci95`; None for one pair) and the two-sided paired t-test p
-    (`paired_p`)."""
-    from satimp.report import ci95
-
-    d = [x - y for x, y in zip(a, b, strict=True)]
-    return sum(d) / len(d), ci95(d), paired_p(a, b)
-
-
-def lr_grid(lr: float, n: int = 4) -> list[float]:
-    """n learning rates lr·2^k, k = −⌈(n−1)/2⌉ … ⌊(n−1)/2⌋: a log grid in octaves that holds the
-    config's lr, so the front's lr-slice is the run's table (4: lr × {1/4, 1/2, 1, 2})."""
-    lo = -(n // 2)
-    return [float(f"{lr * 2.0 ** (lo + i):.4g}") for i in range(n)]
-
-
-# ---------------------------------------------------------------- configuration
-
-
-@dataclass
-class FrontierConfig:
-    """`satimp study frontier`: which learning rates and seeds, on how many workers."""
-
-    lrs: list = opt([], "unlearning learning rates; []: lr × {1/4, 1/2, 1, 2}")
-    seeds: list = opt([0, 1, 2], "seeds (the run's `seeds`, when given, win)")
-    workers: int = opt(2, "worker processes running (method, lr, seed) jobs in parallel")
-    threads: int = opt(1, "torch threads per worker")
-    alpha: float = opt(0.05, "significance level of the paired tests in the ranking")
-
-
-# ---------------------------------------------------------------- the pipeline
+from satimp.report import format_table, frontier_markdown, plot_frontier
+from satimp.runs import write_atomic, write_json
+from satimp.stats import aggregate, ci95, hypervolume, paired_p
+from satimp.study.run import open_run, reference_rows, run_methods, run_models
 
 
 def run_frontier(cfg, out_dir: str | Path, *, log=print, resume: bool = False) -> dict:
     """Run the grid, write frontier.json, frontier.png and frontier.md; returns the summary."""
-    from satimp.benchmarks import get_benchmark
-    from satimp.experiment import write_atomic, write_json
-    from satimp.report import frontier_markdown, plot_frontier
-    from satimp.study import open_run, reference_rows, run_methods, run_models
-
     t0 = time.time()
-    cfg.validate()
+    bench = cfg.validate()
     fc = cfg.frontier
-    bench = get_benchmark(cfg)
     out = Path(out_dir)
     seeds = list(cfg.seeds or fc.seeds)
-    lrs = list(fc.lrs) or lr_grid(cfg.unlearn.lr)  # validate() made them floats
+    lrs = fc.learning_rates(cfg.unlearn.lr)
     variants = cfg.variants()
-    data = open_run(cfg, out, resume, log)
+    data = open_run(cfg, bench, out, resume, log)
     refs, jobs = {}, []
     for seed in seeds:
         cfg_s = cfg.for_seed(seed)
-        paths = run_models(cfg_s, data, log)
-        rows, stats = reference_rows(cfg_s, data, paths, out / f"seed-{seed}", log)
+        paths = run_models(cfg_s, bench, data, log)
+        rows, stats = reference_rows(cfg_s, bench, data, paths, out / f"seed-{seed}", log)
         write_json(out / f"seed-{seed}" / "references.json", rows)
         refs[seed] = {r["method"]: r for r in rows}
         for lr in lrs:
@@ -130,7 +46,7 @@ def run_frontier(cfg, out_dir: str | Path, *, log=print, resume: bool = False) -
             run_dir = out / f"seed-{seed}" / f"lr-{lr:g}"
             for label, method in variants:
                 jobs.append(
-                    ((seed, lr, label), (cfg_l, label, method, data, paths["original"], run_dir,
+                    ((seed, lr, label), (cfg_l, bench, label, method, data, paths["original"], run_dir,
                                           stats))
                 )  # fmt: skip
     log(
@@ -152,8 +68,6 @@ def run_frontier(cfg, out_dir: str | Path, *, log=print, resume: bool = False) -
         frontier_markdown(summary, title=f"{cfg.name}: fronts", columns=bench.columns),
     )
     if summary["at_lr"]:
-        from satimp.report import format_table
-
         log(f"at the config's lr {cfg.unlearn.lr:g} (mean ± 95 % CI over seeds {seeds}):")
         log(format_table(summary["at_lr"]["aggregate"], columns=bench.columns))
     log(f"frontier: {out / 'frontier.md'}  ({time.time() - t0:.0f}s)")
@@ -164,8 +78,6 @@ def lr_slice(results: dict, refs: dict, *, seeds: list, lr: float, labels: list)
     """The grid's rows at one learning rate (the config's): what `satimp run --seeds` gives,
     references included — per-seed rows (with `seed`) and `aggregate` (mean, std, ci95).
     None when lr is not on the grid."""
-    from satimp.report import aggregate
-
     if not any(k[1] == lr for k in results):
         return None
     rows = [r | {"seed": s} for s in seeds for r in refs[s].values()]
@@ -177,8 +89,6 @@ def summarize(
     results: dict, refs: dict, *, seeds: list, lrs: list, labels: list, alpha: float = 0.05
 ) -> dict:
     """Points, per-seed fronts and hypervolumes, their means and intervals, and the ranking."""
-    from satimp.report import ci95
-
     methods = {}
     for label in labels:
         points, hv = [], {"es": [], "mu": []}

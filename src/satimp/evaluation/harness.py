@@ -15,7 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from satimp.errors import InputError
-from satimp.evaluate import lm_eval_module
+
+
+def lm_eval_module():
+    """The `lm_eval` package, or InputError naming the optional extra that provides it."""
+    try:
+        import lm_eval
+    except ImportError:
+        raise InputError(
+            "--lm-eval needs the optional lm-evaluation-harness: pip install 'satimp[lm-eval]'"
+        ) from None
+    return lm_eval
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The paper's observations (i)–(iii), tested on runs with seeds, each marked holds / does not
 hold / not distinguishable, with the evidence.
 
-    python bench/observations.py FRONTIER_DIR [GRANULARITY_DIR] [SMOOTHNESS_DIR]
+    python scripts/observations.py FRONTIER_DIR [GRANULARITY_DIR] [SMOOTHNESS_DIR]
 
 FRONTIER_DIR: `satimp study frontier … --out DIR` (frontier.json; per-step weight statistics
 in DIR/seed-S/lr-X/methods/M/metrics.jsonl). GRANULARITY_DIR / SMOOTHNESS_DIR: `satimp study
@@ -33,7 +33,7 @@ ALPHA = 0.05
 def verdict(a: list[float], b: list[float], *, higher: bool = True) -> tuple[str, str]:
     """'holds' if mean(a) is significantly above mean(b) (below when higher=False), 'does not
     hold' if significantly the other way, else 'not distinguishable'; and the evidence."""
-    from satimp.frontier import paired_difference
+    from satimp.stats import paired_difference
 
     mean, ci, p = paired_difference(a, b)
     evidence = f"difference {mean:+.3f}" + (f" ± {ci:.3f}" if ci is not None else "")
@@ -71,7 +71,7 @@ def per_seed(results: Path, method: str, key: str = "forget_es") -> list[float]:
 
 
 def main() -> None:
-    from satimp.report import ci95
+    from satimp.stats import ci95
 
     frontier = Path(sys.argv[1])
     summary = json.loads((frontier / "frontier.json").read_text())

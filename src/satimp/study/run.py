@@ -5,287 +5,37 @@ the paper's ablations (criteria, granularity, smoothness, hardsampling) the same
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import yaml
 
 import satimp
-from satimp.benchmarks import Benchmark, get_benchmark, save_retain_stats
+from satimp.benchmarks import Benchmark, epoch_probe, save_retain_stats
 from satimp.checkpoint import check_resume
-from satimp.config import MethodConfig, TrainConfig, from_dict, opt, to_dict
-from satimp.data.examples import training_examples
-from satimp.data.muse import MuseConfig
-from satimp.data.wmdp import WmdpConfig
+from satimp.config import MethodConfig, to_dict
+from satimp.data.synth import synth_tofu
+from satimp.data.synth_muse import synth_muse
+from satimp.data.synth_wmdp import synth_wmdp
 from satimp.distributed import process_setup, resolve_precision
 from satimp.errors import InputError
-from satimp.evaluate import eval_precision, with_precision
-from satimp.experiment import (
-    ModelsConfig,
-    build_models,
-    data_fingerprint,
-    train_record,
-    unlearn,
-    write_atomic,
-    write_json,
-)
-from satimp.frontier import FrontierConfig
-from satimp.models import gguf_source, key_digest
+from satimp.evaluation.probes import LastEpochEvaluation, with_precision
+from satimp.evaluation.scoring import eval_precision
+from satimp.experiment import build_models, data_fingerprint, train_record, unlearn
+from satimp.models import PRESETS, key_digest, load_model
 from satimp.objectives import Objective
-from satimp.preflight import check_inputs
-from satimp.protocol import Protocol, ProtocolConfig
 from satimp.protocol import as_dict as protocol_dict
+from satimp.report import format_table, write_report
+from satimp.runs import write_atomic, write_json
+from satimp.stats import aggregate
+from satimp.study.analysis import weight_curves
+from satimp.study.config import RunConfig
+from satimp.study.preflight import check_inputs
 from satimp.train import Diverged
-
-DEFAULT_METHODS = [
-    "ga",
-    "gd",
-    "npo",
-    "simnpo",
-    "wga",
-    "simsat",
-    "simimp",
-    "satimp",
-    "topk",
-    "bottomk",
-    "random",
-]
-
-
-@dataclass
-class SynthConfig:
-    """The embedded synthetic benchmark (`satimp data synth`)."""
-
-    authors: int = opt(50, "TOFU: fictitious authors")
-    qa_per_author: int = opt(10, "TOFU: QA pairs per author")
-    people: int = opt(40, "MUSE: fictitious people (a multiple of 5)")
-    agents: int = opt(24, "WMDP: fictitious hazardous agents")
-    seed: int = opt(0, "generator seed")
-    real_world: bool | None = opt(
-        None,
-        "TOFU: real authors and world facts are real facts (satimp.data.real_world) rather than "
-        "invented ones; None: real when the base model is pretrained (not a preset)",
-    )
-    real_world_sizes: list[int] | None = opt(
-        None,
-        "TOFU with real real-world sets: how many real authors and world facts to keep, a "
-        "sample drawn with `seed` of the project's 166 and 160 (e.g. [100, 117], TOFU's sizes); "
-        "None: all",
-    )
-    held_out_values: bool = opt(
-        False,
-        "TOFU: forget10's authors draw their facts from the other half of each word pool than "
-        "the retain authors (satimp.data.synth.SPLIT_POOLS), so a retain model cannot have "
-        "learnt a forget fact's words from the retain authors",
-    )
-
-
-@dataclass
-class EvalConfig:
-    """Evaluation settings (SPEC §5)."""
-
-    batch_size: int = opt(32, "evaluation batch size")
-    generation_batch_size: int | None = opt(
-        None,
-        "batch size of TOFU's ROUGE generation (None: batch_size). Greedy decoding drops a row "
-        "at its EOS, so a larger batch wastes nothing past EOS; on a CPU a decoding step reads "
-        "the weights once for all rows (SmolLM2 on 2 cores: 128 rows ~2x faster than 32)",
-    )
-    max_new_tokens: int | None = opt(
-        None, "ROUGE generation budget (None: the protocol's gen_tokens, 200)"
-    )
-    es_mode: str = opt("forward", "'forward' (one pass) or 'generate' (slow reference)")
-    precision: str = opt(
-        "fp32",
-        "'fp32', or 'bf16' (bf16 autocast: ~2× faster on CPUs with bf16 units and on GPUs, as "
-        "TOFU evaluates; numbers move by bf16 rounding)",
-    )
-
-
-@dataclass
-class RunConfig:
-    """One study: which data, which models, which methods, how to train and evaluate."""
-
-    name: str = opt("tofu-embedded", "run name (report title, default output folder)")
-    benchmark: str = opt("tofu", "tofu, muse or wmdp")
-    data: str = opt("synthetic", "'synthetic' (embedded benchmark), a directory or a hub id")
-    synth: SynthConfig = opt(SynthConfig(), "embedded benchmark settings")
-    forget: str = opt("forget10", "TOFU forget split (forget01, forget05, forget10)")
-    muse: MuseConfig = opt(MuseConfig(), "MUSE splits and evaluation settings")
-    wmdp: WmdpConfig = opt(WmdpConfig(), "WMDP questions, corpora and scoring")
-    models: ModelsConfig = opt(ModelsConfig(), "base/original/retain models")
-    unlearn: TrainConfig = opt(
-        TrainConfig(epochs=5, lr=2e-4, batch_size=16, warmup_epochs=1),
-        "unlearning recipe (SPEC §3 for 7B models; the embedded default is tuned for `small`)",
-    )
-    methods: list = opt(
-        list(DEFAULT_METHODS), "methods: names, or mappings of MethodConfig fields plus a `label`"
-    )
-    eval: EvalConfig = opt(EvalConfig(), "evaluation settings")
-    protocol: ProtocolConfig = opt(
-        ProtocolConfig(),
-        "whose conventions (SPEC §6): tofu, open-unlearning, satimp-official, or a mapping "
-        "{name, switch: value}",
-    )
-    seeds: list = opt(
-        [],
-        "run every method once per seed (unlearning seed = s) and report mean ± 95 % CI; "
-        "[]: one run with unlearn.seed",
-    )
-    frontier: FrontierConfig = opt(
-        FrontierConfig(), "`satimp study frontier`: learning rates, seeds, workers"
-    )
-    seed_models: bool = opt(
-        True,
-        "with seeds: each seed also builds its own base/original/retain models (recipe seed = "
-        "s), so the intervals include model-building variance",
-    )
-    workers: int = opt(
-        1,
-        "processes running the methods side by side, each with torch's thread count ÷ workers "
-        "threads (1: one after another in this process)",
-    )
-    cache_dir: str = opt(".cache/satimp", "where built data and models are cached")
-    save_models: bool = opt(False, "keep each unlearned model's weights in the run folder")
-    trust_remote_code: bool = opt(False, "allow hub models' own code (off by default)")
-
-    def for_seed(self, seed: int | None) -> RunConfig:
-        """The single-seed config of one seed of a multi-seed run (itself for None)."""
-        if seed is None:
-            return self
-        models = self.models
-        if self.seed_models:
-            models = dataclasses.replace(
-                models,
-                **{
-                    k: dataclasses.replace(getattr(models, k), seed=seed)
-                    for k in ("base_train", "original_train", "retain_train")
-                },
-            )
-        unlearn = dataclasses.replace(self.unlearn, seed=seed)
-        return dataclasses.replace(self, unlearn=unlearn, models=models, seeds=[])
-
-    def resolved_protocol(self) -> Protocol:
-        """The protocol's switches, with `eval.max_new_tokens` as its generation budget when
-        set."""
-        proto = self.protocol.resolve()
-        if self.eval.max_new_tokens is not None:
-            proto = dataclasses.replace(proto, gen_tokens=self.eval.max_new_tokens)
-        return proto
-
-    def validate(self) -> None:
-        get_benchmark(self)
-        self.unlearn.validate("unlearn")
-        for name in ("base_train", "original_train", "retain_train"):
-            getattr(self.models, name).validate(f"models.{name}")
-        for name in ("batch_size", "max_new_tokens", "generation_batch_size"):
-            value = getattr(self.eval, name)
-            if value is not None and value < 1:
-                raise InputError(f"eval.{name}={value} must be ≥ 1")
-        for _, method in self.variants():
-            Objective(method, protocol=self.resolved_protocol())  # before any work
-        for name in ("base", "original", "retain"):  # a named model's package, a .gguf file
-            source = getattr(self.models, name)
-            if source and source.lower() != "none":
-                gguf_source(source)
-        if self.eval.precision not in ("fp32", "bf16"):
-            raise InputError(f"eval.precision={self.eval.precision!r}; valid: fp32, bf16")
-        if self.eval.es_mode not in ("forward", "generate"):
-            raise InputError(f"eval.es_mode={self.eval.es_mode!r}; valid: forward, generate")
-        for name, seeds in (("seeds", self.seeds), ("frontier.seeds", self.frontier.seeds)):
-            bad = [x for x in seeds if isinstance(x, bool) or not isinstance(x, int) or x < 0]
-            if bad or len(set(seeds)) != len(seeds):
-                raise InputError(f"{name}={seeds!r}: distinct integers ≥ 0")
-        if self.workers < 1:
-            raise InputError(f"workers={self.workers} must be ≥ 1")
-        f = self.frontier
-        if f.workers < 1 or f.threads < 1 or not 0 < f.alpha < 1 or not f.seeds:
-            raise InputError("frontier: workers, threads ≥ 1, 0 < alpha < 1, seeds non-empty")
-        try:  # YAML 1.1 reads `2e-4` (no dot) as a string
-            lrs = [float(x) for x in f.lrs if not isinstance(x, bool)]
-        except (TypeError, ValueError):
-            lrs = []
-        if len(lrs) != len(f.lrs) or any(not x > 0 for x in lrs):
-            raise InputError(f"frontier.lrs={f.lrs!r}: positive numbers")
-        f.lrs = lrs
-
-    def variants(self) -> list[tuple[str, MethodConfig]]:
-        """(label, MethodConfig) per entry of `methods`; labels are unique."""
-        out = []
-        for i, item in enumerate(self.methods):
-            if isinstance(item, str):
-                label, method = item, MethodConfig(name=item)
-            elif isinstance(item, dict):
-                item = dict(item)
-                label = str(item.pop("label", item.get("name", "satimp")))
-                method = from_dict(MethodConfig, item, prefix=f"methods[{i}].")
-            else:
-                raise InputError(f"methods[{i}]: expected a name or a mapping, got {item!r}")
-            out.append((label, method))
-        labels = [label for label, _ in out]
-        dup = next((x for x in labels if labels.count(x) > 1), None)
-        if dup:
-            raise InputError(f"methods: label {dup!r} appears twice; give each a unique `label`")
-        if not out:
-            raise InputError("methods: the list is empty")
-        return out
-
-
-# ---------------------------------------------------------------- the paper's ablations
-
-
-def _v(label: str, name: str, **kw) -> dict:
-    return {"label": label, "name": name, **kw}
-
-
-STUDIES: dict[str, tuple[str, list]] = {
-    "criteria": (
-        "Observation (i): saturation vs importance vs both",
-        ["ga", "simsat", "simimp", "satimp"],
-    ),
-    "granularity": (
-        "Observation (iii): weight granularity",
-        [
-            _v(f"{m}-{g}", m, granularity=g)
-            for m in ("simsat", "satimp")
-            for g in ("token", "group", "instance", "batch")
-        ],
-    ),
-    "smoothness": (
-        "Observation (iii): smoothness (β and τ)",
-        [
-            *[_v(f"satimp-b1={b}", "satimp", params={"beta1": b}) for b in (1, 3, 5, 8)],
-            *[_v(f"satimp-tau={t}", "satimp", tau=t) for t in (0.3, 1.0, 3.0)],
-        ],
-    ),
-    "hardsampling": (
-        "Hard sampling (Algorithm 1) at several fractions",
-        [
-            _v(f"{m}-{f}", m, params={"frac": f})
-            for m in ("topk", "bottomk", "random")
-            for f in (0.1, 0.3, 0.5)
-        ],
-    ),
-}
-
-
-def study_config(name: str, base: RunConfig) -> RunConfig:
-    if name == "frontier":  # the configured methods, over learning rates × seeds
-        return dataclasses.replace(base, name=f"{base.name}-frontier")
-    if name not in STUDIES:
-        valid = ", ".join([*STUDIES, "frontier"])
-        raise InputError(f"unknown study {name!r}; valid studies: {valid}")
-    title, methods = STUDIES[name]
-    return dataclasses.replace(base, name=f"{base.name}-{name}", methods=list(methods))
-
-
-# ---------------------------------------------------------------- running
 
 
 def prepare_data(cfg: RunConfig, log=print) -> Path | str:
@@ -296,19 +46,12 @@ def prepare_data(cfg: RunConfig, log=print) -> Path | str:
         return cfg.data
     s = cfg.synth
     if cfg.benchmark == "muse":
-        from satimp.data.synth_muse import synth_muse
-
         path = Path(cfg.cache_dir) / f"data-synth-muse-{s.people}-seed{s.seed}"
         synth_muse(path, people=s.people, seed=s.seed)
     elif cfg.benchmark == "wmdp":
-        from satimp.data.synth_wmdp import synth_wmdp
-
         path = Path(cfg.cache_dir) / f"data-synth-wmdp-{s.agents}-seed{s.seed}"
         synth_wmdp(path, agents=s.agents, seed=s.seed)
     else:
-        from satimp.data.synth import synth_tofu
-        from satimp.models import PRESETS
-
         real = s.real_world if s.real_world is not None else cfg.models.base not in PRESETS
         sizes = tuple(s.real_world_sizes) if s.real_world_sizes is not None else None
         if sizes and not real:
@@ -332,9 +75,8 @@ def prepare_data(cfg: RunConfig, log=print) -> Path | str:
     return path
 
 
-def run_models(cfg: RunConfig, data, log=print) -> dict[str, Path]:
+def run_models(cfg: RunConfig, bench: Benchmark, data, log=print) -> dict[str, Path]:
     """The benchmark's base, original and retain models (built and cached for a preset)."""
-    bench = get_benchmark(cfg)
     original, retain = bench.train_splits()
     return build_models(
         data,
@@ -346,28 +88,6 @@ def run_models(cfg: RunConfig, data, log=print) -> dict[str, Path]:
         log=log,
         system=bench.protocol.system_prompt,
     )
-
-
-def weight_curves(model_dir: Path, data, forget, *, max_tokens: int = 3000) -> dict:
-    """Token likelihoods of the forget set under `model_dir` and the weights each criterion
-    gives them (observation ii): {criterion: {"p": [...], "w": [...]}}."""
-    from satimp.data.encoding import iter_batches
-    from satimp.logprobs import forward_logps
-    from satimp.models import load_model
-    from satimp.weighting import token_weights
-
-    model, tok = load_model(model_dir)
-    model.eval()
-    examples = training_examples(tok, data, forget, max_length=512)
-    out = {c: {"p": [], "w": []} for c in ("simsat", "simimp", "satimp")}
-    with torch.no_grad():
-        for _, batch in iter_batches(examples, 32, tok.pad_token_id):
-            r = forward_logps(model, batch)
-            for c in out:
-                w = token_weights(c, r.logps, r.mask)
-                out[c]["p"] += r.logps[r.mask].exp().tolist()
-                out[c]["w"] += w[r.mask].tolist()
-    return {c: {k: v[:max_tokens] for k, v in d.items()} for c, d in out.items()}
 
 
 def _row(method: str, status: str, summary: dict | None, seconds: float, columns=()) -> dict:
@@ -385,8 +105,6 @@ def _row(method: str, status: str, summary: dict | None, seconds: float, columns
 def evaluate_model(cfg: RunConfig, bench: Benchmark, model_dir, data, stats) -> tuple[dict, dict]:
     """Load a saved model and evaluate it on the run's benchmark, relative to `stats` (None:
     nothing relative to the retain model)."""
-    from satimp.models import load_model
-
     model, tok = load_model(model_dir, trust_remote_code=cfg.trust_remote_code)
     with eval_precision(model, cfg.eval.precision):
         summary, per_sample = bench.evaluate(model, tok, data, **_eval_kw(cfg))
@@ -424,7 +142,9 @@ def reference_eval(cfg: RunConfig, bench: Benchmark, model_dir, data) -> tuple[d
     return summary, per_sample, False
 
 
-def reference_rows(cfg: RunConfig, data, paths: dict, out: Path, log=print) -> tuple[list, dict]:
+def reference_rows(
+    cfg: RunConfig, bench: Benchmark, data, paths: dict, out: Path, log=print
+) -> tuple[list, dict]:
     """Evaluate the original and retain models (and a pretrained base model): (rows, the
     retain model's statistics). Each evaluation is cached (`reference_eval`), so seeds that
     share their models, and later runs, reuse it.
@@ -432,9 +152,6 @@ def reference_rows(cfg: RunConfig, data, paths: dict, out: Path, log=print) -> t
     The statistics (TOFU: forget truth ratios; MUSE: the Min-K% AUC) are saved as
     `retain_stats.json` (for `eval --retain-stats`).
     """
-    from satimp.models import PRESETS
-
-    bench = get_benchmark(cfg)
     rows, stats = [], None
     names = [n for n in ("retain", "original") if n in paths]  # WMDP: no retain model
     if "base" in paths and cfg.models.base not in PRESETS:  # a pretrained base: its scores too
@@ -457,6 +174,7 @@ def reference_rows(cfg: RunConfig, data, paths: dict, out: Path, log=print) -> t
 
 def method_row(
     cfg: RunConfig,
+    bench: Benchmark,
     label: str,
     method: MethodConfig,
     data,
@@ -474,7 +192,6 @@ def method_row(
     Where the benchmark selects the reported epoch (MUSE, `muse.select`), the row holds that
     epoch's evaluation, with `epoch` naming it.
     """
-    bench = get_benchmark(cfg)
     t0 = time.time()
     run_dir = out / "methods" / label
     done = run_dir / "row.json"
@@ -483,7 +200,16 @@ def method_row(
         return saved["row"], saved["curve"]
     try:
         forget, retain = bench.unlearn_splits()
-        epoch_eval, final = _epoch_eval(cfg, bench, data, stats, run_dir)
+        probe = epoch_probe(
+            bench,
+            data,
+            train=cfg.unlearn,
+            stats=stats,
+            out_dir=run_dir,
+            batch_size=cfg.eval.batch_size,
+            es_mode=cfg.eval.es_mode,
+            evaluate_kw=_eval_kw(cfg),
+        )
         result = unlearn(
             model_dir,
             data,
@@ -495,14 +221,15 @@ def method_row(
             trust_remote_code=cfg.trust_remote_code,
             eval_batch_size=cfg.eval.batch_size,
             resume=resume,
-            epoch_eval=epoch_eval,
+            epoch_eval=with_precision(probe, cfg.eval.precision),
             min_chars=bench.min_chars,
             protocol=bench.protocol,
         )
         chosen = bench.select(result.epochs)
+        final = probe.result if isinstance(probe, LastEpochEvaluation) else None
         if chosen is None and final:  # the final model, evaluated at its last epoch
-            per_sample = final["per_sample"]
-            summary = bench.apply_stats(final["summary"], per_sample, stats)
+            summary, per_sample = final
+            summary = bench.apply_stats(summary, per_sample, stats)
         elif chosen is None:  # the final model (a resumed run that had finished training)
             summary, per_sample = evaluate_model(cfg, bench, run_dir, data, stats)
         else:  # the selected epoch's evaluation, summary and per-sample results alike
@@ -522,38 +249,6 @@ def method_row(
         (run_dir / "error.txt").write_text(traceback.format_exc())
         status = str(e) if isinstance(e, Diverged) else f"failed: {type(e).__name__}: {e}"
         return _row(label, status[:200], None, time.time() - t0, bench.columns), []
-
-
-def _epoch_eval(cfg: RunConfig, bench: Benchmark, data, stats, run_dir: Path):
-    """(the per-epoch probe of `method_row`, a dict that receives the final evaluation).
-
-    Where the benchmark reports the final model and its full evaluation computes the probe's
-    values on the same items (TOFU with forward ES: `Benchmark.probe_keys`), the last epoch
-    runs that full evaluation on the model in memory instead of the probe, and `method_row`
-    reports it: the same numbers (the saved weights are these), one probe fewer per method.
-    Like the probe, it runs while the optimizer's state is still held: greedy answers at
-    `eval.generation_batch_size` then share the device with it.
-    """
-    probe = bench.epoch_eval(
-        data,
-        max_length=cfg.unlearn.max_length,
-        batch_size=cfg.eval.batch_size,
-        stats=stats,
-        out_dir=run_dir,
-    )
-    final: dict = {}
-    u = cfg.unlearn
-    if probe is None or not bench.probe_keys or u.max_steps or cfg.eval.es_mode != "forward":
-        return with_precision(probe, cfg.eval.precision), final
-
-    def epoch_eval(model, tokenizer, epoch: int) -> dict:
-        if epoch < u.epochs:
-            return probe(model, tokenizer, epoch)
-        summary, per_sample = bench.evaluate(model, tokenizer, data, **_eval_kw(cfg))
-        final.update(summary=summary, per_sample=per_sample)
-        return {k: summary[k] for k in bench.probe_keys if k in summary}
-
-    return with_precision(epoch_eval, cfg.eval.precision), final
 
 
 def run_methods(
@@ -599,7 +294,7 @@ def _method_job(threads: int, args: tuple, resume: bool) -> tuple[dict, list[dic
     return method_row(*args, resume=resume)
 
 
-def open_run(cfg: RunConfig, out: Path, resume: bool, log=print):
+def open_run(cfg: RunConfig, bench: Benchmark, out: Path, resume: bool, log=print):
     """The start of `run` and `study frontier`: with `resume`, refuse a config other than the
     folder's (a changed one would mix two studies' rows); build the data; check every split
     and model source; only then create `out` and write its config.yaml. Returns the data."""
@@ -607,7 +302,7 @@ def open_run(cfg: RunConfig, out: Path, resume: bool, log=print):
     if resume:
         check_resume(out, record)
     data = prepare_data(cfg, log)
-    check_inputs(cfg, data)
+    check_inputs(cfg, bench, data)
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "config.yaml", yaml.safe_dump(record, sort_keys=False))
     return data
@@ -641,14 +336,11 @@ def run(
     With `seeds`, everything runs once per seed under `OUT/seed-S/` (the models too, with
     `seed_models`); the rows carry their `seed`, and one aggregate row per method (n_seeds,
     X_mean, X_std, X_ci95) follows them."""
-    from satimp.report import aggregate, format_table, write_report
-
     t_start = time.time()
-    cfg.validate()
-    bench = get_benchmark(cfg)
+    bench = cfg.validate()
     out = Path(out_dir)
     log(f"[1/4] data ({cfg.benchmark}: {cfg.data})")
-    data = open_run(cfg, out, resume, log)
+    data = open_run(cfg, bench, out, resume, log)
     variants = cfg.variants()
     forget, _ = bench.unlearn_splits()
     seeds = cfg.seeds or [None]
@@ -661,10 +353,10 @@ def run(
         tag = {} if seed is None else {"seed": seed}
         at = "" if seed is None else f" (seed {seed})"
         log(f"[2/4] base, original and retain models{at} (cached)")
-        paths = run_models(cfg_s, data, log)
+        paths = run_models(cfg_s, bench, data, log)
         first_paths = first_paths or paths
         log(f"[3/4] reference rows{at}: original and retain models")
-        refs, stats = reference_rows(cfg_s, data, paths, out_s, log)
+        refs, stats = reference_rows(cfg_s, bench, data, paths, out_s, log)
         rows += [r | tag for r in refs]
         shown = forget if isinstance(forget, str) else " + ".join(forget)
         log(f"[4/4] unlearning {shown} with {len(variants)} methods{at}")
@@ -677,7 +369,7 @@ def run(
             )
 
         jobs = [
-            (label, (cfg_s, label, method, data, paths["original"], out_s, stats))
+            (label, (cfg_s, bench, label, method, data, paths["original"], out_s, stats))
             for label, method in variants
         ]
         results = run_methods(jobs, cfg.workers, resume=resume, on_done=done)

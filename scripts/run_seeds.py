@@ -1,6 +1,6 @@
 """Methods over unlearning seeds, from several `satimp run` folders on the same models.
 
-    python bench/run_seeds.py OUT_SEED0 OUT_SEEDS_1_2 --paired satimp [--methods ga,npo,wga,satimp]
+    python scripts/run_seeds.py OUT_SEED0 OUT_SEEDS_1_2 --paired satimp [--methods ga,npo,wga,satimp]
 
 Each folder is a `satimp run` output: its `results.json` rows carry their `seed` when the run
 had `seeds=[…]`; rows without one (a run without `seeds`) count as seed `--default-seed` (0,
@@ -18,8 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from satimp.frontier import paired_difference
-from satimp.report import ci95
+from satimp.stats import ci95, paired_difference
 
 KEYS = ("forget_es", "retain_es", "model_utility")
 
