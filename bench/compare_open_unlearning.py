@@ -3,7 +3,7 @@
 open-unlearning (github.com/locuslab/open-unlearning, commit d3d7cf9) is run beside satimp on
 the same model folder and the same TOFU-format JSON lines; this script writes the Hydra
 config folder that points its TOFU evaluator at those files, and compares the two outputs
-item by item. README, "Checking against open-unlearning's evaluator", has the full procedure.
+item by item. docs/integrations.md, "open-unlearning", has the full procedure.
 
     # a config folder for open-unlearning's src/eval.py (--config-dir): local data, the model
     python bench/compare_open_unlearning.py config --ou OU --data DATA --model MODEL --out OU_CFG

@@ -1,4 +1,4 @@
-"""Two processes against one (CPU, gloo, torchrun): the figures README prints under "Many
+"""Two processes against one (CPU, gloo, torchrun): the figures docs/scaling.md prints under "Many
 processes" — the largest relative difference of any weight tensor after `unlearn`/`finetune`
 at the same global batch, the largest difference of a logged loss, whether every logged
 learning rate is equal, and the largest difference of any `eval` value.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks README reports, in one call on a machine with a CUDA device and a python3 that
+# The GPU checks docs/performance.md reports, in one call on a machine with a CUDA device and a python3 that
 # holds torch, transformers and accelerate (satimp is taken from src/, not installed):
 #   1. the GPU-marked tests (two deterministic fine-tuning runs on CUDA end bit-identical);
 #   2. bench/throughput.py on the `medium` preset (bf16, batch 16 x 512: the target

@@ -1,5 +1,5 @@
 """Saved model folders carry what transformers 4.45 reads (checked here on the files; the load
-in a real 4.45 environment is `bench/old_transformers.py`, see README), and the added keys
+in a real 4.45 environment is `bench/old_transformers.py`, see docs/integrations.md), and the added keys
 leave transformers 5.x's reading of the folder unchanged."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Import smoke test: every module under src/satimp imports cleanly (no missing names, no cycles)."""
+"""Import smoke test: every module under src/satimp imports cleanly and has a docstring (the
+layering and the absence of import circles: test_layering.py)."""
 
 import importlib
 import pkgutil

@@ -371,7 +371,7 @@ WEIGHT_FIELDS = ("weight_mean", "weight_min", "weight_max", "weight_corr")
 # so a rise alone cannot tell ascent from descent. Most methods also flip greedy tokens (forget
 # ES 1 → ≤ 0.71, NLL ×1.7 or more): they must lower forget ES. SLOW_TO_FORGET keep ES at 1
 # here: simimp and bottomk weigh the memorised tokens (p ≈ 1) by ≈ 0 or ascend only on them,
-# where the gradient of log p vanishes (README: "importance alone barely unlearns"), random
+# where the gradient of log p vanishes (docs/results.md: importance alone barely unlearns), random
 # ascends on 30 % of the tokens. For them the weaker property that still fails on a sign error:
 # the NLL rises more than under the mirror run (γ → −γ, descending with the same weights):
 # measured ascent/mirror 1.024 (simimp), 1.12 (bottomk), 1.20 (random); asserted > MIRROR.

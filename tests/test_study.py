@@ -411,7 +411,7 @@ def test_real_world_sizes_sample_the_real_sets_and_need_them(tmp_path) -> None:
     ids=lambda p: p.name,
 )
 def test_shipped_run_configs_load_and_validate(path: Path) -> None:
-    """Every config README points to parses into a RunConfig and passes its checks (methods,
+    """Every config the docs point to parses into a RunConfig and passes its checks (methods,
     recipes, a named model's package), so a typo in one fails here, not an hour into a run."""
     cfg = load_config(RunConfig, path)
     cfg.validate()

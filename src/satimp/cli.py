@@ -7,12 +7,36 @@ exits with code 2 before anything is written.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import io
+import os
 import sys
 import time
 from pathlib import Path
 
+from satimp.config import (
+    MethodConfig,
+    TrainConfig,
+    from_dict,
+    load_config,
+    merge,
+    parse_overrides,
+    read_yaml,
+)
+from satimp.data.synth import synth_tofu
+from satimp.data.synth_muse import synth_muse
+from satimp.data.synth_wmdp import synth_wmdp
+from satimp.distributed import is_main, process_setup
 from satimp.errors import InputError
+from satimp.experiment import evaluate_saved, finetune, unlearn
+from satimp.objectives import Objective
+from satimp.protocol import ProtocolConfig
 from satimp.runs import check_out
+from satimp.study.config import RunConfig, study_config
+from satimp.study.frontier import run_frontier
+from satimp.study.run import default_out, run
+from satimp.train import Diverged
 
 TRAIN_FLAGS = {  # flag → (TrainConfig field, type)
     "--epochs": ("epochs", int),
@@ -126,7 +150,6 @@ def _add_train_flags(p: argparse.ArgumentParser, command: str) -> None:
 
 def _yaml_section(args, section: str) -> dict:
     """The `section:` mapping of the --config file ({} without a file or an empty section)."""
-    from satimp.config import read_yaml
 
     data = read_yaml(args.config).get(section) if args.config else None
     if data is not None and not isinstance(data, dict):
@@ -135,7 +158,6 @@ def _yaml_section(args, section: str) -> dict:
 
 
 def _train_config(args, section: str = "train"):
-    from satimp.config import TrainConfig, from_dict, merge, parse_overrides
 
     data = _yaml_section(args, section)
     overrides = parse_overrides(args.overrides)
@@ -177,16 +199,10 @@ def cmd_data_synth(args) -> None:
         raise InputError(f"--benchmark {args.benchmark!r}; valid: tofu, muse, wmdp")
     out = check_out(Path(args.out), args.overwrite)
     if args.benchmark == "muse":
-        from satimp.data.synth_muse import synth_muse
-
         counts = synth_muse(out, people=args.people, seed=args.seed)
     elif args.benchmark == "wmdp":
-        from satimp.data.synth_wmdp import synth_wmdp
-
         counts = synth_wmdp(out, agents=args.agents, seed=args.seed)
     else:
-        from satimp.data.synth import synth_tofu
-
         counts = synth_tofu(
             out,
             authors=args.authors,
@@ -202,7 +218,6 @@ def cmd_data_synth(args) -> None:
 
 
 def cmd_finetune(args) -> None:
-    from satimp.experiment import finetune
 
     cfg = _train_config(args)
     _check_resumable(cfg, args.resume)
@@ -224,7 +239,6 @@ def cmd_finetune(args) -> None:
 
 
 def _method_config(args):
-    from satimp.config import MethodConfig, from_dict, merge, parse_overrides
 
     data = _yaml_section(args, "method")
     data = merge(data, parse_overrides(args.overrides).get("method", {}))
@@ -248,8 +262,6 @@ def _method_config(args):
 def _protocol(args):
     """The resolved protocol of `unlearn`: the YAML's `protocol:` (a name or a mapping),
     `protocol.switch=value` overrides, then --protocol NAME."""
-    from satimp.config import from_dict, merge, parse_overrides, read_yaml
-    from satimp.protocol import ProtocolConfig
 
     data = read_yaml(args.config).get("protocol") if args.config else None
     data = {"name": data} if isinstance(data, str) else data or {}
@@ -260,8 +272,6 @@ def _protocol(args):
 
 
 def cmd_unlearn(args) -> None:
-    from satimp.experiment import unlearn
-    from satimp.objectives import Objective
 
     cfg = _train_config(args)
     method = _method_config(args)
@@ -291,13 +301,12 @@ def cmd_unlearn(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from satimp.experiment import evaluate_saved
 
-    cfg = _run_config(args)
+    cfg, bench = _run_config(args)
     evaluate_saved(
         args.model,
         args.data,
-        cfg.validate(),
+        bench,
         args.out,
         retain_model=args.retain_model,
         retain_stats=args.retain_stats,
@@ -312,11 +321,8 @@ def cmd_eval(args) -> None:
 
 
 def _run_config(args):
-    """The RunConfig of `run`, `study` and `eval`: YAML file, key=value overrides, flags."""
-    import dataclasses
-
-    from satimp.config import load_config
-    from satimp.study.config import RunConfig, study_config
+    """The RunConfig of `run`, `study` and `eval` (YAML file, key=value overrides, flags),
+    validated: (config, its benchmark)."""
 
     overrides = list(args.overrides)
     config = args.config
@@ -349,15 +355,12 @@ def _run_config(args):
             )
     if getattr(args, "study", None):
         cfg = study_config(args.study, cfg)
-    cfg.validate()
-    return cfg
+    return cfg, cfg.validate()
 
 
 def cmd_run(args) -> None:
-    from satimp.study.frontier import run_frontier
-    from satimp.study.run import default_out, run
 
-    cfg = _run_config(args)
+    cfg, _ = _run_config(args)  # run() and run_frontier() resolve the benchmark themselves
     if args.resume and not args.out:
         raise InputError("--resume needs the --out folder of the run to continue")
     out = check_out(Path(args.out), args.overwrite, args.resume) if args.out else default_out(cfg)
@@ -519,7 +522,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _quiet_libraries() -> None:
     """Our own progress bars and stage lines are the output; silence the libraries' bars."""
-    import os
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
@@ -532,11 +534,6 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import contextlib
-    import io
-
-    from satimp.distributed import is_main, process_setup
-    from satimp.train import Diverged
 
     process_setup()  # before torch starts its threads
     parser = build_parser()

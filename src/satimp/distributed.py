@@ -51,7 +51,7 @@ def cpu_bf16_units() -> str:
 def fast_bf16(device: str = "auto") -> bool:
     """Whether bf16 matrix products are fast where `train.device` trains: a CUDA device with
     bf16 support, or a CPU with bf16 units (`cpu_bf16_units`). Measured with SmolLM2's training
-    steps (README "TOFU on SmolLM2"): with AMX a bf16 product ran 7x the fp32 rate and bf16
+    steps (docs/performance.md, "The SmolLM2 run"): with AMX a bf16 product ran 7x the fp32 rate and bf16
     autocast steps 1.44-1.52x fp32's tokens/s; with AVX-512 BF16 alone (an AMD EPYC) 2.2x and
     1.35-1.53x; with neither, bf16 products ran at a quarter of the fp32 rate and bf16 steps
     at 0.43x fp32's tokens/s."""
@@ -91,8 +91,8 @@ def keep_freed_memory() -> bool:
     touches of fresh pages); served from the heap instead (M_MMAP_MAX 0) and never trimmed
     back to the system (M_TRIM_THRESHOLD 2 GiB), SmolLM2's fine-tuning steps ran 1.05–1.29×
     and its forget + retain steps (NPO, SatImp) 1.26–1.62× as fast, for up to ~0.4 GB more
-    peak memory (bench/throughput.py, README "Precision and throughput"). Large requests of
-    other threads' arenas fall back to the main heap. Does nothing (returns False) without
+    peak memory (bench/throughput.py; docs/performance.md, "Training throughput and MFU").
+    Large requests of other threads' arenas fall back to the main heap. Does nothing (returns False) without
     glibc, or with SATIMP_KEEP_FREED_MEMORY=0 in the environment (to measure the difference)."""
     import ctypes
     import ctypes.util

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from satimp import distributed as D
 from satimp.data.encoding import IGNORE, Encoded, collate, iter_batches
 
 
@@ -219,8 +220,6 @@ def example_logps(
     Returns a list (dataset order) of [len_i − 1] float tensors aligned with shifted labels,
     0 on prompt positions; trailing padding is never stored.
     """
-    from satimp import distributed as D
-
     was_training = model.training
     model.eval()
     mine = D.local_indices(len(examples))  # several processes: each its share, then gathered

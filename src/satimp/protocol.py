@@ -7,7 +7,7 @@ set on its own (`protocol.es_no_match=zero`), and the resolved values are writte
 run's config.yaml, summary.json and report. Code reads the switch it needs
 (`protocol.eos_in_prob`), never the protocol's name.
 
-Sources read for each cell (README, "Protocols"): TOFU `locuslab/tofu` bdc209e,
+Sources read for each cell (docs/protocols.md): TOFU `locuslab/tofu` bdc209e,
 open-unlearning `locuslab/open-unlearning` d3d7cf9, the authors' `tmlr-group/SatImp` 51314c0.
 """
 
@@ -49,7 +49,7 @@ class Protocol:
     rmu_params: str  # 'layers' (ℓ−2..ℓ) | 'all'
 
 
-# What each switch may be, and what it means (README's table is generated from the same text).
+# What each switch may be, and what it means (docs/protocols.md's table states the same).
 SWITCHES: dict[str, tuple[tuple | type, str]] = {
     "system_prompt": (str, "system message before every question ('' = none)"),
     "es_prompt": (("chat", "qa"), "ES prompt: the chat prompt, or `### Question: q\\n ### Answer: a`"),

@@ -32,6 +32,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from satimp.data import synth_pools as pools
+from satimp.data.real_world import real_world_splits
 from satimp.data.synth_pools import Template
 from satimp.errors import InputError
 
@@ -98,8 +99,6 @@ def synth_tofu(
     if real_world_sizes is not None and not real_world:
         raise InputError("synth_tofu: real_world_sizes needs real_world")
     if real_world:
-        from satimp.data.real_world import real_world_splits
-
         if real_world_sizes is not None and (
             len(real_world_sizes) != 2 or not all(_is_int(n) for n in real_world_sizes)
         ):

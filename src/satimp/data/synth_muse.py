@@ -26,7 +26,7 @@ the hub dataset's layout (one folder per config, one `.jsonl` per split, see MUS
   need far more varied data; Allen-Zhu & Li, 2023), so without them KnowMem would be ≈ 0 for
   every model, the original included. With them KnowMem measures whether the facts can still
   be recalled in answer form — closer to memorisation than MUSE's KnowMem on a pretrained
-  model, which the README states.
+  model, which docs/benchmarks.md states.
 - `knowmem/forget_qa`, `knowmem/retain_qa`: `{"question", "answer"}`, 3 per person of the
   forget (resp. retain2) group; `*_qa_icl`: 3 more pairs each (same group, other facts), the
   few-shot examples MUSE puts before every question. Questions name the person; answers are

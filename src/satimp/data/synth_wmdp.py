@@ -24,7 +24,7 @@ chemical or procedure, and the passages call the agents invented or imaginary.
   model trained from scratch does not learn to answer about facts it has only read in prose
   (measured: 0.32 accuracy for the original model without them, chance being 0.25), so the
   multiple choice would measure nothing. With them it measures whether the fact can still be
-  recalled in answer form, closer to memorisation than WMDP on a pretrained model (README).
+  recalled in answer form, closer to memorisation than WMDP on a pretrained model (docs/benchmarks.md).
 - `wmdp-bio/test`: `{"question", "choices", "answer"}` for 4 of the 6 facts of each agent
   (drawn per agent); `mmlu/test`: `{"question", "subject": "general", "choices", "answer"}`
   for 4 of the 6 facts of each G1 town. The right choice is the fact value exactly as the

@@ -260,7 +260,7 @@ def run_methods(
     given). Otherwise `workers` spawned processes share them, each with `threads` torch
     threads (default: this process's count ÷ workers, at least 1); on two cores two
     one-thread workers train and evaluate faster together than one two-thread process
-    (README). Each method writes only its own folder, so the processes share nothing but the
+    (docs/performance.md). Each method writes only its own folder, so the processes share nothing but the
     read-only inputs; a method's own failure is its row (`method_row`), a worker killed from
     outside (out of memory) stops the run. `on_done(i, key, row)` runs as the i-th job
     finishes.
