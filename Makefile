@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.satimp-installed
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup run test bench lint docs clean
 
 setup: $(STAMP)
 
@@ -29,8 +29,12 @@ bench: setup
 	$(BIN)/python bench/run_all.py
 
 lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+
+# docs/cli.md from the argparse parser (tests/test_docs.py fails when it is stale)
+docs: setup
+	$(BIN)/python scripts/cli_docs.py
 
 clean:
 	rm -rf runs .cache

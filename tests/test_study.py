@@ -149,6 +149,22 @@ def test_run_config_validation_and_studies(tmp_path):
         study_config("nope", RunConfig())
 
 
+def test_validation_returns_the_benchmark_and_leaves_the_config_as_it_is() -> None:
+    """`validate` checks and resolves, it does not rewrite: YAML 1.1 reads `2e-4` (no dot) as
+    a string, and the learning-rate grid converts it where it is used, not in the config."""
+    cfg = load_config(RunConfig, None, ["frontier.lrs=[2e-4, 1.0e-3]", "forget=forget05"])
+    assert cfg.frontier.lrs == ["2e-4", 1e-3]
+    before = dataclasses.replace(cfg, frontier=dataclasses.replace(cfg.frontier))
+    bench = cfg.validate()
+    assert cfg == before and cfg.frontier.lrs == ["2e-4", 1e-3]
+    assert (bench.name, bench.forget, bench.retain_split) == ("tofu", "forget05", "retain95")
+    assert bench.protocol == cfg.resolved_protocol()
+    assert cfg.frontier.learning_rates(cfg.unlearn.lr) == [2e-4, 1e-3]
+    assert RunConfig().frontier.learning_rates(2e-4) == [5e-5, 1e-4, 2e-4, 4e-4]
+    with pytest.raises(InputError, match="frontier.lrs"):
+        load_config(RunConfig, None, ["frontier.lrs=[fast]"]).validate()
+
+
 def test_a_user_criterion_is_one_function_and_two_registry_lines(monkeypatch):
     """The README's 'Add your own criterion' recipe, run as written."""
     from satimp import objectives, weighting
