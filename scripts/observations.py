@@ -90,8 +90,8 @@ def main() -> None:
             continue
         mean, ci = sum(corr) / len(corr), ci95(corr)
         if sign and ci is not None:
-            holds = (mean - ci > 0) if sign > 0 else (mean + ci < 0)
-            v = "holds" if holds else "not distinguishable"
+            low, high = sign * mean - ci, sign * mean + ci  # the interval, signed as expected
+            v = "holds" if low > 0 else "does not hold" if high < 0 else "not distinguishable"
         else:
             v = "—"
         expected = {1: "> 0", -1: "< 0", 0: "(either)"}[sign]

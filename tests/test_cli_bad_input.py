@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from satimp import cli
+from satimp import cli, experiment
 
 
 @pytest.fixture(autouse=True)
@@ -299,3 +299,31 @@ def test_bad_argument(bench_dir, tiny_trained, tmp_path, capsys, line, match) ->
     values = {"data": bench_dir, "model": tiny_trained, "out": tmp_path / "out", "tmp": tmp_path}
     argv = shlex.split(line.format(**{k: str(v) for k, v in values.items()}))
     check_refused(argv, match, tmp_path, capsys)
+
+
+def test_eval_checks_every_record_before_the_model_is_read(
+    bench_dir, tiny_trained, tmp_path, capsys, monkeypatch
+) -> None:
+    """`eval` on data whose forget10_perturbed has a bad record stops with the record's error
+    before any model is read: a spy on the evaluation's model loading sees no call. (Without
+    the check the model loads and the evaluation's own read of the split raises the same
+    message later, so only the order tells them apart.)"""
+    loaded: list[str] = []
+    real_load = experiment.load_model
+
+    def spy(path, **kw):
+        loaded.append(str(path))
+        return real_load(path, **kw)
+
+    monkeypatch.setattr(experiment, "load_model", spy)  # what evaluate_saved calls
+    data = tmp_path / "data"
+    shutil.copytree(bench_dir, data)
+    path = data / "forget10_perturbed.jsonl"
+    lines = path.read_text().splitlines()
+    lines[1] = json.dumps(_drop("paraphrased_answer")(json.loads(lines[1])))
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    argv = ["eval", "--model", str(tiny_trained), "--data", str(data), "--out", str(out)]
+    match = "forget10_perturbed.jsonl:2: missing field 'paraphrased_answer'"
+    check_refused(argv, match, tmp_path, capsys)
+    assert loaded == [], f"the model was read before the data check: {loaded}"

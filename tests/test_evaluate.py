@@ -16,6 +16,7 @@ from satimp import metrics as M
 from satimp.config import MethodConfig, TrainConfig
 from satimp.data.encoding import IGNORE, Encoded, collate, encode_qa, encode_records, prompt_ids
 from satimp.data.tofu import load_split
+from satimp.evaluation import tofu as tofu_evaluation
 from satimp.evaluation.generation import (
     extraction_strength_by_generation,
     generate,
@@ -26,7 +27,7 @@ from satimp.evaluation.scoring import extraction_scores, prompt_groups
 from satimp.evaluation.tofu import evaluate_tofu, score_split
 from satimp.experiment import unlearn
 from satimp.logprobs import forward_logps
-from satimp.models import load_model
+from satimp.models import build_model, load_model
 from satimp.protocol import PROTOCOLS
 from test_protocol import literal_greedy
 
@@ -402,6 +403,64 @@ def test_evaluate_tofu_outputs(trained, bench_dir: Path) -> None:
     values = [summary[k] for k in UTILITY_KEYS]
     harmonic = 0.0 if min(values) == 0 else len(values) / sum(1 / v for v in values)
     assert summary["model_utility"] == pytest.approx(harmonic)
+
+
+@pytest.fixture(scope="module")
+def collapsed(tiny_tok):
+    """A collapsed model: every logit 0, so every token has probability 1/V and every answer,
+    true, paraphrased or perturbed, the same mean NLL ln V."""
+    model = build_model("tiny", tiny_tok, seed=0).eval()
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+    return model, tiny_tok
+
+
+def test_tr_eps_reaches_the_probability_and_truth_ratio_of_a_collapsed_model(
+    collapsed, bench_dir: Path
+) -> None:
+    """real_authors under tr_eps = p = 1/V, on the collapsed model (all probabilities p):
+    normalised probability p/(p + K·p + ε) = 1/(K + 2) (K = 3 perturbed answers: 1/5, where
+    ε = 0 gives 1/4) and truth ratio p/(p + ε) = 1/2 (ε = 0: 1). The forget set's answer
+    probability is p itself (no ε there). Tolerance: the mean NLL of a float32 forward pass,
+    ln V to ~1e-6 relative, moves these by ~1e-5; ε moves them by ≥ 0.05."""
+    model, tok = collapsed
+    V = model.config.vocab_size
+    P = dataclasses.replace(PROTOCOLS["tofu"], tr_eps=1 / V)
+    records = load_split(bench_dir, "real_authors_perturbed")
+    K = min(len(r["perturbed_answer"]) for r in records)
+    assert K == 3
+    items = score_split(
+        model, tok, records, protocol=P, base_key="answer", answer_prob=False, rouge=False
+    )
+    assert items["prob"] == pytest.approx([1 / (K + 2)] * len(records), abs=1e-4)
+    assert items["truth_ratio"] == pytest.approx([0.5] * len(records), abs=1e-4)
+    forget = score_split(model, tok, load_split(bench_dir, "forget10_perturbed"), protocol=P,
+                         rouge=False)  # fmt: skip
+    assert forget["prob"] == pytest.approx([1 / V] * 4, abs=1e-8)
+    assert forget["truth_ratio"] == pytest.approx([0.5] * 4, abs=1e-4)
+
+
+def test_tr_eps_reaches_the_forget_truth_ratio_score(bench_dir: Path, monkeypatch) -> None:
+    """evaluate_tofu aggregates the forget set's ratios as mean(min(R, 1/(R + ε))) with the
+    protocol's ε, the others as mean(max(0, 1 − R)) (no ε). Per-item scores stubbed with
+    R = [2, 1/2, 2, 1/2] on every split, tr_eps = 1/2: forget min(2, 1/2.5) = 0.4 and
+    min(1/2, 1/1) = 1/2 → 0.45 (ε = 0: 0.5); others (0 + 1/2)/2 = 0.25 either way."""
+    ratios = [2.0, 0.5, 2.0, 0.5]
+
+    def stub(model, tokenizer, records, **kw) -> dict:
+        n = len(records)
+        return {"es": [0.0] * n, "em": [0.0] * n, "prob": [0.5] * n,
+                "truth_ratio": (ratios * n)[:n]}  # fmt: skip
+
+    monkeypatch.setattr(tofu_evaluation, "score_split", stub)
+    P = dataclasses.replace(PROTOCOLS["tofu"], tr_eps=0.5)
+    summary, _ = evaluate_tofu(None, None, bench_dir, "forget10", protocol=P, rouge=False,
+                               progress=False)  # fmt: skip
+    assert summary["forget_truth_ratio"] == pytest.approx(0.45, abs=1e-12)
+    for name in ("retain", "real_authors", "world_facts"):
+        n = len(load_split(bench_dir, f"{name}_perturbed"))
+        want = sum(max(0.0, 1 - r) for r in (ratios * n)[:n]) / n
+        assert summary[f"{name}_truth_ratio"] == pytest.approx(want, abs=1e-12)
 
 
 def test_generation_batch_size_sets_the_rouge_batches_only(

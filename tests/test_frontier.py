@@ -13,7 +13,7 @@ import yaml
 from satimp.report import format_table
 from satimp.stats import aggregate, ci95, hypervolume, paired_difference, paired_p, pareto_front
 from satimp.study.config import lr_grid
-from satimp.study.frontier import run_frontier
+from satimp.study.frontier import ranking, run_frontier, summarize
 from satimp.study.run import run
 from test_study import tiny_config as _tiny_config
 
@@ -79,6 +79,57 @@ def test_paired_difference_by_hand() -> None:
     assert half == pytest.approx(1.4342, abs=1e-4)
     assert p == pytest.approx(2 * scipy.stats.t.sf(4.0, 2), rel=1e-9)
     assert paired_difference([1.0], [0.5]) == (0.5, None, None)
+
+
+def test_ranking_beats_and_ties_by_hand() -> None:
+    """Hypervolumes over 3 seeds built so the paired t-tests are known (two-sided, α = 0.05):
+    a = [3, 4, 5] (mean 4), c = [1.1, 1.9, 3.6] (2.2), b = [1, 2, 3.5] (2.17), d = [0.2, 1,
+    2.6] (1.27). a − b = [2, 2, 1.5]: t = 11, p = 0.008; a − c: t = 8.6, p = 0.013; a − d:
+    t = 15.5, p = 0.004; c − d = [0.9, 0.9, 1]: t = 28, p = 0.001; b − d: t = 15.6, p =
+    0.004; c − b = [0.1, −0.1, 0.1]: t = 0.5, p = 0.67. So, by mean: a beats c, b and d; c and
+    b each beat d and are tied with each other; d beats nobody; a significantly worse method
+    is neither beaten by nor tied with a better one."""
+    hv = {"b": [1.0, 2.0, 3.5], "d": [0.2, 1.0, 2.6], "a": [3.0, 4.0, 5.0], "c": [1.1, 1.9, 3.6]}
+    for x, y, p in (("a", "b", 0.008163), ("c", "d", 0.001273), ("c", "b", 0.666667)):
+        assert paired_p(hv[x], hv[y]) == pytest.approx(p, abs=1e-6)
+    methods = {m: {"hv_es": {"per_seed": v, "mean": sum(v) / 3, "ci95": ci95(v)}}
+               for m, v in hv.items()}  # fmt: skip
+    ranked = ranking(methods, "es", alpha=0.05)
+    assert [r["method"] for r in ranked] == ["a", "c", "b", "d"]
+    got = {r["method"]: (r["beats"], r["tied_with"]) for r in ranked}
+    assert got == {
+        "a": (["c", "b", "d"], []),
+        "c": (["d"], ["b"]),
+        "b": (["d"], ["c"]),
+        "d": ([], []),
+    }
+    assert ranked[0]["mean"] == pytest.approx(4.0, abs=1e-12)
+    # at α = 0.01 only the differences with p < 0.01 stay significant: a−c (0.013) is a tie
+    strict = {r["method"]: (r["beats"], r["tied_with"]) for r in ranking(methods, "es", 0.01)}
+    assert strict["a"] == (["b", "d"], ["c"]) and strict["c"] == (["d"], ["a", "b"])
+
+
+def test_each_seed_hypervolume_uses_that_seeds_reference_point() -> None:
+    """Two seeds whose original models differ: reference forget ES 1.0 (seed 0) and 0.5
+    (seed 1). One method, one lr, the same curve on both seeds: (forget ES, retain ES) =
+    (0.2, 0.5) and (0.6, 0.9); final model (0.2, utility 0.5).
+    seed 0, ref 1.0: HV_es = (0.6 − 0.2)·0.5 + (1.0 − 0.6)·0.9 = 0.2 + 0.36 = 0.56;
+    HV_mu = (1.0 − 0.2)·0.5 = 0.4.
+    seed 1, ref 0.5: (0.6, 0.9) lies beyond the reference and adds nothing:
+    HV_es = (0.5 − 0.2)·0.5 = 0.15; HV_mu = (0.5 − 0.2)·0.5 = 0.15.
+    (Seed 0's reference for both would give 0.56 and 0.4 twice.)"""
+    curve = [{"epoch": 1, "forget_es": 0.6, "retain_es": 0.9},
+             {"epoch": 2, "forget_es": 0.2, "retain_es": 0.5}]  # fmt: skip
+    final = {"status": "ok", "forget_es": 0.2, "retain_es": 0.5, "model_utility": 0.5}
+    results = {(seed, 1e-4, "m"): (final, curve) for seed in (0, 1)}
+    refs = {0: {"original": {"forget_es": 1.0}}, 1: {"original": {"forget_es": 0.5}}}
+    summary = summarize(results, refs, seeds=[0, 1], lrs=[1e-4], labels=["m"])
+    assert summary["reference_forget_es"] == {"0": 1.0, "1": 0.5}
+    m = summary["methods"]["m"]
+    assert m["hv_es"]["per_seed"] == pytest.approx([0.56, 0.15], abs=1e-12)
+    assert m["hv_mu"]["per_seed"] == pytest.approx([0.4, 0.15], abs=1e-12)
+    assert m["hv_es"]["mean"] == pytest.approx((0.56 + 0.15) / 2, abs=1e-12)
+    assert len(m["points"]) == 2 * 3  # per seed: two epochs and the final model
 
 
 def test_lr_grid() -> None:

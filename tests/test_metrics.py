@@ -170,6 +170,40 @@ def test_epsilon_in_ratios_by_hand() -> None:
     )
 
 
+def test_epsilon_decides_collapsed_cases_by_hand() -> None:
+    """Where ε is not a rounding detail: a collapsed model, whose answers are all equally
+    (un)likely, at probabilities near ε, and a model whose probabilities are all 0.
+
+    All-equal probabilities p = ε = 1e-10 (mean NLL −ln 1e-10 ≈ 23.03 for every answer), K = 2
+    perturbed answers:
+    - truth ratio R = P̄/(P_base + ε) = p/(p + p) = 1/2, where ε = 0 gives p/p = 1;
+    - normalised probability p/(p + 2p + ε) = p/(4p) = 1/4, where ε = 0 gives 1/3.
+    All probabilities 0 (NLL +inf): R = 0/(0 + ε) = 0, a finite ratio whose forget score is
+    min(0, 1/ε) = 0; with ε = 0 the ratio is 0/0 (NaN).
+    The forget score's own ε: R = [2, 1/2] (a model preferring a perturbed answer twice as
+    much, and one preferring the true answer), ε = 1/2: min(2, 1/2.5) = 0.4 and min(1/2, 1/1)
+    = 1/2 → mean 0.45, where ε = 0 gives min(2, 1/2) = 1/2 and 1/2 → 0.5.
+    Tolerances: float64 throughout, values of order 1 → abs 1e-12 (ε's effects are ≥ 0.05)."""
+    eps = 1e-10
+    nll = -math.log(eps)
+    base = torch.tensor([nll], dtype=torch.float64)
+    pert = torch.tensor([[nll, nll]], dtype=torch.float64)
+    for mean in M.TR_MEANS:  # the perturbed answers are equal: both means give P̄ = p
+        assert M.truth_ratio(base, pert, mean=mean, eps=eps).item() == pytest.approx(0.5, abs=1e-12)
+        assert M.truth_ratio(base, pert, mean=mean).item() == pytest.approx(1.0, abs=1e-12)
+    assert M.normalized_true_prob(base, pert, eps=eps).item() == pytest.approx(0.25, abs=1e-12)
+    assert M.normalized_true_prob(base, pert).item() == pytest.approx(1 / 3, abs=1e-12)
+
+    inf = torch.tensor([math.inf], dtype=torch.float64)
+    zero = M.truth_ratio(inf, torch.tensor([[math.inf, math.inf]], dtype=torch.float64), eps=eps)
+    assert zero.item() == 0.0
+    assert M.truth_ratio_score(zero, forget=True, eps=eps) == 0.0
+    assert math.isnan(M.truth_ratio(inf, torch.tensor([[math.inf, math.inf]])).item())
+
+    assert M.truth_ratio_score([2.0, 0.5], forget=True, eps=0.5) == pytest.approx(0.45, abs=1e-12)
+    assert M.truth_ratio_score([2.0, 0.5], forget=True) == pytest.approx(0.5, abs=1e-12)
+
+
 def test_forget_quality() -> None:
     """Identical samples → KS statistic 0 → p = 1. Disjoint samples of 30 → statistic 1 →
     exact p = 2/C(60, 30) ≈ 2e-17."""

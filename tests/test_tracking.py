@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import struct
 import sys
 from pathlib import Path
 
@@ -72,19 +73,74 @@ def test_run_logs_each_method_in_its_folder(tiny_trained, bench_dir, tmp_path):
     _assert_events_equal_rows(_events(run_dir / "tensorboard"), _rows(run_dir))
 
 
-def test_wandb_offline_writes_into_the_output_folder(bench_dir, tmp_path, monkeypatch):
+def _wandb_records(path: Path) -> list:
+    """The records of a W&B run log (`run-ID.wandb`), parsed with wandb's own protobuf
+    `Record`. The file is a LevelDB-style log: a 7-byte header (':W&B', magic 0xBEE1, version
+    0), then records in 32 KiB blocks, each chunk behind a 7-byte header (crc32c 4 bytes,
+    length 2 bytes little-endian, type: 1 full, 2 first, 3 middle, 4 last); a block's last
+    < 7 bytes are zero padding. (wandb's Python reader of this format, `sdk.internal.datastore`,
+    is gone from recent versions: the reading is written out here.)"""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", data[:7]
+    out, i, buf = [], 7, b""
+    while i + 7 <= len(data):
+        if 32768 - i % 32768 < 7:  # block padding
+            i += 32768 - i % 32768
+            continue
+        _, n, kind = struct.unpack("<IHB", data[i : i + 7])
+        if kind == 0:  # the zeroed rest of the last block
+            break
+        chunk, i = data[i + 7 : i + 7 + n], i + 7 + n
+        buf = chunk if kind in (1, 2) else buf + chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(buf)
+            out.append(record)
+    return out
+
+
+def _items(items) -> dict:
+    return {it.key or "/".join(it.nested_key): json.loads(it.value_json) for it in items}
+
+
+def test_wandb_offline_logs_the_metrics_of_each_step(bench_dir, tmp_path, monkeypatch):
+    """An offline W&B run in OUT/wandb/ whose run log, read back record by record, holds
+    metrics.jsonl's numbers: one history record per optimizer step (4 items, batch 2: steps 1
+    and 2) with every number of that step's row as `train/NAME`, at that step, and the
+    training config as the run's config."""
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")  # no network, no account
     monkeypatch.setenv("WANDB_SILENT", "true")
     out = tmp_path / "f"
     argv = [
         "finetune", "--model", "tiny", "--data", str(bench_dir), "--split", "forget10",
-        "--epochs", "1", "--batch-size", "4", "--out", str(out), "--report-to", "wandb",
+        "--epochs", "1", "--batch-size", "2", "--lr", "1e-3", "--device", "cpu",
+        "--out", str(out), "--report-to", "wandb",
     ]  # fmt: skip
     assert cli.main(argv) == 0
     (log,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
-    data = log.read_bytes()  # the run's record log: keys are stored as plain strings
-    assert b"train/loss" in data and b"train/grad_norm" in data
+    records = _wandb_records(log)
+    history = {}
+    for r in records:
+        if r.WhichOneof("record_type") == "history":
+            values = _items(r.history.item)
+            history[r.history.step.num] = {
+                k: v for k, v in values.items() if k.startswith("train/")
+            }
+    rows = _rows(out)
+    assert [r["step"] for r in rows] == [1, 2]
+    expected = {
+        row["step"]: {f"train/{k}": v for k, v in row.items() if k != "step"} for row in rows
+    }
+    assert history.keys() == expected.keys()
+    for step, want in expected.items():  # the same float64 numbers, through JSON both ways
+        assert history[step] == pytest.approx(want, rel=1e-12, abs=0), step
+    (config,) = [
+        _items(r.config.update) for r in records if r.WhichOneof("record_type") == "config"
+    ]
+    assert (config["lr"], config["batch_size"], config["epochs"]) == (1e-3, 2, 1)
 
 
 @pytest.mark.parametrize(

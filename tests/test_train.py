@@ -428,3 +428,47 @@ def test_compile_backend_must_be_known() -> None:
     with pytest.raises(InputError, match="train.compile='inductr' is out of range"):
         TrainConfig(compile="inductr").validate()
     TrainConfig(compile="inductor").validate()
+
+
+@pytest.mark.parametrize(
+    "accum, sizes",
+    [
+        (2, [[2, 2], [2, 2], [1, 1]]),
+        # the last batch of 2 in 4 micro-batches: two of one row, two empty ones that run on
+        # the batch's first row weighted 0 (marked 0 here)
+        (4, [[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 0, 0]]),
+    ],
+)
+def test_each_optimizer_step_runs_grad_accum_micro_batches(
+    tiny_tok, full_examples, accum: int, sizes: list[list[int]]
+) -> None:
+    """10 examples, batch 4, `accum` micro-batches: ceil(10/4) = 3 optimizer steps, each cut
+    into `accum` consecutive micro-batches of ceil(rows/accum) rows (4 → 2 + 2 or 1+1+1+1,
+    the last batch's 2 → 1 + 1 (+ 0 + 0)). Counted from the loss function's calls: per step
+    the micro-batches, their rows and token scales (an empty share has scale 0), the rows of a
+    step are its batch, each example once per epoch, and the scales of a step sum to 1 (the
+    micro-batch means add up to the whole batch's mean)."""
+    calls: list[tuple[int, list[int], float]] = []  # (step, dataset rows, token scale)
+
+    def loss_fn(model, batch, step=0):
+        calls.append((step, batch["index"].tolist(), batch["scale"]["forget"]["tokens"]))
+        return finetune_objective(model, batch)
+
+    model = build_model("tiny", tiny_tok, seed=0)
+    cfg = TrainConfig(
+        epochs=1, batch_size=4, grad_accum=accum, lr=1e-3, warmup_epochs=0, device="cpu"
+    )
+    result = train(model, loss_fn, full_examples[:10], cfg, pad_id=tiny_tok.pad_token_id)
+    assert result.steps == 3
+    per_step = [[c for c in calls if c[0] == s] for s in range(3)]
+    assert [len(p) for p in per_step] == [accum] * 3, [len(p) for p in per_step]
+    # the short batch may be any of the three steps (the batch order is shuffled)
+    got = [[len(rows) if scale > 0 else 0 for _, rows, scale in p] for p in per_step]
+    assert sorted(got, reverse=True) == sizes
+    seen = []
+    for p, want in zip(per_step, got, strict=True):
+        rows = [r for (_, rows, scale) in p if scale > 0 for r in rows]
+        assert len(rows) == len(set(rows)) == sum(want)  # no row twice within a step
+        assert sum(scale for _, _, scale in p) == pytest.approx(1.0, abs=1e-12)
+        seen += rows
+    assert sorted(seen) == list(range(10))  # every example once in the epoch
