@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -342,6 +343,83 @@ def priv_leak(auc_unlearned: float, auc_retain: float) -> float:
     if auc_retain == 0:
         raise ValueError("priv_leak is undefined for auc_retain = 0")
     return (auc_unlearned - auc_retain) / auc_retain * 100.0
+
+
+# ------------------------------------------------------------------------ membership inference
+# Orientation (SPEC §7): every score here is higher for a more likely training member, and an
+# attack's AUC is P(member score > non-member score) (`auc_roc`, members first). open-unlearning
+# signs its scores the other way (higher = less likely a member) and takes the holdout as the
+# positive class: the same AUC, and per-item scores that are the negatives of these.
+
+
+def loss_score(mean_nll: Tensor) -> Tensor:
+    """LOSS attack (Yeom et al., 2018): s = −(mean answer NLL). Args: mean_nll [B]. Returns [B]."""
+    return -mean_nll
+
+
+def zlib_score(mean_nll: Tensor, texts: Sequence[str]) -> Tensor:
+    """ZLib attack (Carlini et al., 2021): s = −(mean NLL) / z, z = the length in bytes of
+    zlib.compress(text.encode("utf-8")) at zlib's default level: the loss relative to the text's
+    own redundancy, so that plainly repetitive text does not pass for memorised.
+
+    Args: mean_nll [B]; texts: the B scored texts. Returns: [B].
+    """
+    if len(texts) != mean_nll.shape[0]:
+        raise ValueError(f"zlib_score: {len(texts)} texts for {mean_nll.shape[0]} scores")
+    z = torch.tensor([len(zlib.compress(t.encode("utf-8"))) for t in texts])
+    return -mean_nll / z.to(mean_nll)
+
+
+def vocab_moments(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and variance of log p over the vocabulary under p = softmax(logits), per position:
+    μ = Σ_v p_v log p_v, σ² = Σ_v p_v (log p_v)² − μ² (Min-K%++'s standardisation).
+
+    Args: logits [..., V]. Returns: (μ [...], σ² [...]) in float32 (or the input's wider type).
+    """
+    logp = logits.float().log_softmax(-1)
+    p = logp.exp()
+    mu = (p * logp).sum(-1)
+    return mu, (p * logp.square()).sum(-1) - mu.square()
+
+
+def min_k_plus_plus(
+    logps: Tensor, mu: Tensor, var: Tensor, mask: Tensor | None = None, k: float = 0.4
+) -> Tensor:
+    """Min-K%++ (Zhang et al., 2024): `min_k_percent` of the standardised log-probs
+    z_t = (log p(y_t) − μ_t) / √max(σ²_t, 1e−6), with μ, σ² from `vocab_moments` (the floor on
+    σ² is open-unlearning's). Args: logps, mu, var [B, T]; mask [B, T]. Returns: [B]."""
+    return min_k_percent((logps - mu) / var.clamp_min(1e-6).sqrt(), mask, k)
+
+
+def reference_score(mean_nll: Tensor, ref_mean_nll: Tensor) -> Tensor:
+    """Reference attack (Carlini et al., 2021): s = NLL_ref − NLL, how much better the target
+    fits an item than a reference model that never saw it (the retain model by default).
+    Args: mean_nll, ref_mean_nll [B]. Returns: [B]."""
+    return ref_mean_nll - mean_nll
+
+
+def grad_norm_score(grads: Sequence[Tensor | None], p: float = 2.0) -> float:
+    """GradNorm attack (Wang et al., 2024): s = −(1/P) Σ_i ‖g_i‖_p over the P parameter tensors
+    that have a gradient g_i of the item's mean NLL (each tensor's own p-norm, then their mean:
+    open-unlearning's form). A member sits near a minimum: small gradients, a high score.
+
+    Args: grads: one gradient per parameter tensor (None: no gradient, skipped); p ∈ {1, 2, ∞}.
+    """
+    if p not in (1, 2, math.inf):
+        raise ValueError(f"grad_norm_score: p must be 1, 2 or inf, got {p}")
+    norms = [g.detach().float().norm(p=p) for g in grads if g is not None]
+    if not norms:
+        raise ValueError("grad_norm_score: no parameter has a gradient")
+    return -torch.stack(norms).mean().item()
+
+
+def priv_leak_mia(auc: float, auc_retain: float) -> float:
+    """privleak of a membership attack as open-unlearning computes it on TOFU and MUSE:
+    ((1 − AUC) − (1 − AUC_retain)) / ((1 − AUC_retain) + 1e−10) × 100, with the AUCs of
+    `auc_roc` (members first; open-unlearning's own orientation gives the same AUC). Near 0: the
+    attack separates forget from holdout as well as on the retain model; strongly negative: the
+    model still tells its forget set apart (under-unlearning)."""
+    return ((1.0 - auc) - (1.0 - auc_retain)) / ((1.0 - auc_retain) + 1e-10) * 100.0
 
 
 def mcq_accuracy(
