@@ -328,3 +328,52 @@ def test_metrics_table_and_unknown_name() -> None:
         M.get_metric("bleu")
     for name in M.METRICS:
         assert name in str(err.value)
+
+
+# ------------------------------------------------------------- mutation-testing additions
+
+
+def test_min_k_percent_default_k_one_token_rows_and_bad_k() -> None:
+    """k defaults to 0.4 (MUSE): 5 tokens [-1, -5, -2, -4, -3] → m = floor(2.0) = 2 lowest
+    = -5, -4 → -4.5, the same as k = 0.4 given explicitly.
+    A one-token answer is a real answer, not an empty one: n = 1 → m = max(1, floor(0.4)) = 1
+    → its own log-prob (-0.7), never the empty row's -inf.
+    k outside (0, 1] is refused, with a message that names k: k = 0 would silently become
+    m = 1 through the clamp, and k = 1.5 would ask for more tokens than the row has."""
+    logps = torch.tensor([[-1.0, -5.0, -2.0, -4.0, -3.0], [-0.7, -9.0, -9.0, -9.0, -9.0]])
+    mask = torch.tensor([[T] * 5, [T, F, F, F, F]])
+    assert_close(M.min_k_percent(logps, mask), torch.tensor([-4.5, -0.7]))
+    assert_close(M.min_k_percent(logps[1, :1]), torch.tensor(-0.7))
+    for bad in (0.0, -0.2, 1.5):
+        with pytest.raises(ValueError, match="k must be in"):
+            M.min_k_percent(logps, mask, k=bad)
+
+
+def test_auc_roc_single_scores_and_empty_sides() -> None:
+    """One score per side is a valid sample: pos [2] vs neg [1] → the one pair is ordered →
+    AUC = 1; pos [1] vs neg [2, 0.5] → 1 of 2 pairs → 0.5. An empty side (either one) has no
+    pairs, so AUC is undefined and must raise, naming the empty scores."""
+    assert M.auc_roc([2.0], [1.0]) == 1.0
+    assert M.auc_roc([1.0], [2.0, 0.5]) == pytest.approx(0.5)
+    assert M.auc_roc([2.0, 0.5], [1.0]) == pytest.approx(0.5)
+    for pos, neg in (([], [1.0, 2.0]), ([1.0, 2.0], []), ([], [])):
+        with pytest.raises(ValueError, match="non-empty"):
+            M.auc_roc(pos, neg)
+
+
+def test_priv_leak_with_perfect_retain_auc_and_zero() -> None:
+    """AUC_retain = 1 is legal: (0.5 − 1)/1 × 100 = −50. AUC_retain = 0 divides by zero and
+    raises, naming auc_retain."""
+    assert M.priv_leak(0.5, 1.0) == pytest.approx(-50.0)
+    with pytest.raises(ValueError, match="auc_retain"):
+        M.priv_leak(0.5, 0.0)
+
+
+def test_mcq_accuracy_single_item_and_no_items() -> None:
+    """One item is enough: argmax of [-2, -1, -3] = 1 = answer → 1.0; answer 0 → 0.0.
+    No items ([0, 4]) has no mean (0/0) and raises, saying an item is needed."""
+    ll = torch.tensor([[-2.0, -1.0, -3.0]])
+    assert M.mcq_accuracy(ll, torch.tensor([1])) == 1.0
+    assert M.mcq_accuracy(ll, torch.tensor([0])) == 0.0
+    with pytest.raises(ValueError, match="at least one item"):
+        M.mcq_accuracy(torch.empty(0, 4), torch.empty(0, dtype=torch.long))

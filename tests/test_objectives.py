@@ -25,6 +25,7 @@ from satimp.models import load_model
 from satimp.objectives import (
     METHODS,
     Objective,
+    finetune_objective,
     kl_loss,
     nll_loss,
     npo_loss,
@@ -556,3 +557,85 @@ def test_softplus_helper_matches_torch() -> None:
     """The hand formulas above use softplus(x) = log(1 + e^x)."""
     for x in (-5.0, -0.1, 0.0, 2.0):
         assert softplus(x) == pytest.approx(F.softplus(torch.tensor(x)).item(), rel=1e-6)
+
+
+# ------------------------------------------------------------------ mutation-testing additions
+
+
+def test_resolved_records_every_setting() -> None:
+    """`resolved()` is what config.yaml records: every setting under its own name. SatImp under
+    the default protocol (tofu: SPEC §2's defaults) with explicit granularity, group size, tau,
+    normalisation and one parameter: γ = 1, α = 0.1, retain 'nll' (METHODS), β1 = 5 (the
+    criterion's default), β2 = 0.5 (the config's)."""
+    cfg = MethodConfig(
+        "satimp",
+        params={"beta2": 0.5},
+        granularity="group",
+        group_size=2,
+        tau=0.5,
+        normalize="weights",
+    )
+    assert Objective(cfg).resolved() == {
+        "name": "satimp",
+        "gamma": 1.0,
+        "alpha": 0.1,
+        "retain": "nll",
+        "params": {"beta1": 5.0, "beta2": 0.5},
+        "granularity": "group",
+        "group_size": 2,
+        "tau": 0.5,
+        "normalize": "weights",
+    }
+
+
+def test_finetune_objective_is_nll_times_the_loops_forget_scale(tiny_tok) -> None:
+    """Fine-tuning loss = mean token NLL of the 'forget' slot, times the training loop's
+    `scale['forget']['tokens']` when the batch carries one (its share of the optimizer step's
+    token mean); no log fields. With scale 0.25 the loss is exactly a quarter of the plain
+    NLL; the retain slot's scale (3.0) and other units (7.0) must not be read."""
+    from satimp.models import build_model
+
+    model = build_model("tiny", tiny_tok, seed=0)
+    ex = _tok_examples(tiny_tok, ["How are you?", "Who?"], ["I am fine, thank you.", "Me."])
+    batch = make_collate(tiny_tok.pad_token_id)([(i, e, None) for i, e in enumerate(ex)])
+    with torch.no_grad():
+        f = forward_logps(model, batch["forget"])
+        nll = nll_loss(f.logps, f.mask)
+        loss, logs = finetune_objective(model, batch)
+        assert_close(loss, nll)
+        assert logs == {}
+        batch["scale"] = {"forget": {"tokens": 0.25, "rows": 7.0}, "retain": {"tokens": 3.0}}
+        scaled, _ = finetune_objective(model, batch)
+    assert_close(scaled, 0.25 * nll)
+
+
+def test_rmu_forget_term_reads_the_output_of_layer_l(tiny_trained: Path, data) -> None:
+    """RMU's forget term is γ · mean over attended forget tokens of ‖h_ℓ − c·u‖² / D, with h_ℓ
+    the OUTPUT of block ℓ = hidden_states[ℓ + 1] (hidden_states[0] is the embeddings).
+    Computed here from the model's own hidden states; the neighbouring hidden states give a
+    different value, so reading the wrong one cannot pass."""
+    tok, forget, retain = data
+    model, _ = load_model(tiny_trained)
+    objective = Objective(MethodConfig("rmu"))
+    objective.prepare(model, forget, pad_id=tok.pad_token_id)
+    layer = objective.params["layer"]
+    batch = make_collate(tok.pad_token_id)([(i, forget[i], retain[i]) for i in (0, 1)])
+    fb = batch["forget"]
+    with torch.no_grad():
+        term, logs = objective.parts(model, batch)[0]()
+        out = model(
+            input_ids=fb["input_ids"],
+            attention_mask=fb["attention_mask"],
+            output_hidden_states=True,
+        )
+    attended = fb["attention_mask"].bool()
+
+    def distance(h: torch.Tensor) -> torch.Tensor:
+        return (h.float() - objective.control).pow(2).mean(-1)[attended].mean()
+
+    expected = objective.gamma * distance(out.hidden_states[layer + 1])
+    assert_close(term, expected, rtol=1e-5, atol=1e-7)
+    assert logs["forget_loss"] == pytest.approx(expected.item() / objective.gamma, rel=1e-5)
+    for other in {layer, layer + 2, len(out.hidden_states) - 1} - {layer + 1}:
+        if other < len(out.hidden_states):
+            assert not torch.allclose(distance(out.hidden_states[other]), expected, rtol=1e-3)

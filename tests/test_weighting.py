@@ -344,3 +344,46 @@ def test_bad_shapes_rejected() -> None:
         token_weights("ga", P4, M4.float())
     with pytest.raises(ValueError, match=r"\[B, T\]"):
         token_weights("ga", P4[0], M4[0])
+
+
+# ------------------------------------------------------------------------------------------
+# Mutation-testing additions
+# ------------------------------------------------------------------------------------------
+def test_group_short_group_holds_the_lowest_weights() -> None:
+    """Groups are cut from the weights sorted DESCENDING, so when n is not a multiple of G the
+    short last group holds the lowest weights (SPEC §1 observation iii).
+
+    wga → w = p = [0.1, 0.9, 0.5, 0.3, 0.7], n = 5, G = 2, no padding:
+    descending 0.9 (1), 0.7 (4) | 0.5 (2), 0.3 (3) | 0.1 (0) → means 0.8, 0.4, 0.1
+    → [0.1, 0.8, 0.4, 0.4, 0.8]. (Cutting an ascending sort would give {0.1, 0.3} → 0.2,
+    {0.5, 0.7} → 0.6, {0.9} → 0.9.) Row 1 is the same with two padding slots in front; padding
+    must not shift the cut either.
+    Tolerance: float64 sums of three numbers of order 1 → assert_close's float64 default."""
+    logps = _logps([[0.1, 0.9, 0.5, 0.3, 0.7, 1.0, 1.0], [0.6, 0.6, 0.1, 0.9, 0.5, 0.3, 0.7]])
+    mask = torch.tensor([[True] * 5 + [False] * 2, [False] * 2 + [True] * 5])
+    w = token_weights("wga", logps, mask, granularity="group", group_size=2)
+    expected = [[0.1, 0.8, 0.4, 0.4, 0.8, 0.0, 0.0], [0.0, 0.0, 0.1, 0.8, 0.4, 0.4, 0.8]]
+    assert_close(w, torch.tensor(expected, dtype=torch.float64))
+
+
+def test_batch_granularity_with_one_nonempty_sequence_is_its_instance_weight() -> None:
+    """Batch weight = mean of w_i over the sequences WITH tokens: with one non-empty row (and
+    one empty row) it is that row's instance weight, not half of it.
+    Row 0: p = [0.5, 0.5] → P = 0.25 → wga (β = 1) w = 0.25 on both tokens; row 1 empty → 0."""
+    logps = _logps([[0.5, 0.5], [0.3, 0.3]])
+    mask = torch.tensor([[True, True], [False, False]])
+    expected = torch.tensor([[0.25, 0.25], [0.0, 0.0]], dtype=torch.float64)
+    assert_close(token_weights("wga", logps, mask, granularity="batch"), expected)
+    assert_close(token_weights("wga", logps[:1], mask[:1], granularity="batch"), expected[:1])
+
+
+@pytest.mark.parametrize("criterion", list(CRITERIA))
+def test_criterion_functions_return_the_dtype_of_logps(criterion: str) -> None:
+    """Each CRITERIA entry's fn, called directly (as `_sequence_weights` does for soft
+    criteria), returns [B, T] weights in logps' dtype (≥ float32): float64 logps → float64
+    weights, float32 → float32. Checked on P4/M4 with the criterion's defaults."""
+    spec = CRITERIA[criterion]
+    for dtype in (torch.float64, torch.float32):
+        w = spec.fn(P4.to(dtype), M4, **spec.defaults, **_extra(criterion, M4))
+        assert w.shape == P4.shape
+        assert w.dtype == dtype, (criterion, dtype, w.dtype)
