@@ -29,6 +29,7 @@ from satimp.protocol import (
     SWITCHES,
     Protocol,
     ProtocolConfig,
+    as_dict,
     retain_training_ref,
 )
 
@@ -463,6 +464,38 @@ def test_retain_hold_out_slices_only_tofu_retain_splits() -> None:
     assert retain_training_ref(official, "retain90") == "retain90[400:]"
     assert retain_training_ref(official, "raw/retain1") == "raw/retain1"
     assert retain_training_ref(PROTOCOLS["tofu"], "retain90") == "retain90"
+
+
+def test_protocol_switch_bounds() -> None:
+    """0 is a meaning, not an error, for the counting switches (retain_holdout 0: nothing held
+    out; ds_size 0: every item; tr_eps 0: no ε); the smallest budgets allowed are one
+    generated token and 8 evaluated tokens, each checked on its own."""
+    p = ProtocolConfig(name="satimp-official", retain_holdout=0, ds_size=0, tr_eps=0.0).resolve()
+    assert (p.retain_holdout, p.ds_size, p.tr_eps) == (0, 0, 0.0)
+    p = ProtocolConfig(gen_tokens=1, eval_max_length=8).resolve()
+    assert (p.gen_tokens, p.eval_max_length) == (1, 8)
+    for bad in ({"gen_tokens": 0}, {"eval_max_length": 7}):
+        with pytest.raises(InputError, match="gen_tokens must be ≥ 1 and eval_max_length ≥ 8"):
+            ProtocolConfig(**bad).resolve()
+
+
+def test_unknown_protocol_lists_every_valid_name() -> None:
+    with pytest.raises(
+        InputError, match="valid protocols: tofu, open-unlearning, satimp-official$"
+    ):
+        ProtocolConfig(name="tofo").resolve()
+
+
+def test_as_dict_holds_every_switch() -> None:
+    """The record written into config.yaml, summary.json and the report: the name and every
+    switch with the protocol's value."""
+    record = as_dict(PROTOCOLS["satimp-official"])
+    assert set(record) == {"name", *SWITCHES}
+    assert (record["name"], record["retain_holdout"], record["bottomk"]) == (
+        "satimp-official",
+        400,
+        "complement",
+    )
 
 
 # ------------------------------------------------------------------ method switches

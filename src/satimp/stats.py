@@ -89,14 +89,15 @@ def hypervolume(points: Sequence[tuple[float, float]], ref_x: float, ref_y: floa
 
 
 def paired_p(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Two-sided paired t-test p-value of mean(a − b) = 0 (None for fewer than 2 pairs). A
-    difference that is the same nonzero value for every pair has zero variance: p = 0; all
-    differences 0: p = 1."""
+    """Two-sided paired t-test p-value of mean(a − b) = 0 (None for fewer than 2 pairs).
+    Differences d that are one value c up to rounding (spread ≤ 1e−15 · max(1, |d|)) have zero
+    variance: p = 1 when c, their mean, is 0 up to rounding (|c| ≤ 1e−15), else p = 0 — in any
+    order of the pairs."""
     if len(a) != len(b) or len(a) < 2:
         return None
     d = [x - y for x, y in zip(a, b, strict=True)]
     if max(d) - min(d) <= 1e-15 * max(1.0, max(abs(v) for v in d)):
-        return 1.0 if abs(d[0]) <= 1e-15 else 0.0
+        return 1.0 if abs(sum(d) / len(d)) <= 1e-15 else 0.0
     return float(scipy.stats.ttest_rel(a, b).pvalue)
 
 
