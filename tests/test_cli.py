@@ -78,7 +78,9 @@ def test_data_synth_writes_every_split(tmp_path: Path, capsys: pytest.CaptureFix
     out = tmp_path / "bench"
     argv = ["data", "synth", "--out", str(out), "--authors", "10", "--qa-per-author", "4"]
     assert cli.main(argv) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{s}.jsonl" for s in SPLITS)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["README.md", *(f"{s}.jsonl" for s in SPLITS)]  # README.md: the dataset card
+    )
     full = (out / "full.jsonl").read_text().splitlines()
     assert len(full) == 40
     assert f"wrote {len(SPLITS)} tofu splits" in capsys.readouterr().out

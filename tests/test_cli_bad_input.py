@@ -232,6 +232,10 @@ CASES = [
     # models
     (f"{FT.replace('tiny', 'huge')}", "huge: no such model directory, and not a hub id"),
     ("finetune --data {data} --model {data}/full.jsonl --out {out}", "not a model directory"),
+    ("eval --model {tmp}/badfmt --data {data} --out {out}", "satimp.json: not valid JSON"),
+    # the prompt format finetune trains in
+    (f"{FT} --protocol tofo", "unknown protocol 'tofo'; valid protocols"),
+    (f"{FT} protocol.answer_tokens=both", "protocol.answer_tokens='both'; valid: separate, chat"),
     (f"{UL.replace('/no_model', '/adapter')} --method ga", "no base_model_name_or_path"),
     # `run` and `study`: every section of RunConfig
     (f"{RUN} foo=1", "unknown config key foo; valid keys under the top level"),
@@ -296,6 +300,8 @@ def test_bad_argument(bench_dir, tiny_trained, tmp_path, capsys, line, match) ->
     (tmp_path / "full" / "keep.txt").write_text("mine")
     (tmp_path / "adapter").mkdir()
     (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    (tmp_path / "badfmt").mkdir()
+    (tmp_path / "badfmt" / "satimp.json").write_text("{")  # a model folder's broken record
     values = {"data": bench_dir, "model": tiny_trained, "out": tmp_path / "out", "tmp": tmp_path}
     argv = shlex.split(line.format(**{k: str(v) for k, v in values.items()}))
     check_refused(argv, match, tmp_path, capsys)

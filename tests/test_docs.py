@@ -22,12 +22,16 @@ README_MAX_LINES = 250
 DOC_MAX_LINES = 450
 
 
-def _cli_docs():
-    """scripts/cli_docs.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("cli_docs", ROOT / "scripts" / "cli_docs.py")
+def _module(path: Path):
+    """A script as a module (scripts/ and bench/ are not packages)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _cli_docs():
+    return _module(ROOT / "scripts" / "cli_docs.py")
 
 
 # ------------------------------------------------------------------- the CLI reference
@@ -135,3 +139,18 @@ def test_pages_stay_short(page):
     limit = README_MAX_LINES if page.name == "README.md" else DOC_MAX_LINES
     lines = len(page.read_text(encoding="utf-8").splitlines())
     assert lines <= limit, f"{page.relative_to(ROOT)} has {lines} lines (at most {limit})"
+
+
+# ------------------------------------------------------------------- supported versions
+
+
+def test_supported_transformers_range_is_stated_and_holds_the_installed_release():
+    """pyproject.toml bounds transformers on both sides (the low end is what
+    bench/transformers_low.py tests), docs/integrations.md states the same range, and the
+    release under test, CI's high end, lies in it."""
+    from packaging.version import Version
+    from transformers import __version__ as installed
+
+    low, high = _module(ROOT / "bench" / "transformers_low.py").supported_range()
+    assert f"`transformers>={low},<{high}`" in (ROOT / "docs" / "integrations.md").read_text()
+    assert Version(low) <= Version(installed) < Version(high)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 from torch.testing import assert_close
 
 from satimp import metrics as M
@@ -111,6 +112,9 @@ def _literal_logps(model, e: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
     return logp, logits[scored].argmax(-1) == labels[scored]
 
 
+LOGITS_TO_KEEP = int(transformers.__version__.split(".")[0]) >= 5
+
+
 def _record_shapes(module) -> list[torch.Size]:
     """A list that records the input shape of each call of `module` (remove the hook with
     `module._forward_hooks.clear()`)."""
@@ -139,7 +143,9 @@ def test_forward_logps_on_the_answer_span_equals_full_logits(trained, forget_ite
     finally:
         model.zero_grad(set_to_none=True)
         model.get_output_embeddings()._forward_hooks.clear()
-    assert seen[0][1] < batch["input_ids"].size(1) - 1  # the prompt's logits were skipped
+    # the prompt's logits were skipped: under transformers 5 (the tested high end) always;
+    # the low end's 4.x forward may lack `logits_to_keep` and run the whole head (same values)
+    assert seen[0][1] < batch["input_ids"].size(1) - 1 or not LOGITS_TO_KEEP
     for row, e in enumerate(items):
         logp, correct = _literal_logps(model, e)
         assert_close(r.logps[row][r.mask[row]], logp.detach(), atol=1e-5, rtol=0)

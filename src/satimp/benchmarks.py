@@ -28,8 +28,15 @@ from satimp.data.wmdp import WmdpConfig, load_mcq
 from satimp.errors import InputError
 from satimp.evaluation.muse import evaluate_muse
 from satimp.evaluation.probes import LastEpochEvaluation, Probe
-from satimp.evaluation.tofu import SET_SPLITS, evaluate_tofu, retain_es_split, tofu_es_probe
+from satimp.evaluation.tofu import (
+    SET_SPLITS,
+    evaluate_tofu,
+    retain_es_split,
+    tofu_es_probe,
+    tofu_worst_items,
+)
 from satimp.evaluation.wmdp import evaluate_wmdp
+from satimp.evaluation.worst import WorstItems
 from satimp.protocol import Protocol, retain_training_ref
 from satimp.protocol import resolve as resolve_protocol
 from satimp.runs import write_json
@@ -72,6 +79,10 @@ class Benchmark:
         """Fill the metrics relative to the retain model (None without its stats)."""
         return summary
 
+    def worst_items(self, per_sample: dict, data, n: int = 10) -> list[WorstItems]:
+        """The items to read first (worst_items.md): [] where the benchmark has none."""
+        return []
+
     def epoch_eval(
         self, data, *, max_length: int, batch_size: int, stats: dict | None, out_dir=None
     ):
@@ -89,6 +100,10 @@ class Benchmark:
     # The keys of the per-epoch probe when the full evaluation computes them the same way
     # (so the last epoch can take them from it instead of probing twice); None: it does not.
     probe_keys: ClassVar[tuple[str, ...] | None] = None
+    # Whether the evaluation puts QA pairs in the protocol's prompt format (system prompt,
+    # answer tokens), so that a model trained under another format is scored on a prompt it
+    # never saw (`experiment.check_prompt_format`); plain-text corpora are not.
+    prompted: ClassVar[bool] = False
 
     @staticmethod
     def epoch_per_sample(out_dir, epoch: int) -> Path:
@@ -103,6 +118,7 @@ class Tofu(Benchmark):
     forget: str = "forget10"
 
     probe_keys = ("forget_es", "forget_em", "retain_es", "retain_em")  # forward ES only
+    prompted = True
 
     def __post_init__(self):
         self.columns = ("forget_es", "forget_em", "retain_es", "forget_quality", "model_utility")
@@ -147,6 +163,10 @@ class Tofu(Benchmark):
             isinstance(values, list) and values and all(isinstance(v, (int, float)) for v in values)
         ):
             raise InputError(f"{where}: 'truth_ratio' must be a non-empty list of numbers")
+
+    def worst_items(self, per_sample, data, n=10):
+        """The forget items still reproduced and the retain items lost (`tofu_worst_items`)."""
+        return tofu_worst_items(per_sample, data, self.forget, protocol=self.protocol, n=n)
 
     def apply_stats(self, summary, per_sample, stats):
         if stats:

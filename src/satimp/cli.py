@@ -24,12 +24,14 @@ from satimp.config import (
     parse_overrides,
     read_yaml,
 )
-from satimp.data.synth import synth_tofu
+from satimp.data.card import export_folder, write_card
+from satimp.data.synth import FILE_FORMATS, synth_tofu
 from satimp.data.synth_muse import synth_muse
 from satimp.data.synth_wmdp import synth_wmdp
 from satimp.distributed import is_main, process_setup
 from satimp.errors import InputError
 from satimp.experiment import evaluate_saved, finetune, unlearn
+from satimp.models import SCRATCH_RECIPES, finetune_defaults
 from satimp.objectives import Objective
 from satimp.protocol import ProtocolConfig
 from satimp.runs import check_out
@@ -88,6 +90,11 @@ PROTOCOL_HELP = (
     "whose conventions: tofu (default), open-unlearning or satimp-official (SPEC §6); set one "
     "switch with protocol.NAME=VALUE"
 )
+FORMAT_PROTOCOL_HELP = (
+    "the prompt format to train in (its system prompt; the model folder's satimp.json records "
+    "it, and `satimp eval` under another format warns): tofu (default), open-unlearning or "
+    "satimp-official; set one switch with protocol.NAME=VALUE"
+)
 MODEL_HELP = (
     "model dir, hub id, .gguf file or named model (smollm2-135m); a .gguf or named model is "
     "converted once into $SATIMP_CACHE_DIR/models (default .cache/satimp/models)"
@@ -105,11 +112,23 @@ METHOD_PARAM_FLAGS = {
 }
 
 
+RECIPE_FIELDS = ("lr", "epochs", "warmup_epochs")  # what a preset's from-scratch recipe sets
+
+
+def _recipe_help(name: str) -> str:
+    """finetune's help for a recipe flag: the presets' defaults and a pretrained model's."""
+    presets = ", ".join(f"{k} {r[name]:g}" for k, r in SCRATCH_RECIPES.items())
+    pretrained = getattr(TrainConfig(), name)
+    return f"default: a preset's from-scratch recipe ({presets}); else {pretrained:g}"
+
+
 def _add_train_flags(p: argparse.ArgumentParser, command: str) -> None:
     defaults = COMMAND_DEFAULTS[command]
     g = p.add_argument_group("training (SPEC §3 defaults; see satimp.config.TrainConfig)")
     for flag, (name, tp) in TRAIN_FLAGS.items():
         text = FLAG_HELP.get(flag)
+        if command == "finetune" and name in RECIPE_FIELDS:
+            text = _recipe_help(name)
         g.add_argument(
             flag,
             dest=f"train_{name}",
@@ -178,12 +197,34 @@ def _train_config(args, section: str = "train"):
     deprecated = isinstance(every, int) and every > 0 and "checkpoints" not in data
     if deprecated:  # the old spelling of --checkpoints N
         data["checkpoints"] = data.pop("save_every")
-    data = merge(COMMAND_DEFAULTS.get(args.command, {}), data)
+    data = merge(_command_defaults(args), data)
     cfg = from_dict(TrainConfig, data, prefix=f"{section}.")
     cfg.validate()
     if deprecated:
         print("satimp: warning: --save-every is deprecated; use --checkpoints N", file=sys.stderr)
     return cfg
+
+
+def _command_defaults(args) -> dict:
+    """The TrainConfig defaults of this command (COMMAND_DEFAULTS), and for `finetune` the
+    model's: a preset's from-scratch recipe (`models.finetune_defaults`), which the --config
+    file, the overrides and the flags override."""
+    defaults = dict(COMMAND_DEFAULTS.get(args.command, {}))
+    if args.command == "finetune":
+        defaults |= finetune_defaults(args.model)
+    return defaults
+
+
+def _recipe_line(cfg: TrainConfig, model: str) -> str:
+    """The resolved recipe `finetune` prints before it starts, and whose defaults it took."""
+    warmup = f"{cfg.warmup_epochs:g} epochs"
+    if cfg.warmup_steps is not None:
+        warmup = f"{cfg.warmup_steps} steps"
+    source = f"preset {model}'s from-scratch" if finetune_defaults(model) else "the pretrained"
+    return (
+        f"recipe: lr {cfg.lr:g}, {cfg.epochs} epochs, warm-up {warmup}, batch {cfg.batch_size}, "
+        f"{cfg.schedule} schedule (defaults: {source} recipe; flags and config values win)"
+    )
 
 
 def _check_resumable(cfg, resume: bool) -> None:
@@ -198,10 +239,11 @@ def cmd_data_synth(args) -> None:
     if args.benchmark not in ("tofu", "muse", "wmdp"):
         raise InputError(f"--benchmark {args.benchmark!r}; valid: tofu, muse, wmdp")
     out = check_out(Path(args.out), args.overwrite)
+    fmt = args.file_format
     if args.benchmark == "muse":
-        counts = synth_muse(out, people=args.people, seed=args.seed)
+        counts = synth_muse(out, people=args.people, seed=args.seed, file_format=fmt)
     elif args.benchmark == "wmdp":
-        counts = synth_wmdp(out, agents=args.agents, seed=args.seed)
+        counts = synth_wmdp(out, agents=args.agents, seed=args.seed, file_format=fmt)
     else:
         counts = synth_tofu(
             out,
@@ -211,17 +253,28 @@ def cmd_data_synth(args) -> None:
             real_world=args.real_world,
             real_world_sizes=tuple(args.real_world_sizes) if args.real_world_sizes else None,
             held_out_values=args.held_out_values,
+            file_format=fmt,
         )
+    write_card(out, counts, overwrite=True)  # check_out let only an empty folder or --overwrite
     for split, n in counts.items():
         print(f"{split:<28} {n:>6}")
-    print(f"wrote {len(counts)} {args.benchmark} splits to {args.out}")
+    print(f"wrote {len(counts)} {args.benchmark} splits and README.md to {args.out}")
+
+
+def cmd_data_export(args) -> None:
+    configs = export_folder(Path(args.data), overwrite=args.overwrite)
+    splits = sum(len(c["data_files"]) for c in configs)
+    print(f"wrote {args.data}/README.md: {len(configs)} configs, {splits} splits")
 
 
 def cmd_finetune(args) -> None:
 
     cfg = _train_config(args)
+    protocol = _protocol(args)
     _check_resumable(cfg, args.resume)
     out = check_out(Path(args.out), args.overwrite, args.resume)
+    print(_recipe_line(cfg, args.model))
+    print(f"prompt format: protocol {protocol.name}, system prompt {protocol.system_prompt!r}")
     t0 = time.time()
     result = finetune(
         args.model,
@@ -231,6 +284,7 @@ def cmd_finetune(args) -> None:
         out,
         trust_remote_code=args.trust_remote_code,
         resume=args.resume,
+        protocol=protocol,
     )
     print(
         f"fine-tuned {args.model} on {'+'.join(args.split)}: {result.steps} steps, "
@@ -260,8 +314,8 @@ def _method_config(args):
 
 
 def _protocol(args):
-    """The resolved protocol of `unlearn`: the YAML's `protocol:` (a name or a mapping),
-    `protocol.switch=value` overrides, then --protocol NAME."""
+    """The resolved protocol of `finetune` and `unlearn`: the YAML's `protocol:` (a name or a
+    mapping), `protocol.switch=value` overrides, then --protocol NAME."""
 
     data = read_yaml(args.config).get("protocol") if args.config else None
     data = {"name": data} if isinstance(data, str) else data or {}
@@ -317,6 +371,8 @@ def cmd_eval(args) -> None:
         precision=cfg.eval.precision,
         overwrite=args.overwrite,
         trust_remote_code=args.trust_remote_code,
+        generations=cfg.eval.generations,
+        strict_format=args.strict_format,
     )
 
 
@@ -348,7 +404,7 @@ def _run_config(args):
         cfg = dataclasses.replace(
             cfg, eval=dataclasses.replace(cfg.eval, precision=args.eval_precision)
         )
-    for name in ("max_new_tokens", "generation_batch_size"):  # `satimp eval` flags
+    for name in ("max_new_tokens", "generation_batch_size", "generations"):  # `satimp eval`
         if getattr(args, name, None) is not None:
             cfg = dataclasses.replace(
                 cfg, eval=dataclasses.replace(cfg.eval, **{name: getattr(args, name)})
@@ -405,8 +461,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="tofu: forget10's authors draw their facts from the other half of each word pool "
         "than the retain authors (a retain model cannot guess them from the retain authors)",
     )
+    s.add_argument(
+        "--format",
+        dest="file_format",
+        choices=FILE_FORMATS,
+        default="jsonl",
+        help="split files: .jsonl, or JSON lines in .json files as TOFU's own files are; either "
+        "way with a README.md whose `configs:` block lets datasets.load_dataset open the folder",
+    )
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(fn=cmd_data_synth)
+
+    x = data.add_parser(
+        "export",
+        help="add a README.md `configs:` block to a benchmark folder, for datasets.load_dataset",
+    )
+    x.add_argument("--data", required=True, help="a local benchmark folder of split files")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing README.md")
+    x.set_defaults(fn=cmd_data_export)
 
     f = sub.add_parser("finetune", help="fine-tune a model (or a preset from scratch) on splits")
     f.add_argument("--data", required=True, help="benchmark directory or hub id")
@@ -417,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--resume", action="store_true", help=RESUME_HELP)
     f.add_argument("--trust-remote-code", action="store_true")
     _add_train_flags(f, "finetune")
-    f.set_defaults(fn=cmd_finetune, sections=("train",))
+    f.add_argument("--protocol", help=FORMAT_PROTOCOL_HELP)
+    f.set_defaults(fn=cmd_finetune, sections=("train", "protocol"))
 
     u = sub.add_parser("unlearn", help="unlearn a forget split with a method")
     u.add_argument("--model", required=True, help=MODEL_HELP)
@@ -436,7 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--normalize", choices=["tokens", "weights"])
     for flag, tp in METHOD_PARAM_FLAGS.items():
         u.add_argument(flag, dest=f"m_{flag[2:].replace('-', '_')}", type=tp)
-    u.add_argument("--protocol", help=PROTOCOL_HELP)
+    u.add_argument(
+        "--protocol", help=PROTOCOL_HELP + "; the saved folder's satimp.json records its format"
+    )
     u.add_argument("--out", required=True)
     u.add_argument("--overwrite", action="store_true")
     u.add_argument("--resume", action="store_true", help=RESUME_HELP)
@@ -456,6 +531,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--es-mode", choices=["forward", "generate"], default="forward")
     e.add_argument("--protocol", help=PROTOCOL_HELP)
     e.add_argument(
+        "--strict-format",
+        action="store_true",
+        help="stop (exit 2) instead of warning when the model folder's satimp.json records "
+        "another prompt format (system prompt, answer tokens) than --protocol's",
+    )
+    e.add_argument(
         "--precision",
         dest="eval_precision",
         choices=["fp32", "bf16"],
@@ -469,6 +550,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--max-new-tokens", type=int, help="generation budget (default: the protocol's, 200)"
+    )
+    e.add_argument(
+        "--no-generations",
+        dest="generations",
+        action="store_false",
+        default=None,
+        help="tofu: leave the generated answers out of per_sample.json (= eval.generations=false)",
     )
     e.add_argument(
         "--lm-eval",

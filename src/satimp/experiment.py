@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from satimp import distributed as D
 from satimp.benchmarks import Benchmark, load_retain_stats, save_retain_stats
 from satimp.checkpoint import RESUME_MAY_DIFFER, check_resume
 from satimp.config import MethodConfig, ModelsConfig, TrainConfig, to_dict
+from satimp.data.card import CARD
 from satimp.data.examples import encode_loaded, load_splits
 from satimp.data.records import EXTENSIONS, benchmark_texts, parse_ref, parse_slice, read_split
 from satimp.errors import InputError
@@ -27,6 +29,7 @@ from satimp.evaluation.harness import resolve_tasks, run_lm_eval
 from satimp.evaluation.probes import data_probe, training_probe
 from satimp.evaluation.scoring import eval_precision
 from satimp.evaluation.tofu import format_summary
+from satimp.evaluation.worst import worst_items_markdown
 from satimp.models import (
     PRESETS,
     add_lora,
@@ -42,10 +45,17 @@ from satimp.models import (
     train_tokenizer,
 )
 from satimp.objectives import Objective, finetune_objective
-from satimp.protocol import Protocol, retain_training_ref
+from satimp.protocol import (
+    Protocol,
+    format_mismatch,
+    prompt_format,
+    read_format,
+    retain_training_ref,
+    save_format,
+)
 from satimp.protocol import as_dict as protocol_dict
 from satimp.protocol import resolve as resolve_protocol
-from satimp.runs import check_out, start_run, write_json
+from satimp.runs import check_out, start_run, write_atomic, write_json
 from satimp.train import TrainResult, train
 
 # ---------------------------------------------------------------- data
@@ -53,11 +63,14 @@ from satimp.train import TrainResult, train
 
 def data_fingerprint(data: str | Path) -> str:
     """Hash of a local folder's files, sub-folders included (or of the hub id), for cache
-    keys: a benchmark's data or a model's weights."""
+    keys: a benchmark's data or a model's weights. The folder's top-level README.md (the
+    dataset card of `satimp data synth` / `export`, a model card) is left out: nothing
+    satimp reads, so adding one keeps every cached model."""
     root = Path(data)
     h = hashlib.sha256()
     if root.is_dir():
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        files = (p for p in root.rglob("*") if p.is_file() and p != root / CARD)
+        for path in sorted(files):
             h.update(path.relative_to(root).as_posix().encode() + b"\0")
             hash_file(h, path)
     else:
@@ -102,6 +115,16 @@ def recipe_key(cfg: TrainConfig) -> dict:
     return {k: v for k, v in train_record(cfg).items() if k not in RESUME_MAY_DIFFER}
 
 
+def format_key(protocol: Protocol) -> dict:
+    """A build's prompt format as its cache key holds it: the format switches that differ
+    from TOFU's (no system prompt, answer tokens alone), the system prompt under its old key
+    `system`, so models built before the format was recorded keep their keys. Two protocols
+    of one format share their built models, whose satimp.json names the first."""
+    tofu = prompt_format(resolve_protocol("tofu"))
+    names = {"system_prompt": "system"}
+    return {names.get(k, k): v for k, v in prompt_format(protocol).items() if v != tofu[k]}
+
+
 # ---------------------------------------------------------------- fine-tuning
 
 
@@ -115,17 +138,20 @@ def finetune(
     trust_remote_code: bool = False,
     checkpoints: bool = True,
     resume: bool = False,
-    system: str = "",
+    protocol: Protocol | str | None = None,
 ) -> TrainResult:
     """Fine-tune `model_src` (a preset name, local dir or hub id) on `splits` of `data`.
 
     A preset builds a fresh tiny Llama with a tokenizer trained on the benchmark's text.
-    QA pairs are encoded after the system message `system` when given (a protocol's prompt).
+    QA pairs are encoded in the prompt format of `protocol` (default `tofu`: no system
+    message), which config.yaml and the model folder's satimp.json record, so that an
+    evaluation under another format can say so (`check_prompt_format`).
     Saves model + tokenizer, config.yaml, run_info.json and metrics.jsonl under `out_dir`.
     """
     cfg.validate()
+    protocol = resolve_protocol(protocol)
     config = {"model": model_src, "data": str(data), "splits": splits, "train": train_record(cfg)}
-    config |= {"system_prompt": system} if system else {}
+    config |= {"protocol": {"name": protocol.name, **prompt_format(protocol)}}
     if resume:
         check_resume(out_dir, config)
     # read and check every record of every split before building or writing anything
@@ -138,6 +164,7 @@ def finetune(
         model, tokenizer = load_model(model_src, trust_remote_code=trust_remote_code)
     if cfg.lora.r:
         model = add_lora(model, cfg.lora)
+    system = protocol.system_prompt
     examples = encode_loaded(tokenizer, loaded, max_length=cfg.max_length, system=system)
     # every input is read and checked above: only now is anything written
     out = start_run(out_dir, config)
@@ -155,6 +182,7 @@ def finetune(
     )
     if D.is_main():
         save_model(model, tokenizer, out, lora_save=cfg.lora.save, state_dict=result.state_dict)
+        save_format(out, protocol)
     return result
 
 
@@ -167,16 +195,17 @@ def build_models(
     *,
     base_splits: list[str] = ("world_facts", "real_authors"),
     log=print,
-    system: str = "",
+    protocol: Protocol | None = None,
 ) -> dict[str, Path]:
     """base → original (on `original_splits`) and base → retain (on `retain_splits`), cached.
 
     TOFU: original on `full`, retain on `retainXX`; MUSE and WMDP: the corpora with and without
     the forget corpus. A preset base is first trained on `models.base_splits` (default
     `base_splits`) and, with `models.replay_base`, those splits join both fine-tunes. QA pairs
-    are encoded after the system message `system` when given (the protocol's). The cache key
-    covers the data's content hash, the model source, every training recipe and the system
-    message, so any change rebuilds and a repeated run reuses. The data part of the key: for a
+    are encoded in the prompt format of `protocol` (default `tofu`), which each built folder
+    records. The cache key covers the data's content hash, the model source, every training
+    recipe and the prompt format (`format_key`), so any change rebuilds and a repeated run
+    reuses. The data part of the key: for a
     preset base (whose tokenizer is trained on every text of the folder) the whole folder's
     content; for a pretrained base, the records of the splits each model trains on, so that
     editing an evaluation-only split (real authors, world facts) keeps the built models. The
@@ -190,6 +219,7 @@ def build_models(
     if all(given.values()):  # the benchmark ships its models: nothing to build
         return {k: v for k, v in given.items() if v.lower() != "none"}
     preset = models.base in PRESETS
+    protocol = resolve_protocol(protocol)
     base_splits = list(models.base_splits if models.base_splits is not None else base_splits)
     key_base = {
         "data": data_fingerprint(data) if preset else None,
@@ -197,7 +227,7 @@ def build_models(
         "splits": base_splits,
         "train": recipe_key(models.base_train),
         "v": satimp.__version__,
-    } | ({"system": system} if system else {})
+    } | format_key(protocol)
     if preset:
         t0 = time.time()
         base = cached(
@@ -210,7 +240,7 @@ def build_models(
                 models.base_train,
                 d,
                 checkpoints=False,
-                system=system,
+                protocol=protocol,
             ),
         )
         log(f"  base model      {base}  ({time.time() - t0:.1f}s)")
@@ -240,12 +270,12 @@ def build_models(
             "splits": splits,
             "train": recipe_key(cfg),
             "v": satimp.__version__,
-        } | ({"system": system} if system else {})
+        } | format_key(protocol)
         paths[name] = cached(
             cache_dir,
             key,
             lambda d, s=splits, c=cfg: finetune(
-                str(base), data, s, c, d, checkpoints=False, system=system
+                str(base), data, s, c, d, checkpoints=False, protocol=protocol
             ),
         )
         log(f"  {name:<15} {paths[name]}  ({time.time() - t0:.1f}s)")
@@ -376,6 +406,7 @@ def unlearn(
     model.requires_grad_(True)
     if D.is_main():
         save_model(model, tokenizer, out, lora_save=cfg.lora.save, state_dict=result.state_dict)
+        save_format(out, protocol)
     return result
 
 
@@ -384,6 +415,20 @@ def _device(device: str = "auto") -> torch.device:
 
 
 # ---------------------------------------------------------------- evaluating a saved model
+
+
+def check_prompt_format(model_src: str | Path, bench: Benchmark, *, strict: bool) -> None:
+    """Warn on stderr, in one line naming both protocols, when the model folder's satimp.json
+    records another prompt format than the one `bench` evaluates under (a model scored on a
+    prompt it never saw); with `strict`, stop with that line instead (InputError, exit 2).
+    Nothing to check for a folder without a record (a hub model) or a plain-text benchmark."""
+    record = read_format(model_src) if bench.prompted else None
+    message = format_mismatch(record, bench.protocol) if record else None
+    if message is None:
+        return
+    if strict:
+        raise InputError(f"{model_src}: {message} (--strict-format)")
+    print(f"satimp: warning: {model_src}: {message}", file=sys.stderr)
 
 
 def evaluate_saved(
@@ -401,9 +446,13 @@ def evaluate_saved(
     precision: str = "fp32",
     overwrite: bool = False,
     trust_remote_code: bool = False,
+    generations: bool = True,
+    strict_format: bool = False,
 ) -> dict:
     """`satimp eval`: evaluate the saved model `model_src` on `bench` and write summary.json and
-    per_sample.json (and retain_stats.json, lm_eval.json) under `out_dir`; returns the summary.
+    per_sample.json (and retain_stats.json, lm_eval.json, TOFU's worst_items.md) under
+    `out_dir`; returns the summary. `generations` off leaves the generated answers out of
+    per_sample.json.
 
     The metrics relative to the retain model come from `retain_model` (evaluated here, its
     statistics saved) or from a `retain_stats` file. `lm_eval_tasks` (None: none) run
@@ -412,6 +461,8 @@ def evaluate_saved(
     """
     if retain_model and retain_stats:
         raise InputError("give --retain-model or --retain-stats, not both")
+    for src in filter(None, (model_src, retain_model)):
+        check_prompt_format(src, bench, strict=strict_format)
     # the extra and every task are checked now (exit 2), not after the work
     harness_tasks = resolve_tasks(lm_eval_tasks) if lm_eval_tasks is not None else None
     out = check_out(Path(out_dir), overwrite)
@@ -430,12 +481,18 @@ def evaluate_saved(
         )
     t0 = time.time()
     with eval_precision(model, precision):
-        summary, per_sample = bench.evaluate(model, tokenizer, data, es_mode=es_mode, **kw)
+        summary, per_sample = bench.evaluate(
+            model, tokenizer, data, es_mode=es_mode, generations=generations, **kw
+        )
     summary = bench.apply_stats(summary, per_sample, stats)
     print(format_summary(summary))
     print(f"protocol {bench.protocol.name}")
     print(f"evaluated in {time.time() - t0:.1f}s → {out}/summary.json")
     files["per_sample.json"] = lambda p: write_json(p, per_sample)
+    tables = bench.worst_items(per_sample, data)
+    if tables:
+        page = worst_items_markdown(tables, title=f"Worst items: {model_src}")
+        files["worst_items.md"] = lambda p: write_atomic(p, page)
     files["summary.json"] = lambda p: write_json(
         p, summary | {"protocol": protocol_dict(bench.protocol)}
     )

@@ -28,6 +28,20 @@ LEGACY_TOKENIZER_CLASSES = {"TokenizersBackend": "PreTrainedTokenizerFast"}
 TOP_LEVEL_ROPE_KEYS = ("rope_theta", "partial_rotary_factor")
 
 
+def transformers_major() -> int:
+    """The installed transformers' major version: 4 at the supported low end, 5 at the high."""
+    import transformers
+
+    return int(transformers.__version__.split(".")[0])
+
+
+def dtype_kwarg(dtype) -> dict:
+    """The keyword `from_pretrained` / `from_config` take the weights' dtype by: `dtype` in
+    transformers 5, `torch_dtype` in 4.x (there `dtype` reaches the model's __init__ and
+    fails)."""
+    return {"dtype" if transformers_major() >= 5 else "torch_dtype": dtype}
+
+
 def legacy_config(config: dict) -> dict:
     """config.json's mapping with the keys 4.45 reads added (a copy).
 

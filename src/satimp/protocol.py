@@ -14,11 +14,14 @@ open-unlearning `locuslab/open-unlearning` d3d7cf9, the authors' `tmlr-group/Sat
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from satimp.config import opt
 from satimp.errors import InputError
+from satimp.runs import write_json
 
 OFFICIAL_ES_PROMPT = "### Question: {question}\n ### Answer: "  # eval_es.py, trailing space
 
@@ -203,3 +206,55 @@ def retain_training_ref(protocol: Protocol, ref: str) -> str:
     if protocol.retain_holdout and _RETAIN.match(ref):
         return f"{ref}[{protocol.retain_holdout}:]"
     return ref
+
+
+# ---------------------------------------------------------------- the prompt format a model knows
+
+# The switches that change how a QA pair is put to the model: the system message before the
+# question and which answer tokens are scored (the chat template itself travels with the
+# tokenizer in the model folder). A model trained under one value and evaluated under another
+# is scored on a prompt it never saw (the tiny preset, trained without a system prompt: forget
+# ES 1.00 without one, 0.13 with open-unlearning's; docs/usage.md).
+FORMAT_SWITCHES = ("system_prompt", "answer_tokens")
+FORMAT_FILE = "satimp.json"  # beside config.json in every model folder satimp trains
+
+
+def prompt_format(protocol: Protocol) -> dict:
+    """{switch: value} of `FORMAT_SWITCHES` under `protocol`."""
+    return {k: getattr(protocol, k) for k in FORMAT_SWITCHES}
+
+
+def save_format(folder: str | Path, protocol: Protocol) -> None:
+    """Record in `folder`/satimp.json the protocol a model was trained under and its prompt
+    format, so that `satimp eval` can tell a mismatch (`format_mismatch`)."""
+    write_json(Path(folder) / FORMAT_FILE, {"protocol": protocol.name, **prompt_format(protocol)})
+
+
+def read_format(model_src: str | Path) -> dict | None:
+    """The record `save_format` wrote in a model folder; None where there is none (a hub id,
+    a .gguf file, a folder satimp did not train). A malformed record is an InputError."""
+    path = Path(model_src) / FORMAT_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except ValueError as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(record, dict) or not all(k in record for k in FORMAT_SWITCHES):
+        raise InputError(f"{path}: expected an object with {', '.join(FORMAT_SWITCHES)}")
+    return record
+
+
+def format_mismatch(record: dict, protocol: Protocol) -> str | None:
+    """One line naming both protocols and the switches whose values differ between the
+    training record and `protocol`; None when the prompt formats agree."""
+    now = prompt_format(protocol)
+    diff = [k for k in FORMAT_SWITCHES if record[k] != now[k]]
+    if not diff:
+        return None
+    was = ", ".join(f"{k}={record[k]!r}" for k in diff)
+    new = ", ".join(f"{k}={now[k]!r}" for k in diff)
+    return (
+        f"the model was trained under protocol {record.get('protocol', '?')!s}'s prompt format "
+        f"({was}), this evaluation uses protocol {protocol.name}'s ({new})"
+    )

@@ -365,8 +365,11 @@ def write_report(
     weights: dict[str, dict[str, list[float]]] | None = None,
     notes: Sequence[str] = (),
     columns: Sequence[str] = METRIC_COLUMNS,
+    worst_items: Sequence[tuple[str, str]] = (),
 ) -> Path:
-    """Write results.json, results.csv, the plots and report.md; returns report.md's path."""
+    """Write results.json, results.csv, the plots and report.md; returns report.md's path.
+    `worst_items`: (label, path relative to out_dir) of each method's worst_items.md, linked
+    from report.md."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", list(rows))
@@ -396,6 +399,10 @@ def write_report(
             format_table(per_seed, markdown=True, columns=("seed", *columns)),
             "",
         ]
+    if worst_items:
+        md += ["## Worst items", "", "The forget items each model still reproduces and the "
+               "retain items it lost, with the answers it generated:", ""]  # fmt: skip
+        md += [f"- [{label}]({path})" for label, path in worst_items] + [""]
     for name, caption in plots.items():
         md += [f"## {caption}", "", f"![{caption}]({name})", ""]
     md += [

@@ -33,6 +33,7 @@ from types import SimpleNamespace
 
 from satimp.data import synth_pools as pools
 from satimp.data.real_world import real_world_splits
+from satimp.data.records import EXTENSIONS
 from satimp.data.synth_pools import Template
 from satimp.errors import InputError
 
@@ -79,8 +80,11 @@ def synth_tofu(
     real_world: bool = False,
     real_world_sizes: tuple[int, int] | None = None,
     held_out_values: bool = False,
+    file_format: str = "jsonl",
 ) -> dict[str, int]:
-    """Write the synthetic TOFU-format benchmark to out_dir (one .jsonl per split); returns {split: n_records}.
+    """Write the synthetic TOFU-format benchmark to out_dir (one .jsonl per split; `file_format`
+    'json': the same JSON lines in .json files, as TOFU's own files are); returns
+    {split: n_records}.
 
     Files are UTF-8, one JSON object per line with a fixed key order, and byte-identical for the
     same arguments. All records are built before anything is written; the files are written to
@@ -109,7 +113,7 @@ def synth_tofu(
             splits |= real_world_splits(real_world_sizes, seed)
         except ValueError as e:
             raise InputError(f"synth_tofu: real_world_sizes: {e}") from None
-    _write_splits(Path(out_dir), splits)
+    _write_splits(Path(out_dir), splits, file_format=file_format)
     return {name: len(splits[name]) for name in SPLITS}
 
 
@@ -180,15 +184,26 @@ def _jsonl(records: list[Record]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
 
 
+FILE_FORMATS = ("jsonl", "json")  # JSON lines either way; .json is the suffix TOFU's files have
+
+
 def _write_splits(
-    out_dir: Path, splits: Mapping[str, list[Record]], caller: str = "synth_tofu"
+    out_dir: Path,
+    splits: Mapping[str, list[Record]],
+    caller: str = "synth_tofu",
+    file_format: str = "jsonl",
 ) -> None:
-    """Write `<split>.jsonl` files via a temporary folder beside out_dir and os.replace.
+    """Write `<split>.jsonl` (or, `file_format` 'json', `<split>.json`) files of JSON lines via
+    a temporary folder beside out_dir and os.replace.
 
     A split name may hold one "/" (`raw/forget` → `raw/forget.jsonl`, the layout of a hub
-    dataset with one folder per config); such sub-folders are created as needed. `caller`
-    prefixes the InputError messages.
+    dataset with one folder per config); such sub-folders are created as needed. A file of
+    the same split with another of records.EXTENSIONS is removed (it would be read instead).
+    `caller` prefixes the InputError messages.
     """
+    if file_format not in FILE_FORMATS:
+        raise InputError(f"{caller}: file format {file_format!r}; valid: {', '.join(FILE_FORMATS)}")
+    suffix = f".{file_format}"
     for name in splits:  # split names are module constants: a bad one is a bug
         parts = name.split("/")
         if len(parts) > 2 or not all(parts) or any(part in (".", "..") for part in parts):
@@ -205,11 +220,14 @@ def _write_splits(
         for folder in folders:
             (tmp / folder).mkdir()
         for name, records in splits.items():
-            (tmp / f"{name}.jsonl").write_bytes(_jsonl(records))
+            (tmp / f"{name}{suffix}").write_bytes(_jsonl(records))
         for folder in folders:
             (out_dir / folder).mkdir(exist_ok=True)
         for name in splits:  # same filesystem: each move is atomic
-            os.replace(tmp / f"{name}.jsonl", out_dir / f"{name}.jsonl")
+            os.replace(tmp / f"{name}{suffix}", out_dir / f"{name}{suffix}")
+            for other in EXTENSIONS:
+                if other != suffix:
+                    (out_dir / f"{name}{other}").unlink(missing_ok=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

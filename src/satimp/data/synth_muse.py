@@ -75,15 +75,18 @@ MIN_WORDS, MAX_WORDS = 70, 130  # article length, kept by choosing how many opti
 QA = tuple[str, str]  # (question, answer)
 
 
-def synth_muse(out_dir: str | Path, *, people: int = 40, seed: int = 0) -> dict[str, int]:
-    """Write the synthetic MUSE-format benchmark to out_dir (`<config>/<split>.jsonl`); returns {split: n_records}.
+def synth_muse(
+    out_dir: str | Path, *, people: int = 40, seed: int = 0, file_format: str = "jsonl"
+) -> dict[str, int]:
+    """Write the synthetic MUSE-format benchmark to out_dir (`<config>/<split>.jsonl`, or
+    `.json` with `file_format` 'json'); returns {split: n_records}.
 
     Files are UTF-8 JSON lines with a fixed key order, byte-identical for the same arguments,
     built in memory first and moved into out_dir from a temporary folder; other files in
     out_dir are left alone. Raises InputError on bad arguments.
     """
     splits = muse_records(people=people, seed=seed)
-    _write_splits(Path(out_dir), splits, caller="synth_muse")
+    _write_splits(Path(out_dir), splits, caller="synth_muse", file_format=file_format)
     return {name: len(splits[name]) for name in MUSE_SPLITS}
 
 

@@ -67,15 +67,18 @@ N_CHOICES = 4
 Facts = dict[str, str]
 
 
-def synth_wmdp(out_dir: str | Path, *, agents: int = 24, seed: int = 0) -> dict[str, int]:
-    """Write the synthetic WMDP-format benchmark to out_dir (`<config>/<split>.jsonl`); returns {split: n_records}.
+def synth_wmdp(
+    out_dir: str | Path, *, agents: int = 24, seed: int = 0, file_format: str = "jsonl"
+) -> dict[str, int]:
+    """Write the synthetic WMDP-format benchmark to out_dir (`<config>/<split>.jsonl`, or
+    `.json` with `file_format` 'json'); returns {split: n_records}.
 
     Files are UTF-8 JSON lines with a fixed key order, byte-identical for the same arguments,
     built in memory first and moved into out_dir from a temporary folder; other files in
     out_dir are left alone. Raises InputError on bad arguments.
     """
     splits = wmdp_records(agents=agents, seed=seed)
-    _write_splits(Path(out_dir), splits, caller="synth_wmdp")
+    _write_splits(Path(out_dir), splits, caller="synth_wmdp", file_format=file_format)
     return {name: len(splits[name]) for name in WMDP_SPLITS}
 
 

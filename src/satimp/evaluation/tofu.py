@@ -20,6 +20,7 @@ from satimp.data.records import has_split
 from satimp.data.tofu import base_answer_key, load_split, retain_split_for
 from satimp.evaluation.generation import extraction_strength_by_generation, generate_answers
 from satimp.evaluation.scoring import extraction_scores, first_n
+from satimp.evaluation.worst import WorstItems, rank_items
 from satimp.protocol import OFFICIAL_ES_PROMPT, Protocol
 from satimp.protocol import resolve as resolve_protocol
 from satimp.stats import mean
@@ -31,6 +32,17 @@ SET_SPLITS = {
     "world_facts": "world_facts_perturbed",
 }
 UTILITY_SETS = ("retain", "real_authors", "world_facts")
+# The per-item metrics the summary averages; per_sample also holds ITEM_FIELDS, the values
+# behind them (open-unlearning's per-item names where it has one: avg_loss, generation).
+SUMMARY_METRICS = ("es", "em", "prob", "truth_ratio", "rouge")
+ITEM_FIELDS = (
+    "prob_raw",
+    "prob_normalised",
+    "avg_loss",
+    "paraphrased_avg_loss",
+    "perturbed_avg_loss",
+    "generation",
+)
 
 
 def es_scores(
@@ -90,14 +102,20 @@ def score_split(
     es_mode: str = "forward",
     rouge: bool = True,
     generation_batch_size: int | None = None,
-) -> dict[str, list[float]]:
-    """Per-item metrics of one perturbed split: es, em, prob, rouge, truth_ratio (raw R).
+    generations: bool = True,
+) -> dict[str, list]:
+    """Per-item metrics of one perturbed split: es, em, prob, truth_ratio (raw R), rouge, and
+    the values behind them (ITEM_FIELDS).
 
     prob is exp(−mean NLL) of the answer when `answer_prob` (forget and retain sets), else
-    p_true / (p_true + Σ p_perturbed) (real authors, world facts; SPEC §5). The truth ratio
-    compares the perturbed answers with `base_key` (`paraphrased_answer`, or `answer` on
-    real authors and world facts). Conventions (prompt, EOS, ES, generation budget, mean of
-    the perturbed answers) are the protocol's.
+    p_true / (p_true + Σ p_perturbed) (real authors, world facts; SPEC §5); both are kept as
+    prob_raw and prob_normalised. avg_loss is the answer's mean token NLL (the probability's
+    tokens, so prob_raw = exp(−avg_loss)), perturbed_avg_loss [n][K] each perturbed answer's
+    and paraphrased_avg_loss the base answer's when it is not the answer itself. The truth
+    ratio compares the perturbed answers with `base_key` (`paraphrased_answer`, or `answer`
+    on real authors and world facts). With `rouge`, `generation` holds the greedy answer ROUGE
+    scored, unless `generations` is off. Conventions (prompt, EOS, ES, generation budget, mean
+    of the perturbed answers) are the protocol's.
     """
     P = resolve_protocol(protocol)
 
@@ -133,11 +151,18 @@ def score_split(
             model, tokenizer, records, protocol=P, batch_size=batch_size, es_mode=es_mode
         )
     eps = P.tr_eps
-    prob = scored["prob"][:n] if answer_prob else M.normalized_true_prob(ans_nll, pert_nll, eps=eps)
-    out = {
+    raw, normalised = scored["prob"][:n], M.normalized_true_prob(ans_nll, pert_nll, eps=eps)
+    out: dict[str, list] = {
         **es,
-        "prob": prob.tolist(),
+        "prob": (raw if answer_prob else normalised).tolist(),
         "truth_ratio": M.truth_ratio(base_nll, pert_nll, mean=P.tr_mean, eps=eps).tolist(),
+    }
+    items = {  # the values behind the metrics, per item (added after them: nothing moves)
+        "prob_raw": raw.tolist(),
+        "prob_normalised": normalised.tolist(),
+        "avg_loss": ans_nll.tolist(),
+        "paraphrased_avg_loss": base_nll.tolist() if base else None,
+        "perturbed_avg_loss": pert_nll.tolist(),  # [n][K]
     }
     if rouge:
         gens = generate_answers(
@@ -152,7 +177,9 @@ def score_split(
         out["rouge"] = [
             M.rouge_l_recall(g, r["answer"]) for g, r in zip(gens, records, strict=True)
         ]
-    return out
+        if generations:
+            items["generation"] = gens
+    return out | {k: v for k, v in items.items() if v is not None}
 
 
 def evaluate_tofu(
@@ -168,15 +195,18 @@ def evaluate_tofu(
     rouge: bool = True,
     progress: bool = True,
     generation_batch_size: int | None = None,
+    generations: bool = True,
 ) -> tuple[dict, dict]:
     """All TOFU metrics of a model under a protocol (default `tofu`): (summary, per_sample).
 
     summary keys: forget_/retain_ {es, em, prob, rouge, truth_ratio}, forget_quality (None
     without the retain model's truth ratios), real_authors_/world_facts_ {prob, rouge,
-    truth_ratio} and model_utility. per_sample: {split: {metric: [value per item]}}. Each
-    split is cut to its first `ds_size` items; with `retain_es: retain_head` the retain ES
-    and EM come from `retainXX[:retain_holdout]` (per_sample under that name). The ROUGE
-    answers are generated `generation_batch_size` at a time (None: `batch_size`).
+    truth_ratio} and model_utility. per_sample: {split: {metric: [value per item]}}, the
+    summary's metrics and the values behind them (`score_split`; the generated answers
+    unless `generations` is off). Each split is cut to its first `ds_size` items; with
+    `retain_es: retain_head` the retain ES and EM come from `retainXX[:retain_holdout]`
+    (per_sample under that name). The ROUGE answers are generated `generation_batch_size` at
+    a time (None: `batch_size`).
     """
     P = resolve_protocol(protocol)
     if es_mode not in ("forward", "generate"):
@@ -202,9 +232,12 @@ def evaluate_tofu(
             es_mode=es_mode,
             rouge=rouge,
             generation_batch_size=generation_batch_size,
+            generations=generations,
         )
         per_sample[split] = items
         for metric, values in items.items():
+            if metric not in SUMMARY_METRICS:
+                continue
             if metric == "truth_ratio":
                 value = M.truth_ratio_score(values, forget=name == "forget", eps=P.tr_eps)
             else:
@@ -260,6 +293,31 @@ def tofu_es_probe(data, forget_split: str, *, protocol: Protocol, batch_size: in
         return row
 
     return probe
+
+
+def tofu_worst_items(
+    per_sample: dict, data, forget_split: str, *, protocol: Protocol, n: int = 10
+) -> list[WorstItems]:
+    """The forget items the model still reproduces (highest forget ES, then probability) and
+    the retain items it lost (lowest ES, then probability, on the items the summary's retain
+    ES comes from: retain_perturbed, or retainXX[:holdout] under `retain_es: retain_head`),
+    with their records read again from `data` (cut to `ds_size`, as evaluated)."""
+    P = resolve_protocol(protocol)
+    forget = f"{forget_split}_perturbed"
+    head = retain_es_split(P, forget_split)
+    retain = head or SET_SPLITS["retain"]
+    tables = []
+    for title, split, highest in (
+        ("Forget items the model still reproduces: highest ES, then probability", forget, True),
+        ("Retain items the model lost: lowest ES, then probability", retain, False),
+    ):
+        if split not in per_sample:
+            continue
+        records = load_split(data, split)
+        records = records if split == head else first_n(records, P.ds_size or None)
+        rows = rank_items(per_sample[split], records, highest=highest, n=n)
+        tables.append(WorstItems(title, split, rows))
+    return tables
 
 
 SUMMARY_ORDER = (

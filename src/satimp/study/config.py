@@ -104,6 +104,11 @@ class EvalConfig:
         None, "ROUGE generation budget (None: the protocol's gen_tokens, 200)"
     )
     es_mode: str = opt("forward", "'forward' (one pass) or 'generate' (slow reference)")
+    generations: bool = opt(
+        True,
+        "keep each greedy answer that ROUGE scored in per_sample.json (`generation`); false "
+        "leaves them out (ROUGE is computed all the same)",
+    )
     precision: str = opt(
         "fp32",
         "'fp32', or 'bf16' (bf16 autocast: ~2× faster on CPUs with bf16 units and on GPUs, as "

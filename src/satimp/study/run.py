@@ -25,6 +25,7 @@ from satimp.distributed import process_setup, resolve_precision
 from satimp.errors import InputError
 from satimp.evaluation.probes import LastEpochEvaluation, with_precision
 from satimp.evaluation.scoring import eval_precision
+from satimp.evaluation.worst import worst_items_markdown
 from satimp.experiment import build_models, data_fingerprint, train_record, unlearn
 from satimp.models import PRESETS, key_digest, load_model
 from satimp.objectives import Objective
@@ -86,7 +87,7 @@ def run_models(cfg: RunConfig, bench: Benchmark, data, log=print) -> dict[str, P
         Path(cfg.cache_dir) / "models",
         base_splits=bench.base_splits,
         log=log,
-        system=bench.protocol.system_prompt,
+        protocol=bench.protocol,
     )
 
 
@@ -128,7 +129,9 @@ def reference_eval(cfg: RunConfig, bench: Benchmark, model_dir, data) -> tuple[d
         "muse": to_dict(cfg.muse),
         "wmdp": to_dict(cfg.wmdp),
         "protocol": protocol_dict(bench.protocol),
-        "eval": to_dict(cfg.eval),
+        # whether per_sample keeps the generated answers changes no number, and a reference
+        # model's per_sample is read only for its truth ratios
+        "eval": {k: v for k, v in to_dict(cfg.eval).items() if k != "generations"},
         "cuda": torch.cuda.is_available(),
         "v": satimp.__version__,
     }
@@ -237,6 +240,10 @@ def method_row(
             per_sample = json.loads(bench.epoch_per_sample(run_dir, chosen["epoch"]).read_text())
         write_json(run_dir / "summary.json", summary | {"protocol": protocol_dict(bench.protocol)})
         write_json(run_dir / "per_sample.json", per_sample)
+        tables = bench.worst_items(per_sample, data)
+        if tables:
+            page = worst_items_markdown(tables, title=f"Worst items: {label}")
+            write_atomic(run_dir / "worst_items.md", page)
         if not cfg.save_models:
             for f in run_dir.glob("*.safetensors"):
                 f.unlink()
@@ -346,6 +353,7 @@ def run(
     seeds = cfg.seeds or [None]
     rows: list[dict] = []
     curves: dict[str, list[list[dict]]] = {label: [] for label, _ in variants}
+    worst: list[tuple[str, str]] = []  # (label, worst_items.md relative to out)
     first_paths = None
     for seed in seeds:
         cfg_s = cfg.for_seed(seed)
@@ -377,6 +385,9 @@ def run(
             row, curve = results[label]
             rows.append(row | tag)
             curves[label].append(curve)
+            page = out_s / "methods" / label / "worst_items.md"
+            if row["status"] == "ok" and page.is_file():
+                worst.append((label + at, page.relative_to(out).as_posix()))
     weights = None
     try:
         weights = weight_curves(first_paths["original"], data, forget)
@@ -407,6 +418,7 @@ def run(
         notes=[f"total time {time.time() - t_start:.0f}s"]
         + ([f"seeds {cfg.seeds}: mean ± 95 % t-interval half-width"] if cfg.seeds else []),
         columns=bench.columns,
+        worst_items=worst,
     )
     print(format_table(summary or rows, columns=bench.columns))
     log(f"report: {report}  (total {time.time() - t_start:.0f}s)")
@@ -427,7 +439,10 @@ def mean_curve(curves: list[list[dict]]) -> list[dict]:
 def _eval_kw(cfg: RunConfig) -> dict:
     e = cfg.eval
     return dict(
-        batch_size=e.batch_size, es_mode=e.es_mode, generation_batch_size=e.generation_batch_size
+        batch_size=e.batch_size,
+        es_mode=e.es_mode,
+        generation_batch_size=e.generation_batch_size,
+        generations=e.generations,
     )
 
 
