@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("report", ("satimp.report",)),
     ("pipelines", ("satimp.experiment",)),
     ("study", ("satimp.study.*",)),
-    ("cli", ("satimp.cli",)),
+    ("cli", ("satimp.cli_flags", "satimp.cli")),
 ]  # fmt: skip
 LAZY_ALLOWED: set[str] = set()  # modules that may import satimp modules inside functions
 
