@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from satimp import weighting as W
 from satimp.weighting import (
     CRITERIA,
     group_mean,
@@ -387,3 +388,16 @@ def test_criterion_functions_return_the_dtype_of_logps(criterion: str) -> None:
         w = spec.fn(P4.to(dtype), M4, **spec.defaults, **_extra(criterion, M4))
         assert w.shape == P4.shape
         assert w.dtype == dtype, (criterion, dtype, w.dtype)
+
+
+def test_annotated_and_soft_random_weights_are_exact_in_float64() -> None:
+    """With float64 log-probs the weights are ρ, 1 − ρ and soft_p, 1 − soft_p to float64
+    precision (0.3 in float32 is 0.30000001192…, 1.2e−8 off): they were built in float32
+    and cast afterwards."""
+    logps = torch.zeros(1, 4, dtype=torch.float64)
+    mask = torch.tensor([[True, True, True, False]])
+    key_mask = torch.tensor([[True, False, True, True]])
+    w = W.annotated_weights(logps, mask, key_mask=key_mask, rho=0.3)
+    assert w.tolist() == [[1.0 - 0.3, 0.3, 1.0 - 0.3, 0.0]]
+    r = W.random_weights(logps, mask, frac=0.34, seed=0, soft_p=0.3)
+    assert sorted(r[0, :3].tolist()) == [0.3, 1.0 - 0.3, 1.0 - 0.3] and r[0, 3].item() == 0.0

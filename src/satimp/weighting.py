@@ -154,7 +154,8 @@ def random_weights(
     dtype = _prepare(logps, mask).dtype
     if soft_p == 1.0:
         return chosen.to(dtype)
-    w = torch.where(chosen, soft_p, 1.0 - soft_p).to(dtype)
+    w = torch.full(mask.shape, 1.0 - soft_p, dtype=dtype, device=mask.device)  # [B, T]
+    w = w.masked_fill(chosen, soft_p)  # built in logps' dtype: no float32 rounding
     return torch.where(mask, w, torch.zeros_like(w))
 
 
@@ -166,7 +167,8 @@ def annotated_weights(logps: Tensor, mask: Tensor, *, key_mask: Tensor, rho: flo
     Returns: [B, T] detached, 0 outside mask (also where key_mask is True outside mask).
     """
     dtype = _prepare(logps, mask).dtype
-    w = torch.where(key_mask, 1.0 - rho, rho).to(dtype)
+    w = torch.full(mask.shape, rho, dtype=dtype, device=mask.device)  # [B, T], logps' dtype
+    w = w.masked_fill(key_mask.bool(), 1.0 - rho)
     return torch.where(mask, w, torch.zeros_like(w))
 
 
