@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import torch
 
 from satimp import metrics as M
-from satimp.data.encoding import Encoded, encode_qa, iter_batches
+from satimp.data.encoding import Encoded, iter_batches
+from satimp.evaluation.scoring import protocol_qa
 from satimp.logprobs import drop_last_answer_token, forward_logps
 from satimp.protocol import Protocol
 from satimp.protocol import resolve as resolve_protocol
@@ -39,17 +40,7 @@ def holdout_split_for(forget: str) -> str:
 
 def qa_examples(tokenizer, records: Sequence[dict], protocol: Protocol) -> list[Encoded]:
     """Each record's question and answer, encoded as the probability metrics encode them."""
-    return [
-        encode_qa(
-            tokenizer,
-            r["question"],
-            r["answer"],
-            max_length=protocol.eval_max_length,
-            system=protocol.system_prompt,
-            answer_tokens=protocol.answer_tokens,
-        )
-        for r in records
-    ]
+    return [protocol_qa(tokenizer, r["question"], r["answer"], protocol) for r in records]
 
 
 def _mean_nll(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

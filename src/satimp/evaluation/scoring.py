@@ -16,6 +16,7 @@ from satimp import metrics as M
 from satimp.data.encoding import (
     Encoded,
     encode_continuation,
+    encode_qa,
     iter_batches,
     split_text,
 )
@@ -26,6 +27,20 @@ from satimp.logprobs import (
     prompt_length,
     shared_prompt_logps,
 )
+from satimp.protocol import Protocol
+
+
+def protocol_qa(tokenizer, question: str, answer: str, protocol: Protocol) -> Encoded:
+    """A QA pair encoded as the evaluation scores it under `protocol`: its system message,
+    answer tokens and length budget (SPEC §4, §6)."""
+    return encode_qa(
+        tokenizer,
+        question,
+        answer,
+        max_length=protocol.eval_max_length,
+        system=protocol.system_prompt,
+        answer_tokens=protocol.answer_tokens,
+    )
 
 
 def model_device(model) -> torch.device:

@@ -13,13 +13,12 @@ from tqdm.auto import tqdm
 from satimp import metrics as M
 from satimp.data.encoding import (
     Encoded,
-    encode_qa,
     encode_qa_string,
 )
 from satimp.data.records import has_split
 from satimp.data.tofu import base_answer_key, load_split, retain_split_for
 from satimp.evaluation.generation import extraction_strength_by_generation, generate_answers
-from satimp.evaluation.scoring import extraction_scores, first_n
+from satimp.evaluation.scoring import extraction_scores, first_n, protocol_qa
 from satimp.evaluation.worst import WorstItems, rank_items
 from satimp.protocol import OFFICIAL_ES_PROMPT, Protocol
 from satimp.protocol import resolve as resolve_protocol
@@ -68,17 +67,7 @@ def es_scores(
             for r in records
         ]
     else:
-        examples = [
-            encode_qa(
-                tokenizer,
-                r["question"],
-                r["answer"],
-                max_length=protocol.eval_max_length,
-                system=protocol.system_prompt,
-                answer_tokens=protocol.answer_tokens,
-            )
-            for r in records
-        ]
+        examples = [protocol_qa(tokenizer, r["question"], r["answer"], protocol) for r in records]
     drop_eos = protocol.es_prompt == "chat"
     kw = dict(drop_eos=drop_eos, no_match=protocol.es_no_match)
     s = extraction_scores(
@@ -120,14 +109,7 @@ def score_split(
     P = resolve_protocol(protocol)
 
     def enc(q: str, a: str) -> Encoded:
-        return encode_qa(
-            tokenizer,
-            q,
-            a,
-            max_length=P.eval_max_length,
-            system=P.system_prompt,
-            answer_tokens=P.answer_tokens,
-        )
+        return protocol_qa(tokenizer, q, a, P)
 
     n, K = len(records), min(len(r["perturbed_answer"]) for r in records)
     answers = [enc(r["question"], r["answer"]) for r in records]
