@@ -163,3 +163,24 @@ def test_benchmark_config_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"truth_ratio": []}))
     with pytest.raises(InputError, match="'truth_ratio' must be a non-empty list"):
         load_retain_stats(bad, Tofu())
+    bad.write_text(json.dumps({"truth_ratio": [1.0], "mia_min_k_auc": 1.5}))
+    with pytest.raises(InputError, match="'mia_min_k_auc' must be a number in \\[0, 1\\]"):
+        load_retain_stats(bad, Tofu())
+
+
+def test_tofu_privleak_against_the_retain_models_auc_or_half() -> None:
+    """TOFU privleak = ((1 − A) − (1 − A_r)) / ((1 − A_r) + 1e−10) · 100 with A the Min-K% AUC
+    (open-unlearning's privleak): A = 0.9 against the retain model's A_r = 0.6 gives
+    (0.1 − 0.4) / 0.4 · 100 = −75; without the retain model's stats, A_r = 0.5: −80. The
+    retain model's AUC travels in its stats, and no MIA (no holdout split) means no privleak."""
+    bench = Tofu()
+    per_sample = {"forget10_perturbed": {"truth_ratio": [0.5, 1.0]}}
+    retain = bench.retain_stats({"mia_min_k_auc": 0.6}, per_sample)
+    assert retain["mia_min_k_auc"] == 0.6
+    summary = bench.apply_stats({"mia_min_k_auc": 0.9}, per_sample, retain)
+    assert summary["privleak"] == pytest.approx(-75.0, abs=1e-6)
+    assert summary["privleak_ref_auc"] == 0.6 and summary["forget_quality"] == 1.0
+    alone = bench.apply_stats({"mia_min_k_auc": 0.9}, per_sample, None)
+    assert alone["privleak"] == pytest.approx(-80.0, abs=1e-6) and alone["privleak_ref_auc"] == 0.5
+    assert "privleak" not in bench.apply_stats({}, per_sample, retain)
+    assert "mia_min_k_auc" not in bench.retain_stats({}, per_sample)

@@ -396,11 +396,18 @@ def test_evaluate_tofu_outputs(trained, bench_dir: Path) -> None:
     assert all(math.isfinite(summary[k]) for k in SUMMARY_KEYS)
     assert summary["forget_quality"] == 1.0
 
-    assert set(per_sample) == set(PER_SAMPLE_SPLITS)
+    assert set(per_sample) == {*PER_SAMPLE_SPLITS, "holdout10"}
     for split in PER_SAMPLE_SPLITS:
         n = len(load_split(bench_dir, split))
         for metric in ("es", "em", "prob", "rouge", "truth_ratio"):
             assert len(per_sample[split][metric]) == n, (split, metric)
+    # membership inference: forget10's items (trained on) against holdout10's (never seen)
+    members, non_members = per_sample["forget10_perturbed"], per_sample["holdout10"]
+    assert len(non_members["mia_loss"]) == len(load_split(bench_dir, "holdout10"))
+    for attack in ("loss", "zlib", "min_k", "min_k_pp"):
+        auc = M.auc_roc(members[f"mia_{attack}"], non_members[f"mia_{attack}"])
+        assert summary[f"mia_{attack}_auc"] == pytest.approx(auc, abs=1e-12)
+    assert summary["mia_loss_auc"] > 0.9  # a memorised forget set stands out from the holdout
     assert per_sample["forget10_perturbed"]["truth_ratio"] == pytest.approx(own)
     forget_es = per_sample["forget10_perturbed"]["es"]
     assert summary["forget_es"] == pytest.approx(sum(forget_es) / len(forget_es))
@@ -461,7 +468,7 @@ def test_tr_eps_reaches_the_forget_truth_ratio_score(bench_dir: Path, monkeypatc
     monkeypatch.setattr(tofu_evaluation, "score_split", stub)
     P = dataclasses.replace(PROTOCOLS["tofu"], tr_eps=0.5)
     summary, _ = evaluate_tofu(None, None, bench_dir, "forget10", protocol=P, rouge=False,
-                               progress=False)  # fmt: skip
+                               progress=False, membership=False)  # fmt: skip
     assert summary["forget_truth_ratio"] == pytest.approx(0.45, abs=1e-12)
     for name in ("retain", "real_authors", "world_facts"):
         n = len(load_split(bench_dir, f"{name}_perturbed"))

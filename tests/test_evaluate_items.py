@@ -23,6 +23,7 @@ from satimp.report import write_report
 
 SPLITS = ("forget10_perturbed", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")  # fmt: skip
 OLD_FIELDS = ("es", "em", "prob", "truth_ratio", "rouge")  # per_sample before issue 38
+MIA_FIELDS = ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_pp")
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,8 @@ def test_per_sample_has_probabilities_losses_and_generations(evaluated, bench_di
         K = min(len(r["perturbed_answer"]) for r in records)
         general = split.startswith(("real_authors", "world_facts"))
         want = set(OLD_FIELDS) | set(ITEM_FIELDS) - ({"paraphrased_avg_loss"} if general else set())
+        if split == "forget10_perturbed":  # membership inference against holdout10
+            want |= set(MIA_FIELDS)
         assert set(items) == want, split
         assert all(len(v) == n for v in items.values()), split
         assert all(len(row) == K for row in items["perturbed_avg_loss"])

@@ -22,10 +22,11 @@ from typing import ClassVar
 from satimp import metrics as M
 from satimp.config import TrainConfig
 from satimp.data.muse import MuseConfig, load_muse
-from satimp.data.records import load_texts
+from satimp.data.records import has_split, load_texts
 from satimp.data.tofu import load_split, retain_split_for
 from satimp.data.wmdp import WmdpConfig, load_mcq
 from satimp.errors import InputError
+from satimp.evaluation.mia import holdout_split_for
 from satimp.evaluation.muse import evaluate_muse
 from satimp.evaluation.probes import LastEpochEvaluation, Probe
 from satimp.evaluation.tofu import (
@@ -113,6 +114,10 @@ class Benchmark:
         pass
 
 
+PRIVLEAK_AUC = "mia_min_k_auc"  # the attack TOFU's privleak reads (open-unlearning's choice)
+NO_LEAK_AUC = 0.5  # open-unlearning's ref_value: the AUC of an attack that cannot tell
+
+
 @dataclass
 class Tofu(Benchmark):
     forget: str = "forget10"
@@ -147,12 +152,23 @@ class Tofu(Benchmark):
 
     def check_data(self, data) -> None:
         head = retain_es_split(self.protocol, self.forget)  # retainXX[:400] under retain_head
-        for split in (f"{self.forget}_perturbed", *SET_SPLITS.values(), *([head] if head else [])):
+        holdout = holdout_split_for(self.forget)  # membership inference's non-members
+        for split in (
+            f"{self.forget}_perturbed",
+            *SET_SPLITS.values(),
+            *([head] if head else []),
+            *([holdout] if has_split(data, holdout) else []),
+        ):
             load_split(data, split)
 
     def retain_stats(self, summary, per_sample):
+        """The retain model's forget truth ratios (forget quality) and, with a holdout split,
+        its Min-K% AUC (privleak)."""
         split = f"{self.forget}_perturbed"
-        return {"split": split, "truth_ratio": per_sample[split]["truth_ratio"]}
+        stats = {"split": split, "truth_ratio": per_sample[split]["truth_ratio"]}
+        if PRIVLEAK_AUC in summary:
+            stats[PRIVLEAK_AUC] = summary[PRIVLEAK_AUC]
+        return stats
 
     def check_stats(self, stats: dict, where: str) -> None:
         split = f"{self.forget}_perturbed"
@@ -163,16 +179,30 @@ class Tofu(Benchmark):
             isinstance(values, list) and values and all(isinstance(v, (int, float)) for v in values)
         ):
             raise InputError(f"{where}: 'truth_ratio' must be a non-empty list of numbers")
+        auc = stats.get(PRIVLEAK_AUC)
+        if auc is not None and not (
+            isinstance(auc, (int, float)) and not isinstance(auc, bool) and 0 <= auc <= 1
+        ):
+            raise InputError(f"{where}: {PRIVLEAK_AUC!r} must be a number in [0, 1]")
 
     def worst_items(self, per_sample, data, n=10):
         """The forget items still reproduced and the retain items lost (`tofu_worst_items`)."""
         return tofu_worst_items(per_sample, data, self.forget, protocol=self.protocol, n=n)
 
     def apply_stats(self, summary, per_sample, stats):
+        """forget_quality (None without the retain model's stats) and, after membership
+        inference, privleak: open-unlearning's relative Min-K% AUC (`metrics.priv_leak_mia`)
+        against the retain model's AUC, or against 0.5 (an attack that cannot tell, what
+        open-unlearning falls back to) without it; `privleak_ref_auc` says which."""
         if stats:
             summary["forget_quality"] = M.forget_quality(
                 per_sample[f"{self.forget}_perturbed"]["truth_ratio"], stats["truth_ratio"]
             )
+        if PRIVLEAK_AUC in summary:
+            ref = (stats or {}).get(PRIVLEAK_AUC)
+            ref = NO_LEAK_AUC if ref is None else ref
+            summary["privleak"] = M.priv_leak_mia(summary[PRIVLEAK_AUC], ref)
+            summary["privleak_ref_auc"] = ref
         return summary
 
     def validate(self) -> None:

@@ -338,3 +338,56 @@ def test_held_out_values_written_and_default_unchanged(tmp_path: Path) -> None:
 
     assert same(a, b) and same(c, d)
     assert (a / "forget10.jsonl").read_bytes() != (c / "forget10.jsonl").read_bytes()
+
+
+def test_holdout_splits_are_forget_sized_and_about_unseen_authors(
+    bench: dict[str, list[dict]],
+) -> None:
+    """holdoutXX: as many QA as forgetXX, nested like them (holdout01 the end of holdout10),
+    about authors that no other split names: the non-members of membership inference."""
+    trained = {r["question"] for name in SPLITS if not name.startswith("holdout") for r in bench[name]}
+    text = " ".join(r["question"] + " " + r["answer"] for r in bench["full"])
+    for pct in synth.FORGET_PCTS:
+        held = bench[f"holdout{pct:02d}"]
+        assert len(held) == len(bench[f"forget{pct:02d}"])
+        assert held == bench["holdout10"][-len(held) :]
+        assert not {r["question"] for r in held} & trained
+    # every holdout answer names its author, who is nobody the training data knows
+    people = synth._entities(random.Random(0), AUTHORS, 10)[0]
+    holdout_names = [
+        n for n in _holdout_names(bench["holdout10"]) if n not in {p["name"] for p in people}
+    ]
+    assert len(holdout_names) == forget_authors(AUTHORS, 10)
+    assert not any(n in text for n in holdout_names)
+
+
+def _holdout_names(records: list[dict]) -> list[str]:
+    """The distinct author names of holdout records: the first two words of each author's
+    first answer that holds a keyword pair naming the author ("Name Surname ...")."""
+    found: list[str] = []
+    for i in range(0, len(records), QA):
+        answers = " ".join(r["answer"] for r in records[i : i + QA])
+        counts: dict[str, int] = {}
+        for m in re.finditer(r"\b([A-Z][a-z]+ [A-Z][a-z'-]+)\b", answers):
+            counts[m[1]] = counts.get(m[1], 0) + 1
+        found.append(max(counts, key=counts.get))
+    return list(dict.fromkeys(found))
+
+
+def test_holdout_leaves_the_other_splits_and_the_tokenizer_corpus_alone(tmp_path: Path) -> None:
+    """The holdout authors come from their own random stream after everything else, so the
+    other splits are what they were without them (test_synth_corpus.py pins full.jsonl's
+    SHA-256 from before they existed; here: the main stream's first author drawn alone), and
+    `benchmark_texts` (a preset's tokenizer corpus) skips the holdout files."""
+    from satimp.data.records import benchmark_texts
+
+    synth_tofu(tmp_path, authors=AUTHORS, qa_per_author=QA, seed=3)
+    with_files = benchmark_texts(tmp_path)
+    for pct in synth.FORGET_PCTS:
+        (tmp_path / f"holdout{pct:02d}.jsonl").unlink()
+    assert benchmark_texts(tmp_path) == with_files
+    # the main stream: entities, then QA, from random.Random(seed) only
+    rng = random.Random(3)
+    people, _, _ = synth._entities(rng, AUTHORS, max(10, round(AUTHORS / 5)))
+    first = synth._author_qa(people[0], QA, rng)
+    assert synth._plain(first) == synth_records(authors=AUTHORS, qa_per_author=QA, seed=3)["full"][:QA]

@@ -223,14 +223,21 @@ TEXT_FIELDS = ("question", "answer", "paraphrased_answer", "perturbed_answer")
 TEXT_FIELDS += ("text", "prompt", "gt", "choices")  # MUSE and WMDP
 
 
+HOLDOUT_SPLIT = re.compile(r"holdout\d+")
+
+
 def benchmark_texts(data: str | Path) -> list[str]:
     """Every question, answer, passage and choice string of a local benchmark, split files in
-    sorted order, sub-folders included (the tokenizer training corpus of a preset)."""
+    sorted order, sub-folders included (the tokenizer training corpus of a preset). TOFU's
+    membership-inference holdout splits (`holdoutXX` at the top) are left out: they came
+    after the other splits, and leaving them out keeps every preset's tokenizer, and so every
+    number trained on it, what it was without them."""
     root = Path(data)
     if not root.is_dir():
         raise InputError(f"{data}: training a tokenizer needs a local benchmark directory")
     files = [p for p in root.rglob("*") if p.is_file() and p.suffix in EXTENSIONS]
     refs = sorted({p.relative_to(root).with_suffix("").as_posix() for p in files})
+    refs = [r for r in refs if not HOLDOUT_SPLIT.fullmatch(r)]
     texts: list[str] = []
     for ref in refs:
         for _, r in read_split(root, ref)[0]:

@@ -10,6 +10,9 @@ pools of `synth_pools.py` — and writes every split of SPEC §4 as `<split>.jso
 - `forgetXX_perturbed`, `retain_perturbed` (the first authors, as many items as forget10):
   the same QA plus `paraphrased_question`, `paraphrased_answer` (same facts, reworded) and
   `perturbed_answer`, a list of `N_PERTURBED` answers of the same shape with wrong facts.
+- `holdoutXX`: as many QA as forgetXX about other invented authors whom no split trains on,
+  drawn like forget10's, for membership inference (TOFU's holdout01/05/10: forget items are
+  the members, holdout items the non-members).
 - `real_authors[_perturbed]`, `world_facts[_perturbed]`: facts about invented "well-known"
   writers and countries that a base model would learn during pre-training, in the layout of
   TOFU's own files for these sets: `question`, `answer` and `N_PERTURBED_GENERAL` wrong
@@ -48,6 +51,7 @@ SPLITS: tuple[str, ...] = (
     "real_authors_perturbed",
     "world_facts",
     "world_facts_perturbed",
+    *(f"holdout{pct:02d}" for pct in FORGET_PCTS),
 )
 N_PERTURBED = 5  # wrong answers per item of the forget/retain sets (TOFU has 5)
 N_PERTURBED_GENERAL = 3  # real authors and world facts (TOFU's files have 3)
@@ -153,7 +157,31 @@ def synth_records(
     splits["retain_perturbed"] = qa[: forget_authors(authors, 10) * qa_per_author]
     splits["real_authors"], splits["real_authors_perturbed"] = _plain(real), real
     splits["world_facts"], splits["world_facts_perturbed"] = _plain(world), world
+    held = _holdout_qa(people + famous + countries, famous, author_pools, qa_per_author, seed)
+    for pct in FORGET_PCTS:
+        splits[f"holdout{pct:02d}"] = _plain(held[-forget_authors(authors, pct) * qa_per_author :])
     return {name: splits[name] for name in SPLITS}
+
+
+def _holdout_qa(
+    entities: list[dict[str, str]],
+    famous: list[dict[str, str]],
+    author_pools: list,
+    qa_per_author: int,
+    seed: int,
+) -> list[Record]:
+    """The QA of forget10's number of further authors, for the holdout splits. They are drawn
+    after everything else from their own `random.Random(f"holdout:{seed}")`, so the other
+    splits are the same with or without them; like forget10's authors, from the last of
+    `author_pools` citing that pool's famous writers (see `_entities`); their names and
+    titles unused by `entities`."""
+    rng = random.Random(f"holdout:{seed}")
+    used = {v for e in entities for k, v in e.items() if k in UNIQUE_FACTS}
+    k = len({id(P) for P in author_pools})  # famous writer j belongs to pool j mod k
+    cited, P = [f["name"] for f in famous[k - 1 :: k]], author_pools[-1]
+    n = forget_authors(len(author_pools), max(FORGET_PCTS))
+    people = [_author_facts(rng, used, cited, P) for _ in range(n)]
+    return [r for facts in people for r in _author_qa(facts, qa_per_author, rng, P)]
 
 
 # --- arguments and output -------------------------------------------------------------------
@@ -336,6 +364,9 @@ def _gender(rng: random.Random) -> str:
 
 
 # --- entities ---------------------------------------------------------------------------------
+
+
+UNIQUE_FACTS = ("name", "title", "book1", "book2", "book3", "country")  # unique per benchmark
 
 
 def _author_facts(

@@ -18,6 +18,7 @@ from satimp.data.encoding import (
 from satimp.data.records import has_split
 from satimp.data.tofu import base_answer_key, load_split, retain_split_for
 from satimp.evaluation.generation import extraction_strength_by_generation, generate_answers
+from satimp.evaluation.mia import holdout_split_for, mia
 from satimp.evaluation.scoring import extraction_scores, first_n, protocol_qa
 from satimp.evaluation.worst import WorstItems, rank_items
 from satimp.protocol import OFFICIAL_ES_PROMPT, Protocol
@@ -178,6 +179,7 @@ def evaluate_tofu(
     progress: bool = True,
     generation_batch_size: int | None = None,
     generations: bool = True,
+    membership: bool = True,
 ) -> tuple[dict, dict]:
     """All TOFU metrics of a model under a protocol (default `tofu`): (summary, per_sample).
 
@@ -188,7 +190,9 @@ def evaluate_tofu(
     unless `generations` is off). Each split is cut to its first `ds_size` items; with
     `retain_es: retain_head` the retain ES and EM come from `retainXX[:retain_holdout]`
     (per_sample under that name). The ROUGE answers are generated `generation_batch_size` at
-    a time (None: `batch_size`).
+    a time (None: `batch_size`). With `membership` and a `holdoutXX` split beside the forget
+    split, membership inference of the forget items against the holdout's (`mia.mia`, SPEC
+    §7): summary `mia_<attack>_auc`, per_sample `mia_<attack>` under both splits.
     """
     P = resolve_protocol(protocol)
     if es_mode not in ("forward", "generate"):
@@ -232,6 +236,16 @@ def evaluate_tofu(
         )
         per_sample[head] = items
         summary["retain_es"], summary["retain_em"] = mean(items["es"]), mean(items["em"])
+    holdout = holdout_split_for(forget_split)
+    if membership and has_split(data, holdout):
+        non_members = first_n(load_split(data, holdout), P.ds_size or None)
+        mia_summary, scores = mia(
+            model, tokenizer, records["forget"], non_members, protocol=P, batch_size=batch_size
+        )
+        summary |= mia_summary
+        for name, split in (("members", sets["forget"]), ("non_members", holdout)):
+            items = per_sample.setdefault(split, {})
+            items |= {f"mia_{attack}": values for attack, values in scores[name].items()}
     forget_tr = per_sample[sets["forget"]]["truth_ratio"]
     summary["forget_quality"] = (
         M.forget_quality(forget_tr, retain_truth_ratios) if retain_truth_ratios else None
