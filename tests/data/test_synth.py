@@ -345,7 +345,9 @@ def test_holdout_splits_are_forget_sized_and_about_unseen_authors(
 ) -> None:
     """holdoutXX: as many QA as forgetXX, nested like them (holdout01 the end of holdout10),
     about authors that no other split names: the non-members of membership inference."""
-    trained = {r["question"] for name in SPLITS if not name.startswith("holdout") for r in bench[name]}
+    trained = {
+        r["question"] for name in SPLITS if not name.startswith("holdout") for r in bench[name]
+    }
     text = " ".join(r["question"] + " " + r["answer"] for r in bench["full"])
     for pct in synth.FORGET_PCTS:
         held = bench[f"holdout{pct:02d}"]
@@ -390,4 +392,6 @@ def test_holdout_leaves_the_other_splits_and_the_tokenizer_corpus_alone(tmp_path
     rng = random.Random(3)
     people, _, _ = synth._entities(rng, AUTHORS, max(10, round(AUTHORS / 5)))
     first = synth._author_qa(people[0], QA, rng)
-    assert synth._plain(first) == synth_records(authors=AUTHORS, qa_per_author=QA, seed=3)["full"][:QA]
+    assert (
+        synth._plain(first) == synth_records(authors=AUTHORS, qa_per_author=QA, seed=3)["full"][:QA]
+    )
