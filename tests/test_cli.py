@@ -374,6 +374,36 @@ def test_eval_malformed_data_writes_nothing(
     assert nothing_written(out)
 
 
+def test_eval_open_unlearning_format_and_its_logs_as_retain_stats(
+    bench: Path, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    """`--format open-unlearning` writes TOFU_EVAL.json and TOFU_SUMMARY.json beside satimp's
+    files, their numbers satimp's; that TOFU_EVAL.json, given back as --retain-stats (what
+    open-unlearning's retain_logs_path holds), makes the same model its own retain model:
+    forget quality 1 and privleak 0. Another benchmark stops with exit 2."""
+    first = tmp_path / "first"
+    argv = _eval(tiny_model, bench, first, "--format", "open-unlearning", "--max-new-tokens", "8")
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    logs = json.loads((first / "TOFU_EVAL.json").read_text())
+    summary = json.loads((first / "summary.json").read_text())
+    assert logs["forget_Q_A_Prob"]["agg_value"] == pytest.approx(summary["forget_prob"])
+    assert logs["mia_min_k"]["agg_value"] == summary["mia_min_k_auc"]
+    assert json.loads((first / "TOFU_SUMMARY.json").read_text())["privleak"] == summary["privleak"]
+    again = tmp_path / "again"
+    argv = _eval(tiny_model, bench, again, "--retain-stats", str(first / "TOFU_EVAL.json"),
+                 "--max-new-tokens", "8")  # fmt: skip
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    summary = json.loads((again / "summary.json").read_text())
+    assert summary["forget_quality"] == 1.0
+    assert summary["privleak"] == pytest.approx(0.0, abs=1e-6)
+    assert not (again / "TOFU_EVAL.json").exists()  # satimp's files only, by default
+    out = tmp_path / "muse"
+    argv = _eval(tiny_model, bench, out, "--benchmark", "muse", "--format", "open-unlearning")
+    assert cli.main(argv) == 2
+    assert "--format open-unlearning writes TOFU's logs" in error_line(capsys)
+    assert not out.exists()
+
+
 # ---------------------------------------------------------------- protocols
 
 

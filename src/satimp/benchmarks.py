@@ -28,6 +28,7 @@ from satimp.data.wmdp import WmdpConfig, load_mcq
 from satimp.errors import InputError
 from satimp.evaluation.mia import holdout_split_for
 from satimp.evaluation.muse import evaluate_muse
+from satimp.evaluation.open_unlearning import retain_stats_from_logs
 from satimp.evaluation.probes import LastEpochEvaluation, Probe
 from satimp.evaluation.tofu import (
     SET_SPLITS,
@@ -384,7 +385,9 @@ def save_retain_stats(path: str | Path, bench: Benchmark, stats: dict, **extra) 
 
 
 def load_retain_stats(path: str | Path, bench: Benchmark) -> dict:
-    """Read retain_stats.json written by `save_retain_stats` for the same benchmark."""
+    """Read retain_stats.json written by `save_retain_stats` for the same benchmark, or a TOFU
+    retain model's open-unlearning `TOFU_EVAL.json` (its `retain_logs_path`; no protocol
+    switches recorded, so none checked)."""
     path = Path(path)
     try:
         stats = json.loads(path.read_text())
@@ -392,6 +395,7 @@ def load_retain_stats(path: str | Path, bench: Benchmark) -> dict:
         raise InputError(f"{path}: not a retain-stats file ({e})") from None
     if not isinstance(stats, dict):
         raise InputError(f"{path}: not a retain-stats file (expected a JSON object)")
+    stats = retain_stats_from_logs(stats) or stats  # open-unlearning's TOFU_EVAL.json
     made_for = stats.get("benchmark", "tofu")  # files from before MUSE/WMDP carry no name
     if made_for != bench.name:
         raise InputError(f"{path}: stats are for benchmark {made_for!r}, not {bench.name!r}")

@@ -41,7 +41,7 @@ from satimp.data.synth_muse import synth_muse
 from satimp.data.synth_wmdp import synth_wmdp
 from satimp.distributed import is_main, process_setup
 from satimp.errors import InputError
-from satimp.experiment import evaluate_saved, finetune, unlearn
+from satimp.experiment import OUTPUT_FORMATS, evaluate_saved, finetune, unlearn
 from satimp.models import SCRATCH_RECIPES, finetune_defaults
 from satimp.objectives import Objective
 from satimp.protocol import ProtocolConfig
@@ -310,6 +310,7 @@ def cmd_eval(args) -> None:
         trust_remote_code=args.trust_remote_code,
         generations=cfg.eval.generations,
         strict_format=args.strict_format,
+        output_format=args.output_format,
     )
 
 
@@ -464,7 +465,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--config", help="YAML with `muse:` / `wmdp:` settings (configs/*.yaml)")
     e.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. muse.max_items=50")
     e.add_argument("--retain-model", help="retain model, for forget quality")
-    e.add_argument("--retain-stats", help="retain_stats.json from an earlier eval")
+    e.add_argument(
+        "--retain-stats",
+        help="retain_stats.json from an earlier eval, or a retain model's open-unlearning "
+        "TOFU_EVAL.json",
+    )
+    e.add_argument(
+        "--format",
+        dest="output_format",
+        choices=OUTPUT_FORMATS,
+        default="satimp",
+        help="open-unlearning: also write its evaluator's TOFU_EVAL.json and TOFU_SUMMARY.json "
+        "(tofu), which its tools and retain_logs_path read",
+    )
     e.add_argument("--es-mode", choices=["forward", "generate"], default="forward")
     e.add_argument("--protocol", help=PROTOCOL_HELP)
     e.add_argument(

@@ -25,7 +25,9 @@ from satimp.data.card import CARD
 from satimp.data.examples import encode_loaded, load_splits
 from satimp.data.records import EXTENSIONS, benchmark_texts, parse_ref, parse_slice, read_split
 from satimp.errors import InputError
+from satimp.data.tofu import load_split
 from satimp.evaluation.harness import resolve_tasks, run_lm_eval
+from satimp.evaluation.open_unlearning import tofu_eval_logs, tofu_summary
 from satimp.evaluation.probes import data_probe, training_probe
 from satimp.evaluation.scoring import eval_precision
 from satimp.evaluation.tofu import format_summary
@@ -431,6 +433,9 @@ def check_prompt_format(model_src: str | Path, bench: Benchmark, *, strict: bool
     print(f"satimp: warning: {model_src}: {message}", file=sys.stderr)
 
 
+OUTPUT_FORMATS = ("satimp", "open-unlearning")  # eval's files: satimp's, or open-unlearning's too
+
+
 def evaluate_saved(
     model_src: str,
     data: str | Path,
@@ -448,11 +453,13 @@ def evaluate_saved(
     trust_remote_code: bool = False,
     generations: bool = True,
     strict_format: bool = False,
+    output_format: str = "satimp",
 ) -> dict:
     """`satimp eval`: evaluate the saved model `model_src` on `bench` and write summary.json and
     per_sample.json (and retain_stats.json, lm_eval.json, TOFU's worst_items.md) under
     `out_dir`; returns the summary. `generations` off leaves the generated answers out of
-    per_sample.json.
+    per_sample.json. `output_format` 'open-unlearning' (TOFU) also writes its evaluator's
+    TOFU_EVAL.json and TOFU_SUMMARY.json (`evaluation.open_unlearning`).
 
     The metrics relative to the retain model come from `retain_model` (evaluated here, its
     statistics saved) or from a `retain_stats` file. `lm_eval_tasks` (None: none) run
@@ -461,6 +468,12 @@ def evaluate_saved(
     """
     if retain_model and retain_stats:
         raise InputError("give --retain-model or --retain-stats, not both")
+    if output_format not in OUTPUT_FORMATS:
+        raise InputError(f"--format {output_format!r}; valid: {', '.join(OUTPUT_FORMATS)}")
+    if output_format == "open-unlearning" and bench.name != "tofu":
+        raise InputError(
+            f"--format open-unlearning writes TOFU's logs; benchmark {bench.name!r} has none yet"
+        )
     for src in filter(None, (model_src, retain_model)):
         check_prompt_format(src, bench, strict=strict_format)
     # the extra and every task are checked now (exit 2), not after the work
@@ -496,6 +509,15 @@ def evaluate_saved(
     files["summary.json"] = lambda p: write_json(
         p, summary | {"protocol": protocol_dict(bench.protocol)}
     )
+    if output_format == "open-unlearning":
+        answers = {
+            split: [r["answer"] for r in load_split(data, split)[: len(items.get("es", []))]]
+            for split, items in per_sample.items()
+            if "rouge" in items
+        }
+        logs = tofu_eval_logs(summary, per_sample, bench.forget, answers)
+        files["TOFU_EVAL.json"] = lambda p: write_json(p, logs)
+        files["TOFU_SUMMARY.json"] = lambda p: write_json(p, tofu_summary(logs))
     if harness_tasks is not None:
         results, samples = run_lm_eval(
             resolve_model(model_src),  # a .gguf or named model: its converted folder
