@@ -24,8 +24,8 @@ from satimp.config import MethodConfig, ModelsConfig, TrainConfig, to_dict
 from satimp.data.card import CARD
 from satimp.data.examples import encode_loaded, load_splits
 from satimp.data.records import EXTENSIONS, benchmark_texts, parse_ref, parse_slice, read_split
-from satimp.errors import InputError
 from satimp.data.tofu import load_split
+from satimp.errors import InputError
 from satimp.evaluation.harness import resolve_tasks, run_lm_eval
 from satimp.evaluation.open_unlearning import tofu_eval_logs, tofu_summary
 from satimp.evaluation.probes import data_probe, training_probe
