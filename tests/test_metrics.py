@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from rouge_score import rouge_scorer
@@ -110,6 +111,20 @@ def test_shape_mismatch_raises() -> None:
 
 
 # ---------------------------------------------------------------- truth ratio, FQ, MU
+
+
+def test_truth_ratio_with_eps_is_open_unlearnings_float64_arithmetic() -> None:
+    """With ε (open-unlearning), R from float32 mean NLLs equals its numpy float64 formula
+    exp(−mean_k nll_k) / (exp(−nll_base) + ε) to 1e-15 relative: the mean over the perturbed
+    answers is taken in float64 too (in float32 it is ~1e-7 off for NLLs of a few nats)."""
+    g = torch.Generator().manual_seed(0)
+    base = (torch.rand(64, generator=g) * 8).float()
+    pert = (torch.rand(64, 5, generator=g) * 8 + 0.123456).float()
+    got = M.truth_ratio(base, pert, eps=1e-10)
+    b, p = base.double().numpy(), pert.double().numpy()
+    want = torch.from_numpy(np.exp(-p.mean(-1)) / (np.exp(-b) + 1e-10))
+    assert got.dtype == torch.float64
+    assert_close(got, want, rtol=1e-15, atol=0)
 
 
 def test_truth_ratio_and_scores() -> None:

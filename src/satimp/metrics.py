@@ -145,12 +145,15 @@ def truth_ratio(
     authors' code uses). R < 1: the model prefers the true answer. (TOFU's code stores 1/R;
     forget quality is unaffected, the KS test being invariant under a monotone map of both.)
     ε = 0 (TOFU) computes R in log space; ε > 0 (open-unlearning's 1e-10, which bounds R by
-    P̄/ε when P(base) underflows) from the probabilities in float64.
+    P̄/ε when P(base) underflows) from the probabilities, all in float64 (the mean over the
+    perturbed answers too, as open-unlearning's numpy does).
 
     Args: base_mean_nll [N]; perturbed_mean_nll [N, K]; mean 'geometric' | 'arithmetic';
     eps ≥ 0.
     Returns: [N], positive.
     """
+    if eps:  # float64 from the start: open-unlearning's numpy arithmetic on the same NLLs
+        base_mean_nll, perturbed_mean_nll = base_mean_nll.double(), perturbed_mean_nll.double()
     if mean == "geometric":
         log_pbar = -perturbed_mean_nll.mean(-1)
     elif mean == "arithmetic":  # log-mean-exp, so tiny probabilities do not underflow
@@ -158,7 +161,7 @@ def truth_ratio(
     else:
         raise ValueError(f"mean={mean!r}; valid: {', '.join(TR_MEANS)}")
     if eps:
-        return log_pbar.double().exp() / ((-base_mean_nll.double()).exp() + eps)
+        return log_pbar.exp() / ((-base_mean_nll).exp() + eps)
     return torch.exp(base_mean_nll + log_pbar)
 
 
