@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("math/config", ("satimp.stats", "satimp.config", "satimp.protocol")),
     ("data/models", ("satimp.data.*", "satimp.models")),
     ("compute", ("satimp.logprobs", "satimp.weighting", "satimp.objectives", "satimp.metrics",
+                 "satimp.quantization",
                  "satimp.tracking", "satimp.train")),
     ("evaluation", ("satimp.evaluation.*",)),
     ("benchmarks", ("satimp.benchmarks",)),
