@@ -352,6 +352,8 @@ def test_ds_size_takes_the_first_items(trained, bench_dir: Path) -> None:
     _, per = evaluate_tofu(
         model, tok, bench_dir, "forget10", protocol=_proto(ds_size=3), rouge=False, progress=False
     )
+    holdout = per.pop("holdout10")  # membership inference's non-members: cut the same way
+    assert len(holdout["mia_loss"]) == 3 and len(per["forget10_perturbed"]["mia_loss"]) == 3
     assert all(len(v["truth_ratio"]) == 3 for v in per.values())
     _, full = evaluate_tofu(
         model, tok, bench_dir, "forget10", protocol=_proto(ds_size=0), rouge=False, progress=False
