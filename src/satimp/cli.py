@@ -41,7 +41,8 @@ from satimp.data.synth_muse import synth_muse
 from satimp.data.synth_wmdp import synth_wmdp
 from satimp.distributed import is_main, process_setup
 from satimp.errors import InputError
-from satimp.experiment import OUTPUT_FORMATS, evaluate_saved, finetune, unlearn
+from satimp.evaluation.attacks import ATTACKS, AttackConfig
+from satimp.experiment import OUTPUT_FORMATS, attack_saved, evaluate_saved, finetune, unlearn
 from satimp.models import SCRATCH_RECIPES, finetune_defaults
 from satimp.objectives import Objective
 from satimp.protocol import ProtocolConfig
@@ -314,6 +315,33 @@ def cmd_eval(args) -> None:
     )
 
 
+def cmd_attack(args) -> None:
+
+    _, bench = _run_config(args)
+    cfg = AttackConfig(
+        attacks=tuple(x.strip() for x in args.attacks.split(",") if x.strip()),
+        relearn_steps=args.relearn_steps,
+        relearn_lr=args.relearn_lr,
+        relearn_batch_size=args.relearn_batch_size,
+        seed=args.seed,
+        group_size=args.group_size,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    attack_saved(
+        args.model,
+        args.data,
+        bench,
+        args.out,
+        cfg,
+        retain_model=args.retain_model,
+        original_model=args.original_model,
+        mia=args.mia,
+        overwrite=args.overwrite,
+        trust_remote_code=args.trust_remote_code,
+    )
+
+
 def _run_config(args):
     """The RunConfig of `run`, `study` and `eval` (YAML file, key=value overrides, flags),
     validated: (config, its benchmark)."""
@@ -525,6 +553,53 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true")
     e.add_argument("--trust-remote-code", action="store_true")
     e.set_defaults(fn=cmd_eval)
+
+    a = sub.add_parser(
+        "attack",
+        help="does the forgetting hold? relearning, quantization and prompt attacks on an "
+        "unlearned TOFU model, the retain model as the control",
+    )
+    a.add_argument("--model", required=True, help="the unlearned model (" + MODEL_HELP + ")")
+    a.add_argument("--data", required=True)
+    a.add_argument("--retain-model", help="the retain model: the control of every attack")
+    a.add_argument("--original-model", help="the model before unlearning: for the recoveries")
+    a.add_argument("--forget-split", help="forget01, forget05 or forget10 (default)")
+    a.add_argument("--config", help="YAML with `protocol:` settings")
+    a.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. protocol.ds_size=50")
+    a.add_argument("--protocol", help=PROTOCOL_HELP)
+    a.add_argument(
+        "--attacks",
+        default=",".join(ATTACKS),
+        help=f"comma-separated, from: {', '.join(ATTACKS)} (default: all)",
+    )
+    d = AttackConfig()
+    a.add_argument("--relearn-steps", type=int, default=d.relearn_steps, help="optimizer steps")
+    a.add_argument(
+        "--relearn-lr",
+        type=float,
+        default=d.relearn_lr,
+        help="relearning learning rate (default %(default)s, a pretrained model's; a preset "
+        "trained from scratch wants ~1e-3)",
+    )
+    a.add_argument("--relearn-batch-size", type=int, default=d.relearn_batch_size)
+    a.add_argument(
+        "--group-size",
+        type=int,
+        help="quantization block: int8/int4 per output channel by default, nf4 64",
+    )
+    a.add_argument("--seed", type=int, default=d.seed, help="the forget halves and relearning")
+    a.add_argument(
+        "--no-mia",
+        dest="mia",
+        action="store_false",
+        help="leave the membership AUCs out (data without a holdout split)",
+    )
+    a.add_argument("--batch-size", type=int, default=d.batch_size)
+    a.add_argument("--device", default=d.device)
+    a.add_argument("--out", required=True)
+    a.add_argument("--overwrite", action="store_true")
+    a.add_argument("--trust-remote-code", action="store_true")
+    a.set_defaults(fn=cmd_attack)
 
     for name, helptext in (
         ("run", "the main job: build models, unlearn with each method, evaluate, report"),
