@@ -124,3 +124,45 @@ def test_no_holdout_split_needs_no_mia(models: dict[str, Path], tmp_path: Path, 
     assert cli.main([*argv, "--no-mia"]) == 0
     after = json.loads((out / "attacks.json").read_text())["results"]["unlearned"]["int8"]["after"]
     assert set(after) == {"es", "prob"}
+
+
+def test_run_attacks_every_method_with_seeds(tmp_path: Path) -> None:
+    """`attacks.enabled` in a run: per seed, the references (original, retain control), per
+    method attacks.json, and the attack columns in the rows and their seed aggregates."""
+    import dataclasses
+
+    from satimp.config import ModelsConfig, TrainConfig
+    from satimp.evaluation.attacks import AttackConfig
+    from satimp.study.config import RunConfig
+    from satimp.study.run import run
+
+    tiny = TrainConfig(epochs=2, lr=3e-3, batch_size=16, warmup_epochs=0, device="cpu")
+    cfg = RunConfig(
+        name="tiny-attacks",
+        synth=dataclasses.replace(RunConfig().synth, authors=10, qa_per_author=4),
+        models=ModelsConfig(base="tiny", base_train=tiny, original_train=tiny, retain_train=tiny),
+        unlearn=TrainConfig(epochs=1, lr=1e-3, batch_size=4, warmup_epochs=0, device="cpu"),
+        methods=["ga", "satimp"],
+        seeds=[0, 1],
+        cache_dir=str(tmp_path / "cache"),
+        eval=dataclasses.replace(RunConfig().eval, max_new_tokens=30),
+        attacks=AttackConfig(enabled=True, attacks=["relearn_forget", "int4"], relearn_lr=3e-4),
+    )
+    out = tmp_path / "run"
+    rows = run(cfg, out, log=lambda *a: None)
+    for seed in (0, 1):
+        refs = json.loads((out / f"seed-{seed}" / "attacks_references.json").read_text())
+        assert set(refs) == {"original", "retain"} and "int4" in refs["retain"]
+        for method in ("ga", "satimp"):
+            saved = json.loads(
+                (out / f"seed-{seed}" / "methods" / method / "attacks.json").read_text()
+            )
+            assert set(saved) == {"results", "recovery", "control"}
+    per_seed = [r for r in rows if r["method"] == "ga" and "seed" in r]
+    assert len(per_seed) == 2
+    for r in per_seed:
+        assert {"relearn_forget_es", "int4_es", "int4_mia_min_k_auc", "int4_recovery_es"} <= set(r)
+    agg = next(r for r in rows if r["method"] == "ga" and "n_seeds" in r)
+    assert agg["int4_es_mean"] == pytest.approx(sum(r["int4_es"] for r in per_seed) / 2)
+    with pytest.raises(Exception, match="unknown attack"):
+        dataclasses.replace(cfg, attacks=AttackConfig(enabled=True, attacks=["int2"])).validate()

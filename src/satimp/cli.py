@@ -319,7 +319,7 @@ def cmd_attack(args) -> None:
 
     _, bench = _run_config(args)
     cfg = AttackConfig(
-        attacks=tuple(x.strip() for x in args.attacks.split(",") if x.strip()),
+        attacks=[x.strip() for x in args.attacks.split(",") if x.strip()],
         relearn_steps=args.relearn_steps,
         relearn_lr=args.relearn_lr,
         relearn_batch_size=args.relearn_batch_size,

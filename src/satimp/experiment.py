@@ -553,6 +553,21 @@ def evaluate_saved(
 # ---------------------------------------------------------------- attacking a saved model
 
 
+def attack_records(bench: Benchmark, data, *, mia: bool = True) -> tuple[list, list, list | None]:
+    """(forget, retain, holdout) records of the attacks: `forgetXX_perturbed`, `retainXX` and,
+    with `mia`, `holdoutXX` (InputError when missing), each cut to the protocol's ds_size."""
+    holdout_split = holdout_split_for(bench.forget)
+    if mia and not has_split(data, holdout_split):
+        raise InputError(
+            f"{data}: no {holdout_split} split for membership inference (add one, or --no-mia)"
+        )
+    n = bench.protocol.ds_size or None
+    forget = first_n(load_split(data, f"{bench.forget}_perturbed"), n)
+    retain = first_n(load_split(data, bench.retain_split), n)
+    holdout = first_n(load_split(data, holdout_split), n) if mia else None
+    return forget, retain, holdout
+
+
 def attack_saved(
     model_src: str,
     data: str | Path,
@@ -581,15 +596,8 @@ def attack_saved(
     except ValueError as e:
         raise InputError(f"satimp attack: {e}") from None
     out = check_out(Path(out_dir), overwrite)
-    holdout_split = holdout_split_for(bench.forget)
-    if mia and not has_split(data, holdout_split):
-        raise InputError(
-            f"{data}: no {holdout_split} split for membership inference (add one, or --no-mia)"
-        )
+    forget, retain, holdout = attack_records(bench, data, mia=mia)
     P = bench.protocol
-    forget = first_n(load_split(data, f"{bench.forget}_perturbed"), P.ds_size or None)
-    retain = first_n(load_split(data, bench.retain_split), P.ds_size or None)
-    holdout = first_n(load_split(data, holdout_split), P.ds_size or None) if mia else None
     train_idx, eval_idx = relearn_split(len(forget), cfg.seed)
     sources = {"unlearned": model_src, "retain": retain_model, "original": original_model}
     models = {
@@ -599,7 +607,7 @@ def attack_saved(
     }
     results = {}
     for role, (model, tokenizer) in models.items():
-        role_cfg = cfg if role != "original" else replace(cfg, attacks=("probes",))
+        role_cfg = cfg if role != "original" else replace(cfg, attacks=["probes"])
         results[role] = attack_model(
             model.eval(),
             tokenizer,

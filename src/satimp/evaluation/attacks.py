@@ -25,7 +25,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from satimp.config import TrainConfig
+from satimp.config import TrainConfig, opt
 from satimp.data.encoding import encode_records
 from satimp.evaluation.mia import mia
 from satimp.evaluation.prompt_probes import prompt_probes
@@ -42,22 +42,27 @@ METRICS = ("es", "prob", "mia_loss_auc", "mia_zlib_auc", "mia_min_k_auc", "mia_m
 
 @dataclass
 class AttackConfig:
-    """Which attacks, and the relearning recipe."""
+    """Which attacks, and the relearning recipe (`satimp attack`; `attacks:` of a run)."""
 
-    attacks: tuple[str, ...] = ATTACKS
-    relearn_steps: int = 10  # optimizer steps
-    relearn_lr: float = 1e-5  # a pretrained model's; a preset trained from scratch wants ~1e-3
-    relearn_batch_size: int = 4
-    seed: int = 0  # the forget halves and the relearning run
-    group_size: int | None = None  # int8/int4: None per channel; nf4: None = 64
-    batch_size: int = 32  # evaluation
-    device: str = "auto"
+    enabled: bool = opt(False, "`satimp run`: attack every unlearned model after its evaluation")
+    attacks: list = opt(list(ATTACKS), f"attacks to run, from: {', '.join(ATTACKS)}")
+    relearn_steps: int = opt(10, "relearning: optimizer steps")
+    relearn_lr: float = opt(
+        1e-5, "relearning learning rate (a pretrained model's; a preset from scratch wants ~3e-4)"
+    )
+    relearn_batch_size: int = opt(4, "relearning: examples per step")
+    seed: int = opt(0, "the forget halves of relearning, and its data order")
+    group_size: int | None = opt(None, "quantization block: int8/int4 None = per channel, nf4 64")
+    batch_size: int = opt(32, "evaluation batch size")
+    device: str = opt("auto", "relearning's device")
 
     def validate(self) -> None:
         """ValueError naming the first bad field."""
         unknown = [a for a in self.attacks if a not in ATTACKS]
         if unknown or not self.attacks:
             raise ValueError(f"unknown attack {unknown or '(none)'}; valid: {', '.join(ATTACKS)}")
+        if len(set(self.attacks)) != len(self.attacks):
+            raise ValueError(f"attacks: {self.attacks} names one twice")
         if self.relearn_steps <= 0:
             raise ValueError(f"relearn_steps must be > 0, got {self.relearn_steps}")
         if self.relearn_lr <= 0 or self.relearn_batch_size <= 0:
@@ -195,6 +200,21 @@ def recoveries(
                 gap = ref[m] - base[m]
                 delta = after - res["before"][m]
                 out[attack][m] = None if abs(gap) < 1e-9 else delta / gap
+    return out
+
+
+def attack_columns(results: dict, recovery: dict | None) -> dict[str, float | None]:
+    """The numbers a study row carries for one attacked model: per attack, forget ES after it
+    (`<attack>_es`), the Min-K% AUC after it where measured, and the ES recovery."""
+    out = {}
+    for attack, res in results.items():
+        if not isinstance(res, dict) or "after" not in res:
+            continue
+        out[f"{attack}_es"] = res["after"]["es"]
+        if "mia_min_k_auc" in res["after"]:
+            out[f"{attack}_mia_min_k_auc"] = res["after"]["mia_min_k_auc"]
+        if recovery is not None:
+            out[f"{attack}_recovery_es"] = recovery.get(attack, {}).get("es")
     return out
 
 

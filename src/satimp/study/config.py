@@ -12,6 +12,7 @@ from satimp.config import MethodConfig, ModelsConfig, TrainConfig, from_dict, op
 from satimp.data.muse import MuseConfig
 from satimp.data.wmdp import WmdpConfig
 from satimp.errors import InputError
+from satimp.evaluation.attacks import AttackConfig
 from satimp.models import gguf_source
 from satimp.objectives import Objective
 from satimp.protocol import Protocol, ProtocolConfig
@@ -161,6 +162,11 @@ class RunConfig:
     )
     cache_dir: str = opt(".cache/satimp", "where built data and models are cached")
     save_models: bool = opt(False, "keep each unlearned model's weights in the run folder")
+    attacks: AttackConfig = opt(
+        AttackConfig(),
+        "TOFU: relearning, quantization and prompt attacks on every unlearned model, the retain "
+        "model as control (attacks.enabled=true; docs/robustness.md)",
+    )
     trust_remote_code: bool = opt(False, "allow hub models' own code (off by default)")
 
     def for_seed(self, seed: int | None) -> RunConfig:
@@ -191,6 +197,13 @@ class RunConfig:
         """Check every field before any work; returns the run's benchmark, resolved once here
         and passed down (the config itself is left as it is)."""
         bench = get_benchmark(self)
+        if self.attacks.enabled:
+            if bench.name != "tofu":
+                raise InputError(f"attacks run on TOFU; benchmark {bench.name!r} not yet")
+            try:
+                self.attacks.validate()
+            except ValueError as e:
+                raise InputError(f"attacks: {e}") from None
         self.unlearn.validate("unlearn")
         for name in ("base_train", "original_train", "retain_train"):
             getattr(self.models, name).validate(f"models.{name}")

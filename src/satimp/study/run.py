@@ -5,6 +5,7 @@ the paper's ablations (criteria, granularity, smoothness, hardsampling) the same
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -18,15 +19,24 @@ import satimp
 from satimp.benchmarks import Benchmark, epoch_probe, save_retain_stats
 from satimp.checkpoint import check_resume
 from satimp.config import MethodConfig, to_dict
+from satimp.data.records import has_split
 from satimp.data.synth import synth_tofu
 from satimp.data.synth_muse import synth_muse
 from satimp.data.synth_wmdp import synth_wmdp
 from satimp.distributed import process_setup, resolve_precision
 from satimp.errors import InputError
+from satimp.evaluation.attacks import attack_columns, attack_model, recoveries
+from satimp.evaluation.mia import holdout_split_for
 from satimp.evaluation.probes import LastEpochEvaluation, with_precision
 from satimp.evaluation.scoring import eval_precision
 from satimp.evaluation.worst import worst_items_markdown
-from satimp.experiment import build_models, data_fingerprint, train_record, unlearn
+from satimp.experiment import (
+    attack_records,
+    build_models,
+    data_fingerprint,
+    train_record,
+    unlearn,
+)
 from satimp.models import PRESETS, key_digest, load_model
 from satimp.objectives import Objective
 from satimp.protocol import as_dict as protocol_dict
@@ -184,11 +194,14 @@ def method_row(
     model_dir: Path,
     out: Path,
     stats: dict | None,
+    attack_refs: dict | None = None,
     *,
     resume: bool = False,
 ) -> tuple[dict, list[dict]]:
     """Unlearn with one method and evaluate it: (result row, per-epoch curve). A failure
-    becomes a `failed: …` row with the traceback in `methods/LABEL/error.txt`.
+    becomes a `failed: …` row with the traceback in `methods/LABEL/error.txt`. With
+    `attack_refs` (`attack_references`), the unlearned model is then attacked
+    (`methods/LABEL/attacks.json`) and the row gains `attack_columns`.
 
     A finished method leaves `methods/LABEL/row.json` (and no checkpoints); with `resume`
     that row is reused, and an unfinished method continues from its latest checkpoint.
@@ -244,6 +257,8 @@ def method_row(
         if tables:
             page = worst_items_markdown(tables, title=f"Worst items: {label}")
             write_atomic(run_dir / "worst_items.md", page)
+        if attack_refs is not None:
+            summary = summary | attack_method(cfg, bench, data, run_dir, attack_refs)
         if not cfg.save_models:
             for f in run_dir.glob("*.safetensors"):
                 f.unlink()
@@ -256,6 +271,40 @@ def method_row(
         (run_dir / "error.txt").write_text(traceback.format_exc())
         status = str(e) if isinstance(e, Diverged) else f"failed: {type(e).__name__}: {e}"
         return _row(label, status[:200], None, time.time() - t0, bench.columns), []
+
+
+def attack_references(
+    cfg: RunConfig, bench: Benchmark, data, paths: dict, out: Path, log=print
+) -> dict | None:
+    """With `attacks.enabled`: the attacks' references of one seed, {"records": (forget,
+    retain, holdout), "original": its unattacked metrics (and plain/best probes), "retain":
+    every attack on the retain model, the control}, also written to `attacks_references.json`.
+    Membership AUCs only where the data has a holdout split."""
+    if not cfg.attacks.enabled:
+        return None
+    mia = has_split(data, holdout_split_for(bench.forget))
+    records = attack_records(bench, data, mia=mia)
+    refs: dict = {"records": records}
+    for role, attacks in (("original", ["probes"]), ("retain", cfg.attacks.attacks)):
+        model, tok = load_model(paths[role], trust_remote_code=cfg.trust_remote_code)
+        a_cfg = dataclasses.replace(cfg.attacks, attacks=attacks)
+        refs[role] = attack_model(model.eval(), tok, *records, bench.protocol, a_cfg)
+        log(f"  attacks on the {role} model: done")
+    write_json(out / "attacks_references.json", {k: v for k, v in refs.items() if k != "records"})
+    return refs
+
+
+def attack_method(cfg: RunConfig, bench: Benchmark, data, run_dir: Path, refs: dict) -> dict:
+    """Every attack on the unlearned model in `run_dir`: writes attacks.json (results,
+    recovery towards the original, the retain control) and returns its `attack_columns`."""
+    model, tok = load_model(run_dir, trust_remote_code=cfg.trust_remote_code)
+    results = attack_model(model.eval(), tok, *refs["records"], bench.protocol, cfg.attacks)
+    recovery = recoveries(results, refs["original"])
+    control = recoveries(refs["retain"], refs["original"], results)
+    write_json(
+        run_dir / "attacks.json", {"results": results, "recovery": recovery, "control": control}
+    )
+    return attack_columns(results, recovery)
 
 
 def run_methods(
@@ -366,6 +415,7 @@ def run(
         log(f"[3/4] reference rows{at}: original and retain models")
         refs, stats = reference_rows(cfg_s, bench, data, paths, out_s, log)
         rows += [r | tag for r in refs]
+        attack_refs = attack_references(cfg_s, bench, data, paths, out_s, log)
         shown = forget if isinstance(forget, str) else " + ".join(forget)
         log(f"[4/4] unlearning {shown} with {len(variants)} methods{at}")
 
@@ -377,7 +427,10 @@ def run(
             )
 
         jobs = [
-            (label, (cfg_s, bench, label, method, data, paths["original"], out_s, stats))
+            (
+                label,
+                (cfg_s, bench, label, method, data, paths["original"], out_s, stats, attack_refs),
+            )
             for label, method in variants
         ]
         results = run_methods(jobs, cfg.workers, resume=resume, on_done=done)
