@@ -161,8 +161,12 @@ def test_run_attacks_every_method_with_seeds(tmp_path: Path) -> None:
     per_seed = [r for r in rows if r["method"] == "ga" and "seed" in r]
     assert len(per_seed) == 2
     for r in per_seed:
-        assert {"relearn_forget_es", "int4_es", "int4_mia_min_k_auc", "int4_recovery_es"} <= set(r)
+        want = {"atk_none_es", "atk_relearn_forget_es", "atk_int4_es", "atk_int4_mia_min_k_auc"}
+        assert want | {"atk_int4_recovery_es"} <= set(r)
     agg = next(r for r in rows if r["method"] == "ga" and "n_seeds" in r)
-    assert agg["int4_es_mean"] == pytest.approx(sum(r["int4_es"] for r in per_seed) / 2)
+    assert agg["atk_int4_es_mean"] == pytest.approx(sum(r["atk_int4_es"] for r in per_seed) / 2)
+    page = (out / "robustness.md").read_text()
+    assert "| ga |" in page and "| retain (control) |" in page and "Min-K% AUC" in page
+    assert (out / "robustness.png").stat().st_size > 10_000
     with pytest.raises(Exception, match="unknown attack"):
         dataclasses.replace(cfg, attacks=AttackConfig(enabled=True, attacks=["int2"])).validate()

@@ -352,6 +352,102 @@ def bars_figure(rows: Sequence[dict], styles: dict[str, Style] | None = None):
     return fig
 
 
+# ---------------------------------------------------------------- robustness (attacks)
+
+ATTACK_ORDER = ("none", "relearn_forget", "relearn_retain", "int8", "int4", "nf4", "probes")
+
+
+def _attacked(rows: Sequence[dict]) -> list[dict]:
+    """The method rows that carry attack columns: the seed aggregates where there are any,
+    else the single runs."""
+    rows = [r for r in rows if r.get("method") not in REFERENCES]
+    agg = [r for r in rows if "n_seeds" in r and "atk_none_es_mean" in r]
+    return agg or [r for r in rows if "n_seeds" not in r and "atk_none_es" in r]
+
+
+def _cell_ci(r: dict, key: str, digits: int = 3) -> str:
+    value, err = _point(r, key)
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}" + (f" ± {err:.{digits}f}" if err else "")
+
+
+def robustness_markdown(rows: Sequence[dict], control: dict[str, dict] | None = None) -> str:
+    """Two tables: forget ES after each attack (its ES recovery beside it) per method, and
+    the Min-K% AUC before and after the attacks that measure it; mean ± 95 % CI over seeds
+    where the rows are seed aggregates. `control`: {attack: {"before", "after"}} of the retain
+    model (mean over seeds), a last row."""
+    rows = _attacked(rows)
+    attacks = [
+        a for a in ATTACK_ORDER if any(_point(r, f"atk_{a}_es")[0] is not None for r in rows)
+    ]
+    head = "| method | " + " | ".join(a if a != "none" else "no attack" for a in attacks) + " |"
+    lines = ["Forget ES ↓ after each attack (recovery of ES towards the original model):", "",
+             head, "|" + "---|" * (len(attacks) + 1)]  # fmt: skip
+    for r in rows:
+        cells = []
+        for a in attacks:
+            cell = _cell_ci(r, f"atk_{a}_es")
+            rec = _point(r, f"atk_{a}_recovery_es")[0]
+            cells.append(cell + (f" ({rec:+.2f})" if rec is not None else ""))
+        lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
+    if control:
+        cells = [
+            "–" if a == "none" or a not in control
+            else f"{control[a]['before']['es']:.3f} → {control[a]['after']['es']:.3f}"
+            for a in attacks
+        ]  # fmt: skip
+        lines.append("| retain (control) | " + " | ".join(cells) + " |")
+    auc = [
+        a for a in attacks if any(_point(r, f"atk_{a}_mia_min_k_auc")[0] is not None for r in rows)
+    ]
+    if auc:
+        lines += ["", "Min-K% AUC, forget against holdout (0.5: indistinguishable):", "",
+                  "| method | " + " | ".join(a if a != "none" else "no attack" for a in auc) + " |",
+                  "|" + "---|" * (len(auc) + 1)]  # fmt: skip
+        for r in rows:
+            cells = [_cell_ci(r, f"atk_{a}_mia_min_k_auc") for a in auc]
+            lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def robustness_figure(rows: Sequence[dict], styles: dict[str, Style] | None = None):
+    """Per method (its colour), forget ES (left) and Min-K% AUC (right) with no attack and
+    after each attack, as grouped bars with 95 % CI error bars where seeds give them."""
+    import numpy as np
+
+    rows = _attacked(rows)
+    styles = styles or method_styles(r["method"] for r in rows)
+    fig, axes = _figure(1, 2, size=(12, 4))
+    for ax, metric, title in (
+        (axes[0], "es", "forget ES ↓"),
+        (axes[1], "mia_min_k_auc", "Min-K% AUC"),
+    ):
+        attacks = [a for a in ATTACK_ORDER
+                   if any(_point(r, f"atk_{a}_{metric}")[0] is not None for r in rows)]  # fmt: skip
+        width = 0.8 / max(1, len(rows))
+        for j, r in enumerate(rows):
+            xs, ys, errs = [], [], []
+            for i, a in enumerate(attacks):
+                value, err = _point(r, f"atk_{a}_{metric}")
+                if value is not None:
+                    xs.append(i - 0.4 + width * (j + 0.5))
+                    ys.append(value)
+                    errs.append(err)
+            s = styles[r["method"]]
+            ax.bar(xs, ys, width, yerr=errs, capsize=2, color=s.color, label=r["method"],
+                   gid=r["method"])  # fmt: skip
+        ax.set_xticks(np.arange(len(attacks)), [a.replace("_", "\n") for a in attacks], fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(0, 1.05)
+        ax.grid(axis="y", alpha=0.3)
+        if metric == "mia_min_k_auc":
+            ax.axhline(0.5, color="black", lw=0.8, ls="--")
+    axes[0].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
 # ---------------------------------------------------------------- the report
 
 

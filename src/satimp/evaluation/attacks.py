@@ -204,17 +204,21 @@ def recoveries(
 
 
 def attack_columns(results: dict, recovery: dict | None) -> dict[str, float | None]:
-    """The numbers a study row carries for one attacked model: per attack, forget ES after it
-    (`<attack>_es`), the Min-K% AUC after it where measured, and the ES recovery."""
-    out = {}
+    """The numbers a study row carries for one attacked model, all prefixed `atk_`: the
+    unattacked forget ES and Min-K% AUC (`atk_none_…`, on `forget_metrics`' prompt), and per
+    attack the forget ES after it, the Min-K% AUC after it where measured, and the ES
+    recovery."""
+    out = {"atk_none_es": results["none"]["es"]}
+    if "mia_min_k_auc" in results["none"]:
+        out["atk_none_mia_min_k_auc"] = results["none"]["mia_min_k_auc"]
     for attack, res in results.items():
         if not isinstance(res, dict) or "after" not in res:
             continue
-        out[f"{attack}_es"] = res["after"]["es"]
+        out[f"atk_{attack}_es"] = res["after"]["es"]
         if "mia_min_k_auc" in res["after"]:
-            out[f"{attack}_mia_min_k_auc"] = res["after"]["mia_min_k_auc"]
+            out[f"atk_{attack}_mia_min_k_auc"] = res["after"]["mia_min_k_auc"]
         if recovery is not None:
-            out[f"{attack}_recovery_es"] = recovery.get(attack, {}).get("es")
+            out[f"atk_{attack}_recovery_es"] = recovery.get(attack, {}).get("es")
     return out
 
 

@@ -40,7 +40,13 @@ from satimp.experiment import (
 from satimp.models import PRESETS, key_digest, load_model
 from satimp.objectives import Objective
 from satimp.protocol import as_dict as protocol_dict
-from satimp.report import format_table, write_report
+from satimp.report import (
+    format_table,
+    robustness_figure,
+    robustness_markdown,
+    save_figure,
+    write_report,
+)
 from satimp.runs import write_atomic, write_json
 from satimp.stats import aggregate
 from satimp.study.analysis import weight_curves
@@ -307,6 +313,24 @@ def attack_method(cfg: RunConfig, bench: Benchmark, data, run_dir: Path, refs: d
     return attack_columns(results, recovery)
 
 
+def write_robustness(out: Path, rows: list[dict], controls: list[dict], log=print) -> None:
+    """robustness.md (`report.robustness_markdown`, the retain control averaged over seeds)
+    and robustness.png (`report.robustness_figure`) in the run folder."""
+    control = {}
+    for attack in controls[0]:
+        if attack in ("none", "none_half"):
+            continue
+        control[attack] = {
+            side: {"es": sum(c[attack][side]["es"] for c in controls) / len(controls)}
+            for side in ("before", "after")
+        }
+    page = robustness_markdown(rows, control)
+    write_atomic(out / "robustness.md", f"# Does the forgetting hold?\n\n{page}")
+    save_figure(robustness_figure(rows), out / "robustness.png")
+    print(page)
+    log(f"robustness: {out / 'robustness.md'}")
+
+
 def run_methods(
     jobs: list, workers: int, *, threads: int | None = None, resume: bool = False, on_done=None
 ) -> dict:
@@ -404,6 +428,7 @@ def run(
     curves: dict[str, list[list[dict]]] = {label: [] for label, _ in variants}
     worst: list[tuple[str, str]] = []  # (label, worst_items.md relative to out)
     first_paths = None
+    controls: list[dict] = []  # per seed, the retain model's attacks (with attacks.enabled)
     for seed in seeds:
         cfg_s = cfg.for_seed(seed)
         out_s = out if seed is None else out / f"seed-{seed}"
@@ -416,6 +441,8 @@ def run(
         refs, stats = reference_rows(cfg_s, bench, data, paths, out_s, log)
         rows += [r | tag for r in refs]
         attack_refs = attack_references(cfg_s, bench, data, paths, out_s, log)
+        if attack_refs is not None:
+            controls.append(attack_refs["retain"])
         shown = forget if isinstance(forget, str) else " + ".join(forget)
         log(f"[4/4] unlearning {shown} with {len(variants)} methods{at}")
 
@@ -474,6 +501,8 @@ def run(
         worst_items=worst,
     )
     print(format_table(summary or rows, columns=bench.columns))
+    if controls:
+        write_robustness(out, rows + summary, controls, log)
     log(f"report: {report}  (total {time.time() - t_start:.0f}s)")
     return rows + summary
 
