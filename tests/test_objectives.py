@@ -248,6 +248,19 @@ def test_rmu_losses_by_hand() -> None:
     assert_close(rmu_retain_loss(h, ref, torch.tensor([[F_, T]])), torch.tensor(8.0))
 
 
+def test_rmu_losses_average_over_the_hidden_size_not_the_tokens() -> None:
+    """T = 3 tokens, D = 2 (T ≠ D, so the mean over D cannot pass for one over T):
+    h = [[1, 2], [3, 4], [0, 0]], c·u = [1, 1]: per token 0.5, 6.5, 1 → all valid 8/3, mask
+    [T, F, T] 0.75. Against ref [[0, 2], [3, 0], [0, 0]]: 0.5, 8, 0 → 8.5/3; [F, T, T] 4."""
+    h = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [0.0, 0.0]]])
+    control = torch.tensor([1.0, 1.0])
+    assert_close(rmu_forget_loss(h, control, torch.tensor([[T, T, T]])), torch.tensor(8 / 3))
+    assert_close(rmu_forget_loss(h, control, torch.tensor([[T, F_, T]])), torch.tensor(0.75))
+    ref = torch.tensor([[[0.0, 2.0], [3.0, 0.0], [0.0, 0.0]]])
+    assert_close(rmu_retain_loss(h, ref, torch.tensor([[T, T, T]])), torch.tensor(8.5 / 3))
+    assert_close(rmu_retain_loss(h, ref, torch.tensor([[F_, T, T]])), torch.tensor(4.0))
+
+
 # ------------------------------------------------------------------ NPO's reference, fast = slow
 
 
