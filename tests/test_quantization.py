@@ -37,8 +37,14 @@ def test_rtn_group_wise_by_hand() -> None:
     assert_close(quantize_rtn(ROW, 4, group_size=2), torch.tensor([[1.0, -3 / 7, 0.26, 0.0]]))
     zeros = torch.zeros(2, 4)
     assert torch.equal(quantize_rtn(zeros, 4, group_size=2), zeros)
-    with pytest.raises(ValueError, match="group_size 3 does not divide in = 4"):
-        quantize_rtn(ROW, 4, group_size=3)
+    # rows of 3, groups of 2: blocks over the row-major weights (the last padded with zeros),
+    # [1, −0.4 | 0.26, 0.5 | 0.1, 0]: the middle block's s = 0.5/7, 0.26/s = 3.64 → 4s = 2/7
+    odd = torch.tensor([[1.0, -0.4, 0.26], [0.5, 0.1, 0.0]])
+    want = torch.tensor([[1.0, -3 / 7, 4 * 0.5 / 7], [0.5, 0.1, 0.0]])
+    assert_close(quantize_rtn(odd, 4, group_size=2), want)
+    assert quantize_nf4(odd, group_size=4).shape == odd.shape
+    with pytest.raises(ValueError, match="group_size must be >= 1"):
+        quantize_rtn(ROW, 4, group_size=0)
 
 
 def test_nf4_by_hand() -> None:

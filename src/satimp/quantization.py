@@ -9,7 +9,8 @@ the weights a quantized model computes with; no packed storage, so it runs on an
 - `int8`, `int4` (round-to-nearest, symmetric absmax): per block of weights sharing a scale,
   s = max|w| / q_max with q_max = 2^(b−1) − 1 (127, 7), Ŵ = s · clamp(round(w / s), −q_max, q_max).
   A block is one output channel (a row; `group_size` None) or `group_size` consecutive weights
-  of a row (group-wise, as GPTQ/AWQ's 4-bit formats);
+  in row-major order (group-wise; within a row when `group_size` divides its length, as GPTQ/AWQ's
+  groups are);
 - `nf4` (QLoRA's 4-bit NormalFloat, Dettmers et al. 2023): per block of `group_size` (default
   64) consecutive weights, s = max|w|, Ŵ = s · the NF4 level nearest to w / s.
 
@@ -35,42 +36,58 @@ SCHEMES = ("int8", "int4", "nf4")
 NF4_BLOCK = 64  # bitsandbytes' NF4 block size
 
 
-def _blocks(w: Tensor, group_size: int | None) -> Tensor:
-    """W [out, in] as [out, n_blocks, block]: one block per row, or `group_size` per block."""
+def _blockwise(w: Tensor, group_size: int | None, fn) -> Tensor:
+    """Apply `fn` ([n_blocks, block] float32 → same) to w's blocks and reassemble: one block
+    per row (`group_size` None), or `group_size` consecutive weights of w in row-major order,
+    the last block padded with zeros (bitsandbytes' blockwise layout; a zero changes no
+    block's absmax). Returns w's shape and dtype."""
     if w.dim() != 2:
         raise ValueError(
             f"quantize: a weight matrix [out, in] is needed, got shape {tuple(w.shape)}"
         )
+    x = w.float()
     if group_size is None:
-        return w.unsqueeze(1)
-    if group_size < 1 or w.shape[1] % group_size:
-        raise ValueError(f"quantize: group_size {group_size} does not divide in = {w.shape[1]}")
-    return w.reshape(w.shape[0], -1, group_size)
+        return fn(x).to(w.dtype)
+    if group_size < 1:
+        raise ValueError(f"quantize: group_size must be >= 1, got {group_size}")
+    flat = x.reshape(-1)
+    pad = -flat.numel() % group_size
+    blocks = torch.nn.functional.pad(flat, (0, pad)).view(-1, group_size)
+    return fn(blocks).reshape(-1)[: flat.numel()].view(w.shape).to(w.dtype)
+
+
+def _absmax_scale(b: Tensor, q: float) -> tuple[Tensor, Tensor]:
+    """(scale = max|b| / q per row, the scale with 0 replaced by 1 to divide by)."""
+    scale = b.abs().amax(-1, keepdim=True) / q
+    return scale, torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
 def quantize_rtn(w: Tensor, bits: int, group_size: int | None = None) -> Tensor:
     """Symmetric round-to-nearest, dequantized: Ŵ = s · clamp(round(w / s), −q, q), q = 2^(b−1) − 1,
-    s = max|w| / q per block (a row, or `group_size` weights). Args: w [out, in]; bits ≥ 2.
-    Returns: [out, in], w's dtype. Computed in float32."""
+    s = max|w| / q per block (a row, or `group_size` weights: `_blockwise`). Args: w [out, in];
+    bits ≥ 2. Returns: [out, in], w's dtype. Computed in float32."""
     if bits < 2:
         raise ValueError(f"quantize_rtn: bits must be >= 2, got {bits}")
     q = 2 ** (bits - 1) - 1
-    b = _blocks(w.float(), group_size)
-    scale = b.abs().amax(-1, keepdim=True) / q
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    out = (b / safe).round().clamp(-q, q) * scale
-    return out.reshape(w.shape).to(w.dtype)
+
+    def rtn(b: Tensor) -> Tensor:
+        scale, safe = _absmax_scale(b, q)
+        return (b / safe).round().clamp(-q, q) * scale
+
+    return _blockwise(w, group_size, rtn)
 
 
 def quantize_nf4(w: Tensor, group_size: int = NF4_BLOCK) -> Tensor:
-    """NF4, dequantized: per block of `group_size` weights, s = max|w|, Ŵ = s · the NF4 level
-    nearest to w / s (ties to the lower level). Args: w [out, in]. Returns: [out, in]."""
+    """NF4, dequantized: per block of `group_size` weights (`_blockwise`), s = max|w|,
+    Ŵ = s · the NF4 level nearest to w / s (ties to the lower level). Args: w [out, in].
+    Returns: [out, in]."""
     levels = torch.tensor(NF4_LEVELS, device=w.device)
-    b = _blocks(w.float(), group_size)
-    scale = b.abs().amax(-1, keepdim=True)
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    idx = ((b / safe).unsqueeze(-1) - levels).abs().argmin(-1)
-    return (levels[idx] * scale).reshape(w.shape).to(w.dtype)
+
+    def nf4(b: Tensor) -> Tensor:
+        scale, safe = _absmax_scale(b, 1.0)
+        return levels[((b / safe).unsqueeze(-1) - levels).abs().argmin(-1)] * scale
+
+    return _blockwise(w, group_size, nf4)
 
 
 def quantize_weight(w: Tensor, scheme: str, group_size: int | None = None) -> Tensor:
