@@ -39,7 +39,13 @@ OU_METRICS = [
     "model_utility",
     "extraction_strength",
     "exact_memorization",
+    # membership inference of forget10 against holdout10 (when DATA has holdout10.jsonl)
+    "mia_loss",
+    "mia_zlib",
+    "mia_min_k",
+    "mia_min_k_plus_plus",
 ]
+MIA_METRICS = OU_METRICS[-4:]
 
 # (label, open-unlearning metric key, its per-item field, satimp split, satimp field);
 # `{forget}` is the forget split's perturbed file, e.g. forget10_perturbed.
@@ -59,6 +65,21 @@ ROWS = [
     ("world facts ROUGE-L", "wf_Q_A_ROUGE", "rougeL_recall", "world_facts_perturbed", "rouge"),
     ("world facts truth ratio", "wf_Truth_Ratio", "score", "world_facts_perturbed", "truth_ratio"),
 ]  # fmt: skip
+# Membership scores: (label, its metric, its side, satimp split, satimp field); open-unlearning
+# scores the other way round (higher = less likely a member), so its score is minus satimp's.
+MIA_ROWS = [
+    (f"MIA {name} {side}", key, side, split, field)
+    for name, key, field in (("LOSS", "mia_loss", "mia_loss"), ("ZLib", "mia_zlib", "mia_zlib"),
+                             ("Min-K%", "mia_min_k", "mia_min_k"),
+                             ("Min-K%++", "mia_min_k_plus_plus", "mia_min_k_pp"))
+    for side, split in (("forget", "{forget}"), ("holdout", "{holdout}"))
+]  # fmt: skip
+MIA_AUCS = {
+    "mia_loss": "mia_loss_auc",
+    "mia_zlib": "mia_zlib_auc",
+    "mia_min_k": "mia_min_k_auc",
+    "mia_min_k_plus_plus": "mia_min_k_pp_auc",
+}
 AGGREGATES = [("forget quality", "forget_quality"), ("model utility", "model_utility")]
 # The other aggregates both report (means of the per-item values above; shown, not judged):
 # open-unlearning's agg_value key → satimp's summary key.
@@ -97,7 +118,10 @@ def metric_datasets(metrics_dir: Path, name: str) -> list[tuple[str, ...]]:
         ((target, option),) = entry.items()
         group, _, package = target.partition("@")
         if group.endswith("data/datasets") and package == "datasets":
-            out.append(("datasets", option, "args", "hf_args"))
+            # a datasets file may define several (TOFU_MIA: forget and holdout)
+            path = metrics_dir.parents[1] / "data" / "datasets" / f"{option}.yaml"
+            names = list(yaml.safe_load(path.read_text())) if path.is_file() else [option]
+            out += [("datasets", name, "args", "hf_args") for name in names]
         elif group == "." and package.startswith("pre_compute."):
             key = package.split(".", 1)[1]
             out += [("pre_compute", key, *p) for p in metric_datasets(metrics_dir, option)]
@@ -111,7 +135,7 @@ def package_name(metrics_dir: Path, name: str) -> str:
     return match.group(1) if match else name
 
 
-def eval_yaml(ou: Path, data: Path, metric_names: list[str] = OU_METRICS) -> str:
+def eval_yaml(ou: Path, data: Path, metric_names: list[str] = OU_METRICS) -> str:  # noqa: B006
     """open-unlearning's configs/eval/tofu.yaml with the given metrics (OU_METRICS), and every
     dataset those metrics read (directly or through pre_compute) loaded with the HF `json`
     loader from `<data>/<split>.jsonl` instead of the hub's locuslab/TOFU (`${.name}`: the
@@ -169,9 +193,12 @@ def write_config(ou: Path, data: Path, model: Path, out: Path) -> None:
         sys.exit(f"compare_open_unlearning: error: {data} has no {', '.join(missing)}.jsonl")
     if not (model / "config.json").is_file():
         sys.exit(f"compare_open_unlearning: error: {model} is not a model folder")
+    metric_names = [
+        m for m in OU_METRICS if m not in MIA_METRICS or (data / "holdout10.jsonl").is_file()
+    ]
     files = {
         "model/satimp_local.yaml": model_yaml(model, "You are a helpful assistant."),
-        "eval/tofu_local.yaml": eval_yaml(ou, data),
+        "eval/tofu_local.yaml": eval_yaml(ou, data, metric_names),
     }
     for rel, text in files.items():
         path = out / rel
@@ -183,9 +210,11 @@ def write_config(ou: Path, data: Path, model: Path, out: Path) -> None:
 # ---------------------------------------------------------------- comparison
 
 
-def ou_values(logs: dict, key: str, field: str) -> list[float]:
-    """open-unlearning's per-item values of one metric, by dataset index."""
-    by_index = logs[key]["value_by_index"]
+def ou_values(logs: dict, key: str, field: str, side: str | None = None) -> list[float]:
+    """open-unlearning's per-item values of one metric, by dataset index (`side`: a membership
+    metric's `forget` or `holdout` scores)."""
+    entry = logs[key][side] if side else logs[key]
+    by_index = entry["value_by_index"]
     out = [math.nan] * len(by_index)
     for idx, item in by_index.items():
         v = item.get(field)
@@ -232,6 +261,34 @@ def compare(ou_logs: dict, per_sample: dict, summary: dict) -> tuple[list[str], 
             f"{label:<26} {len(ours):>5} {diffs[worst]:>9.2e} {worst:>4} {rel:>9.2e} {mean:>10.4f}  "
             + ("ok" if passed else "FAIL")
         )
+    holdout = next((s for s in per_sample if s.startswith("holdout")), None)
+    for label, key, side, split, ours_field in MIA_ROWS:
+        if key not in ou_logs or holdout is None:
+            continue  # no holdout split: no membership inference on either side
+        split = split.format(forget=forget, holdout=holdout)
+        theirs = ou_values(ou_logs, key, "score", side)
+        ours = [-v for v in per_sample[split][ours_field]]  # its sign
+        if len(theirs) != len(ours):
+            lines.append(f"{label:<26} item counts differ: {len(theirs)} vs {len(ours)}")
+            ok = False
+            continue
+        diffs = [abs(a - b) for a, b in zip(theirs, ours, strict=True)]
+        worst = max(range(len(diffs)), key=diffs.__getitem__)
+        rel = max(rel_diff(a, b) for a, b in zip(theirs, ours, strict=True))
+        passed = diffs[worst] <= ITEM_TOL
+        ok &= passed
+        lines.append(
+            f"{label:<26} {len(ours):>5} {diffs[worst]:>9.2e} {worst:>4} {rel:>9.2e} "
+            f"{sum(ours) / len(ours):>10.4f}  " + ("ok" if passed else "FAIL")
+        )
+    for key, ours_key in MIA_AUCS.items():
+        if key in ou_logs and ours_key in summary:
+            d = abs(ou_logs[key]["agg_value"] - summary[ours_key])
+            ok &= d <= ITEM_TOL
+            lines.append(
+                f"{'AUC ' + key:<26} theirs {ou_logs[key]['agg_value']:<22.6f} ours "
+                f"{summary[ours_key]:<22.6f} |Δ| {d:.2e}  " + ("ok" if d <= ITEM_TOL else "FAIL")
+            )
     for label, key in AGGREGATES:
         theirs = ou_logs.get(key, {}).get("agg_value")
         ours = summary.get(key)
