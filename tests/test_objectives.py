@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from satimp.config import MethodConfig, TrainConfig
-from satimp.data.encoding import IGNORE, encode_records
+from satimp.data.encoding import IGNORE, Encoded, encode_records
 from satimp.data.tofu import load_split
 from satimp.errors import InputError
 from satimp.evaluation.scoring import extraction_scores
@@ -550,6 +550,7 @@ def test_unknown_method_lists_valid_names() -> None:
         (MethodConfig("npo", params={"beta": -1}), "beta"),
         (MethodConfig("npo", params={"beta": 0}), "beta"),
         (MethodConfig("simnpo", params={"beta": 0}), "beta"),
+        (MethodConfig("npo_topk", params={"beta": 0}), "beta=0 must be > 0"),  # divides by β too
         (MethodConfig("topk", params={"frac": 1.5}), "frac"),
         (MethodConfig("random", params={"frac": 0}), "frac"),
         (MethodConfig("annotated", params={"rho": 2}), "rho"),
@@ -652,3 +653,335 @@ def test_rmu_forget_term_reads_the_output_of_layer_l(tiny_trained: Path, data) -
     for other in {layer, layer + 2, len(out.hidden_states) - 1} - {layer + 1}:
         if other < len(out.hidden_states):
             assert not torch.allclose(distance(out.hidden_states[other]), expected, rtol=1e-3)
+
+
+# ------------------------------------------------------------------ mutation-testing additions (2)
+
+
+def test_weighted_ga_loss_sequences_counts_rows_not_positions() -> None:
+    """normalize='sequences' divides by the number of ROWS with a valid token, not columns:
+    one row with 3 valid tokens (w = 1, log p = −1, −2, −3) and one all-masked row → N = 1,
+    L = −6 (a count over the 3 columns would give −2)."""
+    logps = torch.tensor([[-1.0, -2.0, -3.0], [-4.0, -5.0, -6.0]])
+    mask = torch.tensor([[T, T, T], [F_, F_, F_]])
+    loss = weighted_ga_loss(logps, mask, mask.float(), normalize="sequences")
+    assert_close(loss, torch.tensor(-6.0))
+
+
+def test_weighted_ga_loss_small_and_nonpositive_denominators() -> None:
+    """N is used as it is whenever N > 0, however small; N ≤ 0 gives 0.
+
+    one valid token (N = 1 token): L = 2 · (−3) / 1 = −6;
+    normalize='weights' with Σw = 0.5 (< 1, no clamp to 1): L = 0.5 · (−3) / 0.5 = −3;
+    signed weights with Σw = 1 − 1 = 0 or 1 − 2 = −1 (N ≤ 0): L = 0, not Σ w log p / 1e−12
+    (nor the bare sum 1·(−1) − 1·(−2) = 1)."""
+    logps = torch.tensor([[-3.0, -7.0]])
+    one = torch.tensor([[T, F_]])
+    assert_close(weighted_ga_loss(logps, one, torch.tensor([[2.0, 0.0]])), torch.tensor(-6.0))
+    half = weighted_ga_loss(logps, one, torch.tensor([[0.5, 0.0]]), normalize="weights")
+    assert_close(half, torch.tensor(-3.0))
+    logps, both = torch.tensor([[-1.0, -2.0]]), torch.tensor([[T, T]])
+    for w in ([1.0, -1.0], [1.0, -2.0]):
+        loss = weighted_ga_loss(logps, both, torch.tensor([w]), normalize="weights")
+        assert loss.item() == 0.0
+
+
+def test_nll_and_kl_of_a_single_valid_position() -> None:
+    """One valid position: the mean over N = 1 is the value itself (no clamp of N to more).
+    NLL of log p = −2 (−9 masked) = 2; KL of the two-token example's token 0 alone =
+    0.75 log 1.5 + 0.25 log 0.5."""
+    assert_close(nll_loss(torch.tensor([[-2.0, -9.0]]), torch.tensor([[T, F_]])), torch.tensor(2.0))
+    logits = torch.tensor([[[0.0, 0.0], [5.0, -5.0]]])
+    ref = torch.tensor([[[math.log(3), 0.0], [-5.0, 5.0]]])
+    kl0 = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    assert_close(kl_loss(logits, ref, torch.tensor([[T, F_]])), torch.tensor(kl0))
+
+
+def _layers_model(n: int):
+    """`rmu_layer` reads only config.num_hidden_layers."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(config=SimpleNamespace(num_hidden_layers=n))
+
+
+@pytest.mark.parametrize(
+    ("n", "layer"),
+    # default ℓ = max(0, min(7, n // 2 − 1))
+    [(1, 0), (2, 0), (3, 0), (4, 1), (5, 1), (6, 2), (7, 2), (16, 7), (18, 7), (32, 7)],
+)
+def test_rmu_default_layer(n: int, layer: int) -> None:
+    got = Objective(MethodConfig("rmu")).rmu_layer(_layers_model(n))
+    assert got == layer and isinstance(got, int)
+
+
+def test_rmu_explicit_layer_and_its_range() -> None:
+    """An explicit `layer` wins over the default (1 for 4 layers); it must lie in [0, n)."""
+    assert Objective(MethodConfig("rmu", params={"layer": 3})).rmu_layer(_layers_model(4)) == 3
+    assert Objective(MethodConfig("rmu", params={"layer": 0})).rmu_layer(_layers_model(4)) == 0
+    for bad in (4, -1):
+        objective = Objective(MethodConfig("rmu", params={"layer": bad}))
+        with pytest.raises(InputError, match=f"^rmu layer={bad} out of range for a 4-layer model$"):
+            objective.rmu_layer(_layers_model(4))
+
+
+def test_rmu_trains_layers_l_minus_2_to_l_only() -> None:
+    """RMU under `rmu_params='layers'` (tofu) trains blocks ℓ−2..ℓ: ℓ = 4 of 6 → blocks 2, 3, 4
+    (not 0..4, not 1..4); ℓ = 1 → blocks 0, 1. Everything else is frozen."""
+
+    class Blocks(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = torch.nn.ModuleList(torch.nn.Linear(1, 1) for _ in range(6))
+            self.head = torch.nn.Linear(1, 1)
+
+    for layer, blocks in ((4, {2, 3, 4}), (1, {0, 1})):
+        model = Blocks()
+        objective = Objective(MethodConfig("rmu", params={"layer": layer}))
+        trained = {id(p) for p in objective.trainable(model)}
+        for name, p in model.named_parameters():
+            on = name.startswith("layers.") and int(name.split(".")[1]) in blocks
+            assert (id(p) in trained) == on == p.requires_grad, (layer, name)
+
+
+def _hand_examples() -> tuple[list[Encoded], list[Encoded]]:
+    """Hand-picked token ids: two forget and two retain examples of different lengths,
+    prompts labelled −100, key-fact flags on some forget answer tokens."""
+
+    def ex(ids: list[int], prompt: int, keys: list[bool] | None = None) -> Encoded:
+        return Encoded(ids, [IGNORE] * prompt + ids[prompt:], keys)
+
+    forget = [
+        ex([90, 91, 92, 93], 2, [F_, F_, T, F_]),
+        ex([5, 17, 29, 41, 53, 65, 77], 3, [F_, F_, F_, T, F_, T, T]),
+    ]
+    retain = [ex([101, 102, 103, 104, 105], 2), ex([201, 202, 203, 204, 205, 206, 207, 208], 4)]
+    return forget, retain
+
+
+def _hand_batch(tok, scale: dict | None = None) -> dict:
+    """`_hand_examples` as one batch (index [1, 0]: forget example 1 first, the shorter one
+    padded), with the training loop's `scale` when given."""
+    forget, retain = _hand_examples()
+    batch = make_collate(tok.pad_token_id)([(1, forget[1], retain[0]), (0, forget[0], retain[1])])
+    if scale is not None:
+        batch["scale"] = scale
+    return batch
+
+
+# the training loop's factors per part and unit (`train.batch_scale`), all different
+SCALE = {
+    "forget": {"tokens": 0.5, "rows": 0.75, "seqs": 1.25, "attn": 1.5, "sum": 2.0},
+    "retain": {"tokens": 0.25, "rows": 3.5, "seqs": 4.5, "attn": 5.5, "sum": 3.0},
+}
+
+
+@pytest.mark.parametrize(
+    ("cfg", "norm"),
+    [
+        (MethodConfig("simimp", params={"beta": 1}), "tokens"),
+        (MethodConfig("simimp", params={"beta": 1}, normalize="weights"), "weights"),
+        (MethodConfig("simimp", params={"beta": 1}, granularity="instance"), "sequences"),
+        (MethodConfig("simimp", params={"beta": 1}, granularity="batch"), "sequences"),
+    ],
+    ids=["token-tokens", "token-weights", "instance", "batch"],
+)
+def test_forget_term_normalisation(cfg: MethodConfig, norm: str, tiny_tok) -> None:
+    """Token-weighted forget term = γ · L(w) · scale['forget'][unit]: divided by the valid
+    tokens (normalize='tokens'), by Σw ('weights'), or by the sequences at instance and batch
+    granularity (whatever `normalize` says), unit 'tokens' or 'seqs' accordingly. The
+    expected normalisation differs from the others on this ragged batch (6 answer tokens,
+    2 rows, Σw ≈ 6·(1 − p) at token level), so the wrong one cannot pass. Log fields: the
+    forget loss and the weight statistics."""
+    from satimp.models import build_model
+
+    model = build_model("tiny", tiny_tok, seed=0)
+    objective = Objective(cfg)
+    batch = _hand_batch(tiny_tok, SCALE)
+    with torch.no_grad():
+        term, logs = objective.parts(model, batch)[0]()
+        f = forward_logps(model, batch["forget"])
+    w = objective.weights(f.logps, f.mask, step=0, key_mask=None)
+    losses = {
+        n: weighted_ga_loss(f.logps, f.mask, w, normalize=n)
+        for n in ("tokens", "weights", "sequences")
+    }
+    for other in set(losses) - {norm}:  # the wrong normalisation cannot pass
+        assert abs(losses[other] - losses[norm]) > 1e-4 * abs(losses[norm])
+    unit = "seqs" if norm == "sequences" else "tokens"
+    assert objective.forget_unit == unit
+    expected = objective.gamma * losses[norm] * SCALE["forget"][unit]
+    assert_close(term, expected, rtol=1e-5, atol=0.0)
+    assert logs["forget_loss"] == pytest.approx(losses[norm].item(), rel=1e-5)
+    valid = w[f.mask]
+    assert logs["weight_mean"] == pytest.approx(valid.mean().item(), rel=1e-5)
+    assert logs["weight_min"] == pytest.approx(valid.min().item(), rel=1e-5)
+
+
+def test_gd_terms_are_token_means_times_the_token_scales(tiny_tok) -> None:
+    """gd (γ = α = 1, w = 1, not a hard-sampling sum): forget term = mean token log-prob ×
+    scale['forget']['tokens'] (0.5), retain term = mean retain NLL × scale['retain']['tokens']
+    (0.25) — not divided by it, not the 'sum' factor, not another part's. Weight statistics
+    are taken over the valid tokens only: mean = min = max = 1."""
+    from satimp.models import build_model
+
+    model = build_model("tiny", tiny_tok, seed=0)
+    objective = Objective(MethodConfig("gd"))
+    assert not objective.hard_sum
+    batch = _hand_batch(tiny_tok, SCALE)
+    with torch.no_grad():
+        (forget_term, flogs), (retain_term, rlogs) = (
+            part() for part in objective.parts(model, batch)
+        )
+        f = forward_logps(model, batch["forget"])
+        r = forward_logps(model, batch["retain"])
+    forget_mean = (f.logps * f.mask).sum() / f.mask.sum()
+    retain_nll = nll_loss(r.logps, r.mask)
+    assert_close(forget_term, 0.5 * forget_mean, rtol=1e-5, atol=0.0)
+    assert_close(retain_term, 0.25 * retain_nll, rtol=1e-5, atol=0.0)
+    assert rlogs == {"retain_loss": pytest.approx(retain_nll.item(), rel=1e-5)}
+    assert flogs["weight_mean"] == flogs["weight_min"] == flogs["weight_max"] == 1.0
+
+
+def test_hard_sampling_sum_reduction_sums_both_terms(tiny_tok) -> None:
+    """topk under `hard_reduction='sum'` (the authors' gd_ hard sampling): forget term =
+    γ · Σ_k w_k log p_k (no division) × scale['forget']['sum'] (2), retain term =
+    α · Σ_k −log p_k over the retain tokens (a sum, positive) × scale['retain']['sum'] (3)."""
+    from satimp.models import build_model
+
+    model = build_model("tiny", tiny_tok, seed=0)
+    protocol = dataclasses.replace(PROTOCOLS["tofu"], hard_reduction="sum")
+    objective = Objective(MethodConfig("topk"), protocol=protocol)
+    assert objective.hard_sum and objective.forget_unit == "sum"
+    batch = _hand_batch(tiny_tok, SCALE)
+    with torch.no_grad():
+        (forget_term, flogs), (retain_term, rlogs) = (
+            part() for part in objective.parts(model, batch)
+        )
+        f = forward_logps(model, batch["forget"])
+        r = forward_logps(model, batch["retain"])
+    w = objective.weights(f.logps, f.mask, step=0, key_mask=None)
+    assert 0 < w.sum() < f.mask.sum()  # a real selection: neither nothing nor everything
+    forget_sum = (w * f.logps * f.mask).sum()
+    retain_sum = -(r.logps * r.mask).sum()
+    assert retain_sum > 0
+    assert_close(forget_term, objective.gamma * forget_sum * 2.0, rtol=1e-5, atol=0.0)
+    assert_close(retain_term, objective.alpha * retain_sum * 3.0, rtol=1e-5, atol=0.0)
+    assert flogs["forget_loss"] == pytest.approx(forget_sum.item(), rel=1e-5)
+    assert rlogs["retain_loss"] == pytest.approx(retain_sum.item(), rel=1e-5)
+
+
+def test_annotated_forget_term_reads_the_shifted_key_mask(tiny_tok) -> None:
+    """annotated (ρ = 0.3): w = 1 − ρ = 0.7 on the answer tokens the batch's key_mask flags,
+    ρ = 0.3 on the others; the key mask [B, T] is aligned with the labels and shifted by one
+    like the log-probs ([B, T−1])."""
+    from satimp.models import build_model
+
+    model = build_model("tiny", tiny_tok, seed=0)
+    objective = Objective(MethodConfig("annotated", alpha=0))
+    batch = _hand_batch(tiny_tok)
+    with torch.no_grad():
+        term, _ = objective.parts(model, batch)[0]()
+        f = forward_logps(model, batch["forget"])
+    keys = batch["forget"]["key_mask"][:, 1:]
+    w = torch.where(f.mask, torch.where(keys, 0.7, 0.3), 0.0)
+    assert (keys & f.mask).any() and (~keys & f.mask).any()
+    expected = (w * f.logps * f.mask).sum() / f.mask.sum()
+    assert_close(term, expected, rtol=1e-5, atol=0.0)
+
+
+@pytest.mark.parametrize("name", ["random", "npo_random"])
+def test_random_picks_follow_the_step(name: str, tiny_tok) -> None:
+    """Random hard sampling draws fresh tokens every step, reproducibly: the forget term at
+    step s is computed with `weights(..., step=s)`, and steps 0 and 5 pick differently. NPO's
+    reference comes from prepare() on the model before it moved (noise added after)."""
+    from satimp.models import build_model
+
+    model = build_model("tiny", tiny_tok, seed=0)
+    objective = Objective(MethodConfig(name, alpha=0))
+    batch = _hand_batch(tiny_tok)
+    if name == "npo_random":
+        objective.prepare(model, _hand_examples()[0], pad_id=tiny_tok.pad_token_id)
+        with torch.no_grad():
+            g = torch.Generator().manual_seed(0)
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=g))
+    with torch.no_grad():
+        f = forward_logps(model, batch["forget"])
+        weights = []
+        for step in (0, 5):
+            term, _ = objective.parts(model, batch, step=step)[0]()
+            w = objective.weights(f.logps, f.mask, step=step, key_mask=None)
+            if name == "random":
+                expected = weighted_ga_loss(f.logps, f.mask, w)
+            else:
+                ref = objective._batch_ref_logps(batch["index"], f.logps)
+                seq, ref_seq = (w * f.logps * f.mask).sum(-1), (w * ref * f.mask).sum(-1)
+                assert not torch.allclose(seq, ref_seq)
+                expected = objective.gamma * npo_loss(seq, ref_seq, beta=0.1)
+            assert_close(term, expected, rtol=1e-5, atol=0.0)
+            weights.append(w)
+    assert not torch.equal(weights[0], weights[1])
+
+
+def test_npo_before_prepare_raises() -> None:
+    objective = Objective(MethodConfig("npo"))
+    with pytest.raises(
+        RuntimeError, match=r"^Objective\.prepare\(\) must run before training with NPO$"
+    ):
+        objective._batch_ref_logps(torch.tensor([0]), torch.zeros(1, 3))
+
+
+def test_npo_reference_keeps_float32_against_a_low_precision_policy() -> None:
+    """The reference log-probs are padded into float32 whatever the policy's dtype (bf16 here
+    would round −1.2345678 to −1.234375): rows in batch order, zeros after each example."""
+    objective = Objective(MethodConfig("npo"))
+    objective.ref_logps = [torch.tensor([0.0, -1.2345678]), torch.tensor([-0.1234567, -2.0, -3.0])]
+    out = objective._batch_ref_logps(torch.tensor([1, 0]), torch.zeros(2, 4, dtype=torch.bfloat16))
+    assert out.dtype == torch.float32
+    expected = torch.tensor([[-0.1234567, -2.0, -3.0, 0.0], [0.0, -1.2345678, 0.0, 0.0]])
+    assert torch.equal(out, expected)
+
+
+def test_rmu_terms_read_layer_l_and_the_attention_scales(tiny_tok) -> None:
+    """RMU on the tiny model (2 layers → ℓ = 0, h_ℓ = hidden_states[1]), the policy moved by
+    noise after prepare() froze the reference: forget term = γ · mean over attended tokens of
+    ‖h_ℓ − c·u‖²/D × scale['forget']['attn'] (1.5); retain term = α · mean over attended
+    retain tokens of ‖h_ℓ − h_ℓ^ref‖²/D × scale['retain']['attn'] (5.5), logged as
+    retain_loss. Other hidden states give other retain values."""
+    from satimp.models import build_model
+
+    model = build_model("tiny", tiny_tok, seed=0)
+    objective = Objective(MethodConfig("rmu"))
+    batch = _hand_batch(tiny_tok, SCALE)
+    objective.prepare(model, [], pad_id=tiny_tok.pad_token_id)
+    layer = objective.params["layer"]
+    assert layer == 0 and objective.uses_retain
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(0)
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+        (forget_term, flogs), (retain_term, rlogs) = (
+            part() for part in objective.parts(model, batch)
+        )
+
+        def hidden(m, part: str):
+            b = batch[part]
+            out = m(
+                input_ids=b["input_ids"],
+                attention_mask=b["attention_mask"],
+                output_hidden_states=True,
+            )
+            return out.hidden_states, b["attention_mask"].bool()
+
+        hf, fmask = hidden(model, "forget")
+        hr, rmask = hidden(model, "retain")
+        href, _ = hidden(objective.ref_model, "retain")
+    forget = (hf[layer + 1] - objective.control).pow(2).mean(-1)[fmask].mean()
+    retain = [(h - h0).pow(2).mean(-1)[rmask].mean() for h, h0 in zip(hr, href, strict=True)]
+    assert_close(forget_term, objective.gamma * forget * 1.5, rtol=1e-5, atol=0.0)
+    assert flogs["forget_loss"] == pytest.approx(forget.item(), rel=1e-5)
+    assert_close(retain_term, objective.alpha * retain[layer + 1] * 5.5, rtol=1e-5, atol=0.0)
+    assert rlogs == {"retain_loss": pytest.approx(retain[layer + 1].item(), rel=1e-5)}
+    for i, other in enumerate(retain):
+        if i != layer + 1:
+            assert not torch.allclose(other, retain[layer + 1], rtol=1e-3)

@@ -167,7 +167,7 @@ def resolve_params(cfg: MethodConfig, overrides: dict | None = None) -> dict:
     for k in ("beta", "beta1", "beta2"):
         if k in params and params[k] is not None and float(params[k]) < 0:
             raise InputError(f"method {cfg.name!r}: {k}={params[k]} must be ≥ 0")
-    if cfg.name in ("npo", "simnpo") and params["beta"] <= 0:
+    if spec.forget in ("npo", "simnpo") and params["beta"] <= 0:  # npo_topk, … divide by it too
         raise InputError(f"method {cfg.name!r}: beta={params['beta']} must be > 0")
     return params
 
