@@ -392,3 +392,67 @@ def test_mcq_accuracy_single_item_and_no_items() -> None:
     assert M.mcq_accuracy(ll, torch.tensor([0])) == 0.0
     with pytest.raises(ValueError, match="at least one item"):
         M.mcq_accuracy(torch.empty(0, 4), torch.empty(0, dtype=torch.long))
+
+
+def test_error_messages_are_exact() -> None:
+    """Each refusal says what is wrong in full, and get_metric lists the valid names sorted and
+    comma-separated: em, es, prob, rouge, truth_ratio."""
+    cases = [
+        (lambda: M.auc_roc([], [1.0]), "auc_roc needs non-empty positive and negative scores"),
+        (lambda: M.priv_leak(0.5, 0.0), "priv_leak is undefined for auc_retain = 0"),
+        (lambda: M.grad_norm_score([None]), "grad_norm_score: no parameter has a gradient"),
+        (
+            lambda: M.mcq_accuracy(torch.empty(0, 2), torch.empty(0)),
+            "mcq_accuracy needs at least one item",
+        ),
+        (
+            lambda: M.get_metric("bleu"),
+            "unknown metric 'bleu'; valid metrics: em, es, prob, rouge, truth_ratio",
+        ),
+        (
+            lambda: M.truth_ratio_score([], forget=True),
+            "truth_ratio_score needs at least one ratio",
+        ),
+        (lambda: M.forget_quality([1.0], []), "forget_quality needs two non-empty samples"),
+        (lambda: M.model_utility({}), "model_utility needs at least one value"),
+        (
+            lambda: M.model_utility([0.5, -0.1, math.inf]),
+            "model_utility values must be finite and >= 0, got [-0.1, inf]",
+        ),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as err:
+            call()
+        assert str(err.value) == message
+
+
+def test_min_k_percent_follows_the_device_of_logps() -> None:
+    """No tensor is built on the CPU by default: on the `meta` device (shapes, no data; stands
+    in for a GPU here) min_k_percent runs without a device mismatch and returns [B] there."""
+    logps = torch.zeros(2, 5, device="meta")
+    score = M.min_k_percent(logps, torch.ones(2, 5, dtype=torch.bool, device="meta"))
+    assert score.device.type == "meta" and score.shape == (2,)
+
+
+def test_forget_quality_one_item_samples() -> None:
+    """A sample of one is a sample: exact two-sided KS p-values, counting the C(n + m, m)
+    equally likely orderings of the pooled values.
+    [0.1, 0.2, 0.3] vs [0.9]: D = 1; the one retain value sits in 4 places, first or last
+    give D = 1, the middle two D = 2/3 → p = P(D ≥ 1) = 2/4 = 0.5 (either argument order).
+    [0.5, 0.7] vs [0.6]: D = 1/2, the smallest D possible → p = 1."""
+    assert M.forget_quality([0.1, 0.2, 0.3], [0.9]) == pytest.approx(0.5, abs=1e-12)
+    assert M.forget_quality([0.9], [0.1, 0.2, 0.3]) == pytest.approx(0.5, abs=1e-12)
+    assert M.forget_quality([0.5, 0.7], [0.6]) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_normalized_true_prob_with_epsilon_is_per_row() -> None:
+    """With ε > 0 each row sums its own perturbed probabilities: p/(p + Σ_k p_k + ε).
+    Row 0: NLLs 1 | [1, 1] → e^-1/(3e^-1 + ε) = 1/3 (ε shifts it by ~1e-10);
+    row 1: 1 | [2, 3] → 1/(1 + e^-1 + e^-2) = 0.6652. Pooling both rows' perturbed
+    probabilities (2e^-1 + e^-2 + e^-3) would give e^-1/(e^-1 + that) = 0.2855 for both.
+    Tolerance abs 1e-9: values of order 1, ε's own effect ≤ 3e-10."""
+    got = M.normalized_true_prob(
+        torch.tensor([1.0, 1.0]), torch.tensor([[1.0, 1.0], [2.0, 3.0]]), eps=1e-10
+    )
+    expected = [1 / 3, 1 / (1 + math.exp(-1) + math.exp(-2))]
+    assert got.tolist() == pytest.approx(expected, abs=1e-9)

@@ -101,3 +101,27 @@ def test_auc_is_the_same_in_open_unlearnings_orientation_and_privleak_by_hand() 
     assert M.auc_roc([-x for x in others], [-x for x in members]) == pytest.approx(0.75)
     assert M.priv_leak_mia(0.75, 0.5) == pytest.approx(-50.0)
     assert M.priv_leak_mia(0.5, 0.5) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_min_k_plus_plus_default_k_is_0_4() -> None:
+    """k defaults to 0.4, as in min_k_percent: z = (0, −0.5, 500) from the by-hand test, 3 tokens
+    → m = max(1, ⌊1.2⌋) = 1 → −0.5."""
+    logps = torch.tensor([[-1.0, -2.0, -0.5]])
+    mu = torch.full_like(logps, -1.0)
+    var = torch.tensor([[1.0, 4.0, 0.0]])
+    assert_close(M.min_k_plus_plus(logps, mu, var), torch.tensor([-0.5]))
+
+
+def test_priv_leak_mia_with_a_perfect_retain_auc() -> None:
+    """AUC_retain = 1 leaves only the 1e−10 guard in the denominator:
+    ((1 − 0.5) − 0) / (0 + 1e−10) × 100 = +5e11 (positive: the guard is added, not
+    subtracted); AUC = AUC_retain = 1 gives 0 / 1e−10 = 0."""
+    assert M.priv_leak_mia(0.5, 1.0) == pytest.approx(5e11, rel=1e-9)
+    assert M.priv_leak_mia(1.0, 1.0) == 0.0
+
+
+def test_zlib_score_follows_the_device_of_the_losses() -> None:
+    """The compressed lengths move to the losses' device: on `meta` (shapes, no data; stands in
+    for a GPU here) zlib_score runs without a device mismatch and returns [B] there."""
+    score = M.zlib_score(torch.zeros(2, device="meta"), ["a", "bb"])
+    assert score.device.type == "meta" and score.shape == (2,)

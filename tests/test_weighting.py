@@ -401,3 +401,127 @@ def test_annotated_and_soft_random_weights_are_exact_in_float64() -> None:
     assert w.tolist() == [[1.0 - 0.3, 0.3, 1.0 - 0.3, 0.0]]
     r = W.random_weights(logps, mask, frac=0.34, seed=0, soft_p=0.3)
     assert sorted(r[0, :3].tolist()) == [0.3, 1.0 - 0.3, 1.0 - 0.3] and r[0, 3].item() == 0.0
+
+
+def test_hard_sampling_ties_on_a_long_row_keep_position_order() -> None:
+    """Ties are broken by position on rows of any length (the sort is stable): 20 valid tokens
+    all with p = 0.5 (a flat row), frac 0.3 → s = floor(6 + 0.5) = 6. The ascending stable sort
+    is the identity, so TopK = L[0:6] = positions 0..5 and BottomK = L[14:20] = 14..19. (An
+    unstable sort reorders equal keys on rows of 17 or more and takes other positions.)
+    Group level, G = 6, on weights 0.9 then 19 × 0.5: descending stable order 0, 1, 2, …, so
+    group 0 = {0.9, 0.5 at 1..5} → 3.4/6 = 17/30, every later 0.5 keeps 0.5."""
+    logps = torch.full((1, 20), math.log(0.5), dtype=torch.float64)
+    mask = torch.ones(1, 20, dtype=torch.bool)
+    assert_close(token_weights("topk", logps, mask), _onehot(list(range(6)), 20))
+    assert_close(token_weights("bottomk", logps, mask), _onehot(list(range(14, 20)), 20))
+    weights = torch.tensor([[0.9] + [0.5] * 19], dtype=torch.float64)
+    expected = torch.tensor([[17 / 30] * 6 + [0.5] * 14], dtype=torch.float64)
+    assert_close(group_mean(weights, mask, 6), expected)
+
+
+def test_sample_sizes_by_hand() -> None:
+    """Algorithm 1's s per row [B, 1], frac 0.3: n = 5 → floor(1.5 + 0.5) = 2; n = 1 →
+    max(1, floor(0.8)) = 1; n = 0 → 0 (an empty row samples nothing)."""
+    mask = torch.tensor([[True] * 5, [True] + [False] * 4, [False] * 5])
+    assert W._sample_sizes(mask, 0.3).tolist() == [[2], [1], [0]]
+
+
+def test_random_weights_default_is_the_hard_form_and_draws_float64_keys() -> None:
+    """Called directly without soft_p, random_weights is the hard form (soft_p = 1): weights in
+    {0, 1}, s per row. The draw is the seed's float64 uniform keys [B, T] (torch.rand on a CPU
+    generator), each row taking its s smallest valid keys; a float32 draw from the same seed
+    picks other tokens, so recorded seeds would not reproduce.
+    Row 0: n = 8 → s = floor(2.4 + 0.5) = 2; row 1: n = 5 (last three padding) → s = 2."""
+    logps = torch.zeros(2, 8, dtype=torch.float64)
+    mask = torch.tensor([[True] * 8, [True] * 5 + [False] * 3])
+    w = W.random_weights(logps, mask, frac=0.3, seed=4)
+    keys = torch.rand(2, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    keys = keys.masked_fill(~mask, math.inf)
+    expected = torch.zeros(2, 8, dtype=torch.float64)
+    expected.scatter_(1, keys.argsort(dim=1)[:, :2], 1.0)
+    assert_close(w, expected)
+    assert w.sum(dim=1).tolist() == [2.0, 2.0]
+
+
+def test_weights_follow_the_device_of_their_inputs() -> None:
+    """Every tensor built inside lives on the inputs' device: on the `meta` device (shapes, no
+    data; stands in for a GPU here) each criterion at token and group level, with tau, and
+    random's soft form, runs without a device mismatch and returns [B, T] weights there."""
+    logps = torch.zeros(2, 5, device="meta")
+    mask = torch.ones(2, 5, dtype=torch.bool, device="meta")
+    for criterion in CRITERIA:
+        extra = {"key_mask": mask} if CRITERIA[criterion].needs_key_mask else {}
+        for granularity in ("token", "group"):
+            w = token_weights(criterion, logps, mask, granularity=granularity, tau=0.5, **extra)
+            assert w.device.type == "meta" and w.shape == (2, 5)
+    w = token_weights("random", logps, mask, soft_p=0.3)
+    assert w.device.type == "meta" and w.shape == (2, 5)
+
+
+def test_sequence_weights_by_hand() -> None:
+    """w_i = f(P_i) per row [B, 1]. wga (β = 1): row 0 p = [0.5, 0.5] → P = 0.25; row 1 has no
+    valid token → 0 (not f(P = e^0 = 1) = 1, which its zeroed log-probs would give)."""
+    logps = _logps([[0.5, 0.5], [0.3, 0.3]])
+    mask = torch.tensor([[True, True], [False, False]])
+    w = W._sequence_weights(CRITERIA["wga"], logps, mask, beta=1.0)
+    assert_close(w, torch.tensor([[0.25], [0.0]], dtype=torch.float64))
+
+
+def test_tau_normalises_each_row_on_its_own() -> None:
+    """Rows are smoothed independently: each by its own max and its own count n.
+    f = [[4, 0, 0], [1, 0, (7 padding)]], τ = 1e−308 (→ hard top-1 per row):
+    row 0: z = (f − 4)/τ = [0, −inf, −inf] → 3 · [1, 0, 0] = [3, 0, 0];
+    row 1: z = (f − 1)/τ = [0, −1e308, pad] → 2 · [1, 0] = [2, 0, 0].
+    Shifting row 1 by row 0's max (4) would overflow both its entries to −inf (NaN), and so
+    would f + max (8/τ = inf); scaling by the batch count (5) would give 5 on both maxima.
+    Tolerance: exact 0/1 softmax values times n → assert_close's float64 default."""
+    f = torch.tensor([[4.0, 0.0, 0.0], [1.0, 0.0, 7.0]], dtype=torch.float64)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    w = temperature_smooth(f, mask, 1e-308)
+    assert_close(w, torch.tensor([[3.0, 0.0, 0.0], [2.0, 0.0, 0.0]], dtype=torch.float64))
+    # τ = 1 on the same rows: row 1 = 2 · [e, 1] / (e + 1); row 0 = 3 e^{[4, 0, 0]} / (e^4 + 2)
+    e = math.e
+    r0 = [3 * e**4 / (e**4 + 2), 3 / (e**4 + 2), 3 / (e**4 + 2)]
+    r1 = [2 * e / (e + 1), 2 / (e + 1), 0.0]
+    assert_close(temperature_smooth(f, mask, 1.0), torch.tensor([r0, r1], dtype=torch.float64))
+
+
+def test_weight_stats_corr_edge_cases() -> None:
+    """corr (Pearson of w and p = exp(min(logp, 0))) over valid tokens.
+    - Two tokens are enough: w = [0.2, 0.6] against p = [0.5, 0.25] → perfectly opposed, −1.
+    - Constant w = 0.1 × 3 (whose float64 mean is off by 1.4e−17) or constant p = 0.7 × 3
+      (likewise): undefined → exactly 0.0, not a ratio of rounding errors (~1e−16).
+    - A positive logp (garbage on a valid token) reads as p = 1: logps [ln 0.5, 0, 2] and
+      wga's own weights [0.5, 1, 1] are w = p → corr = 1 (p = e² would break the line).
+    - Exactly linear data stays within [−1, 1]: w = 2p on p = [0.1, 0.2, 0.3] (the raw ratio
+      rounds to 1 + 2.2e−16) → 1; simimp β = 1 (w = 1 − p) on p = [0.25, 0.5, 1] (raw
+      −1 − 2.2e−16) → −1.
+    - Tiny weights whose squares underflow: w = [0, 1e−200, 0, 1e−200] against
+      p = [0.25, 0.25, 0.5, 0.5] are uncorrelated (Σ dw·dp = 0) → 0.0, never 0/0 = NaN."""
+
+    def lp(p: list[float]) -> torch.Tensor:
+        return _logps([p])
+
+    def stats(w: list[float], logps: torch.Tensor) -> dict[str, float]:
+        mask = torch.ones_like(logps, dtype=torch.bool)
+        return weight_stats(torch.tensor([w], dtype=torch.float64), logps, mask)
+
+    assert stats([0.2, 0.6], lp([0.5, 0.25]))["corr"] == pytest.approx(-1.0, abs=1e-12)
+    assert stats([0.1, 0.1, 0.1], lp([0.5, 0.25, 1.0]))["corr"] == 0.0
+    assert stats([0.1, 0.2, 0.7], lp([0.7, 0.7, 0.7]))["corr"] == 0.0
+    garbage = torch.tensor([[math.log(0.5), 0.0, 2.0]], dtype=torch.float64)
+    w = token_weights("wga", garbage, torch.ones(1, 3, dtype=torch.bool))
+    assert w.tolist() == [[0.5, 1.0, 1.0]]
+    assert stats(w[0].tolist(), garbage)["corr"] == pytest.approx(1.0, abs=1e-12)
+    up = stats([0.2, 0.4, 0.6], lp([0.1, 0.2, 0.3]))["corr"]
+    assert up <= 1.0 and up == pytest.approx(1.0, abs=1e-12)
+    p = lp([0.25, 0.5, 1.0])
+    w = token_weights("simimp", p, torch.ones(1, 3, dtype=torch.bool), beta=1.0)
+    down = stats(w[0].tolist(), p)["corr"]
+    assert down >= -1.0 and down == pytest.approx(-1.0, abs=1e-12)
+    tiny = stats([0.0, 1e-200, 0.0, 1e-200], lp([0.25, 0.25, 0.5, 0.5]))
+    assert tiny["corr"] == 0.0 and tiny["max"] == 1e-200
+    # tiny weights that do rise with p (SimSat's p^5 on forgotten tokens): their squares
+    # underflow unless scaled first; perfectly correlated → 1
+    rising = stats([1e-200, 2e-200, 3e-200], lp([0.1, 0.2, 0.3]))["corr"]
+    assert rising == pytest.approx(1.0, abs=1e-12)

@@ -407,6 +407,9 @@ def weight_stats(weights: Tensor, logps: Tensor, mask: Tensor) -> dict[str, floa
     stats = {"mean": w.mean().item(), "min": w.min().item(), "max": w.max().item(), "corr": 0.0}
     if w.numel() >= 2 and w.max() > w.min() and p.max() > p.min():
         dw, dp = w - w.mean(), p - p.mean()
+        # scaled to max |·| = 1 first (r does not change): weights of 1e−200, as SimSat's p^β
+        # gives forgotten tokens, would otherwise square to 0 and read as uncorrelated
+        dw, dp = dw / dw.abs().max(), dp / dp.abs().max()
         denom = (dw.square().sum() * dp.square().sum()).sqrt()
         if denom > 0:
             stats["corr"] = (dw * dp).sum().div(denom).clamp(-1.0, 1.0).item()
