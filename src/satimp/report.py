@@ -411,9 +411,13 @@ def robustness_markdown(rows: Sequence[dict], control: dict[str, dict] | None = 
     return "\n".join(lines) + "\n"
 
 
-def robustness_figure(rows: Sequence[dict], styles: dict[str, Style] | None = None):
+def robustness_figure(
+    rows: Sequence[dict], control: dict | None = None, styles: dict[str, Style] | None = None
+):
     """Per method (its colour), forget ES (left) and Min-K% AUC (right) with no attack and
-    after each attack, as grouped bars with 95 % CI error bars where seeds give them."""
+    after each attack, as grouped bars with 95 % CI error bars where seeds give them; the
+    retain model's values (`control`: {attack or "none": {metric: value}}) as a black bar
+    across each group."""
     import numpy as np
 
     rows = _attacked(rows)
@@ -437,13 +441,18 @@ def robustness_figure(rows: Sequence[dict], styles: dict[str, Style] | None = No
             s = styles[r["method"]]
             ax.bar(xs, ys, width, yerr=errs, capsize=2, color=s.color, label=r["method"],
                    gid=r["method"])  # fmt: skip
+        for i, a in enumerate(attacks):
+            value = (control or {}).get(a, {}).get(metric)
+            if value is not None:
+                ax.hlines(value, i - 0.45, i + 0.45, color="black", lw=1.5,
+                          label="retain (control)" if i == 0 else None)  # fmt: skip
         ax.set_xticks(np.arange(len(attacks)), [a.replace("_", "\n") for a in attacks], fontsize=8)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=10, loc="right")
         ax.set_ylim(0, 1.05)
         ax.grid(axis="y", alpha=0.3)
         if metric == "mia_min_k_auc":
             ax.axhline(0.5, color="black", lw=0.8, ls="--")
-    axes[0].legend(fontsize=7, ncol=2)
+    axes[0].legend(fontsize=7, ncol=4, loc="lower left", bbox_to_anchor=(0, 1.08))
     fig.tight_layout()
     return fig
 

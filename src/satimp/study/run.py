@@ -314,19 +314,22 @@ def attack_method(cfg: RunConfig, bench: Benchmark, data, run_dir: Path, refs: d
 
 
 def write_robustness(out: Path, rows: list[dict], controls: list[dict], log=print) -> None:
-    """robustness.md (`report.robustness_markdown`, the retain control averaged over seeds)
-    and robustness.png (`report.robustness_figure`) in the run folder."""
-    control = {}
+    """robustness.md (`report.robustness_markdown`) and robustness.png
+    (`report.robustness_figure`) in the run folder, the retain control averaged over seeds."""
+
+    def avg(attack: str, side: str | None, metric: str) -> float | None:
+        values = [(c[attack][side] if side else c[attack]).get(metric) for c in controls]
+        return None if None in values else sum(values) / len(values)
+
+    table, figure = {}, {"none": {m: avg("none", None, m) for m in ("es", "mia_min_k_auc")}}
     for attack in controls[0]:
         if attack in ("none", "none_half"):
             continue
-        control[attack] = {
-            side: {"es": sum(c[attack][side]["es"] for c in controls) / len(controls)}
-            for side in ("before", "after")
-        }
-    page = robustness_markdown(rows, control)
+        table[attack] = {side: {"es": avg(attack, side, "es")} for side in ("before", "after")}
+        figure[attack] = {m: avg(attack, "after", m) for m in ("es", "mia_min_k_auc")}
+    page = robustness_markdown(rows, table)
     write_atomic(out / "robustness.md", f"# Does the forgetting hold?\n\n{page}")
-    save_figure(robustness_figure(rows), out / "robustness.png")
+    save_figure(robustness_figure(rows, figure), out / "robustness.png")
     print(page)
     log(f"robustness: {out / 'robustness.md'}")
 
