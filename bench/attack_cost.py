@@ -90,7 +90,7 @@ def main() -> None:
         "prompt probes (5)": timed(lambda: prompt_probes(model, tok, forget, retain, protocol=P), args.repeat),
     }
     n = len(forget)
-    print(f"\nitems: {n} forget, {len(holdout)} holdout; model {cfg.models.original}\n")
+    print(f"\nitems: {n} forget, {len(holdout)} holdout; the {cfg.models.base} preset's original model\n")
     print("| quantity | seconds | vs. full evaluation |\n|---|---|---|")
     print(f"| full evaluation without MIA | {t_plain:.2f} | {t_plain / t_mia:.2f}× |")
     print(f"| full evaluation with MIA (default) | {t_mia:.2f} | 1.00× |")
