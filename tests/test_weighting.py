@@ -469,17 +469,20 @@ def test_sequence_weights_by_hand() -> None:
 
 def test_tau_normalises_each_row_on_its_own() -> None:
     """Rows are smoothed independently: each by its own max and its own count n.
-    f = [[4, 0, 0], [1, 0, (7 padding)]], τ = 1e−308 (→ hard top-1 per row):
-    row 0: z = (f − 4)/τ = [0, −inf, −inf] → 3 · [1, 0, 0] = [3, 0, 0];
-    row 1: z = (f − 1)/τ = [0, −1e308, pad] → 2 · [1, 0] = [2, 0, 0].
-    Shifting row 1 by row 0's max (4) would overflow both its entries to −inf (NaN), and so
-    would f + max (8/τ = inf); scaling by the batch count (5) would give 5 on both maxima.
+    f = [[1e9, 0, 0], [1, 0, (7 padding)]], τ = 1e−300 (→ hard top-1 per row; a normal float:
+    1e−308 is subnormal, and a process whose training flushed denormals reads it as 0):
+    row 0: z = (f − 1e9)/τ = [0, −inf, −inf] → 3 · [1, 0, 0] = [3, 0, 0];
+    row 1: z = (f − 1)/τ = [0, −1e300, pad] → 2 · [1, 0] = [2, 0, 0].
+    Shifting row 1 by row 0's max (1e9) would overflow both its entries to −inf (NaN), and so
+    would f + max (2e9/τ = inf); scaling by the batch count (5) would give 5 on both maxima.
     Tolerance: exact 0/1 softmax values times n → assert_close's float64 default."""
-    f = torch.tensor([[4.0, 0.0, 0.0], [1.0, 0.0, 7.0]], dtype=torch.float64)
+    f = torch.tensor([[1e9, 0.0, 0.0], [1.0, 0.0, 7.0]], dtype=torch.float64)
     mask = torch.tensor([[True, True, True], [True, True, False]])
-    w = temperature_smooth(f, mask, 1e-308)
+    w = temperature_smooth(f, mask, 1e-300)
     assert_close(w, torch.tensor([[3.0, 0.0, 0.0], [2.0, 0.0, 0.0]], dtype=torch.float64))
-    # τ = 1 on the same rows: row 1 = 2 · [e, 1] / (e + 1); row 0 = 3 e^{[4, 0, 0]} / (e^4 + 2)
+    # τ = 1 on rows [4, 0, 0] and [1, 0]: row 0 = 3 e^{[4, 0, 0]} / (e^4 + 2), row 1 =
+    # 2 · [e, 1] / (e + 1)
+    f = torch.tensor([[4.0, 0.0, 0.0], [1.0, 0.0, 7.0]], dtype=torch.float64)
     e = math.e
     r0 = [3 * e**4 / (e**4 + 2), 3 / (e**4 + 2), 3 / (e**4 + 2)]
     r1 = [2 * e / (e + 1), 2 / (e + 1), 0.0]
