@@ -29,6 +29,7 @@ from satimp.objectives import (
     kl_loss,
     nll_loss,
     npo_loss,
+    resolve_params,
     rmu_forget_loss,
     rmu_retain_loss,
     simnpo_loss,
@@ -985,3 +986,21 @@ def test_rmu_terms_read_layer_l_and_the_attention_scales(tiny_tok) -> None:
     for i, other in enumerate(retain):
         if i != layer + 1:
             assert not torch.allclose(other, retain[layer + 1], rtol=1e-3)
+
+
+def test_unknown_parameter_message_lists_the_valid_ones() -> None:
+    """The whole message: the valid names comma-separated, or 'none' for a method without
+    hyperparameters (GA)."""
+    for cfg, message in (
+        (
+            MethodConfig("ga", params={"typo": 1}),
+            "method 'ga' has no parameter 'typo'; valid: none",
+        ),
+        (
+            MethodConfig("satimp", params={"typo": 1}),
+            "method 'satimp' has no parameter 'typo'; valid: beta1, beta2",
+        ),
+    ):
+        with pytest.raises(InputError) as err:
+            resolve_params(cfg)
+        assert str(err.value) == message
