@@ -38,7 +38,7 @@ docs: setup
 
 # Mutation testing (docs/mutation.md): mutmut over metrics, weighting, objectives, protocol and
 # the statistics of fronts and seeds, with their fast tests ([tool.mutmut] in pyproject.toml);
-# then the per-module scores. Not part of CI: about half an hour on 2 cores.
+# then the per-module scores. Not part of CI: one to two hours on 2 cores.
 mutation: setup
 	@$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/pip install -q "mutmut==3.8.1"
 	-OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 2
