@@ -204,3 +204,30 @@ def test_keep_freed_memory_stops_page_faults_of_repeated_large_tensors(child_env
     # measured: 0, 32768 and 65536 against the default's 393231 (3 steps × all 131072 pages);
     # a setting without effect faults as many as the default
     assert with_setting <= default // 4, (with_setting, default, pages)
+
+
+def test_an_fsdp_launch_without_cuda_stops_before_anything_is_written(
+    bench_dir, tmp_path, monkeypatch, capsys
+) -> None:
+    """`accelerate launch` with an FSDP config sets ACCELERATE_USE_FSDP; on a machine without
+    CUDA accelerate would quietly run plain data parallelism (or unsynchronised processes), so
+    every command refuses: exit 2, one line, nothing written. With CUDA it goes ahead."""
+    import torch
+
+    from satimp import cli
+    from satimp.distributed import check_launch
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "u"
+    argv = ["unlearn", "--model", "tiny", "--data", str(bench_dir), "--forget", "forget10",
+            "--method", "ga", "--out", str(out)]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("satimp: error: the accelerate config asks for FSDP") == 1
+    assert not out.exists()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    check_launch()  # no error where FSDP can run
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "false")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    check_launch()

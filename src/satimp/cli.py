@@ -39,7 +39,7 @@ from satimp.data.card import export_folder, write_card
 from satimp.data.synth import FILE_FORMATS, synth_tofu
 from satimp.data.synth_muse import synth_muse
 from satimp.data.synth_wmdp import synth_wmdp
-from satimp.distributed import is_main, process_setup
+from satimp.distributed import check_launch, is_main, process_setup
 from satimp.errors import InputError
 from satimp.evaluation.attacks import ATTACKS, AttackConfig
 from satimp.experiment import OUTPUT_FORMATS, attack_saved, evaluate_saved, finetune, unlearn
@@ -665,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet = contextlib.nullcontext() if is_main() else contextlib.redirect_stdout(io.StringIO())
     try:
         with quiet:
+            check_launch()
             args.fn(args)
     except InputError as e:
         print(f"satimp: error: {e}", file=sys.stderr)

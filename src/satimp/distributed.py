@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from satimp.errors import InputError
+
 
 def cli_command(processes: int = 1) -> list[str]:
     """The argv prefix that runs `satimp` in `processes` CPU processes: torchrun (standalone,
@@ -75,6 +77,23 @@ def process_setup() -> None:
     it when they start; see `satimp.train.train`) and `keep_freed_memory()`."""
     torch.set_flush_denormal(True)
     keep_freed_memory()
+
+
+def check_launch() -> None:
+    """InputError when `accelerate launch` asks for FSDP (its launcher sets
+    ACCELERATE_USE_FSDP) where no CUDA device is: accelerate would quietly set up plain data
+    parallelism over gloo (`cpu=True`) or independent unsynchronised processes instead, and
+    the run would not be sharded. Called by the CLI before any command works."""
+    import os
+
+    if (
+        os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
+        and not torch.cuda.is_available()
+    ):
+        raise InputError(
+            "the accelerate config asks for FSDP, but this machine has no CUDA device: accelerate "
+            "would run plain data parallelism instead (docs/scaling.md); launch without FSDP"
+        )
 
 
 # glibc's mallopt parameters (malloc.h)
