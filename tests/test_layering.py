@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("evaluation", ("satimp.evaluation.*",)),
     ("benchmarks", ("satimp.benchmarks",)),
     ("report", ("satimp.report",)),
-    ("pipelines", ("satimp.experiment",)),
+    ("pipelines", ("satimp.experiment", "satimp.attack")),
     ("study", ("satimp.study.*",)),
     ("cli", ("satimp.cli_flags", "satimp.cli")),
 ]  # fmt: skip

@@ -10,21 +10,22 @@ import argparse
 import contextlib
 import dataclasses
 import io
-import os
 import sys
 import time
 from pathlib import Path
 
+from satimp.attack import attack_saved
 from satimp.cli_flags import (
+    ATTACK_FIELDS,
     COMMAND_DEFAULTS,
-    FLAG_HELP,
     FORMAT_PROTOCOL_HELP,
     METHOD_PARAM_FLAGS,
     MODEL_HELP,
     PROTOCOL_HELP,
-    RECIPE_FIELDS,
     RESUME_HELP,
     TRAIN_FLAGS,
+    add_attack_flags,
+    add_train_flags,
 )
 from satimp.config import (
     MethodConfig,
@@ -42,8 +43,9 @@ from satimp.data.synth_wmdp import synth_wmdp
 from satimp.distributed import check_launch, is_main, process_setup
 from satimp.errors import InputError
 from satimp.evaluation.attacks import ATTACKS, AttackConfig
-from satimp.experiment import OUTPUT_FORMATS, attack_saved, evaluate_saved, finetune, unlearn
-from satimp.models import SCRATCH_RECIPES, finetune_defaults
+from satimp.experiment import OUTPUT_FORMATS, evaluate_saved, finetune, unlearn
+from satimp.hf_compat import quiet_libraries
+from satimp.models import finetune_defaults
 from satimp.objectives import Objective
 from satimp.protocol import ProtocolConfig
 from satimp.runs import check_out
@@ -51,58 +53,6 @@ from satimp.study.config import RunConfig, study_config
 from satimp.study.frontier import run_frontier
 from satimp.study.run import default_out, run
 from satimp.train import Diverged
-
-
-def _recipe_help(name: str) -> str:
-    """finetune's help for a recipe flag: the presets' defaults and a pretrained model's."""
-    presets = ", ".join(f"{k} {r[name]:g}" for k, r in SCRATCH_RECIPES.items())
-    pretrained = getattr(TrainConfig(), name)
-    return f"default: a preset's from-scratch recipe ({presets}); else {pretrained:g}"
-
-
-def _add_train_flags(p: argparse.ArgumentParser, command: str) -> None:
-    defaults = COMMAND_DEFAULTS[command]
-    g = p.add_argument_group("training (SPEC §3 defaults; see satimp.config.TrainConfig)")
-    for flag, (name, tp) in TRAIN_FLAGS.items():
-        text = FLAG_HELP.get(flag)
-        if command == "finetune" and name in RECIPE_FIELDS:
-            text = _recipe_help(name)
-        g.add_argument(
-            flag,
-            dest=f"train_{name}",
-            type=tp,
-            default=None,
-            help=text.format(**defaults) if text else None,
-        )
-    g.add_argument(
-        "--gradient-checkpointing",
-        dest="train_gradient_checkpointing",
-        action="store_const",
-        const=True,
-        help="recompute activations in backward (less memory, ~30%% more time)",
-    )
-    g.add_argument(
-        "--eval-every-epoch",
-        dest="train_eval_every_epoch",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="log an evaluation after every epoch to metrics.jsonl ("
-        + ("forget/retain ES" if command == "unlearn" else "ES of the training examples")
-        + f"); default here: {'on' if defaults['eval_every_epoch'] else 'off'}",
-    )
-    g.add_argument(
-        "--deterministic",
-        dest="train_deterministic",
-        action="store_const",
-        const=True,
-        help="deterministic algorithms only: bit-identical reruns (slower on a GPU)",
-    )
-    g.add_argument("--lora-r", dest="lora_r", type=int, help="LoRA rank (0: off)")
-    g.add_argument("--lora-alpha", dest="lora_alpha", type=float)
-    g.add_argument("--lora-targets", dest="lora_targets", nargs="+", metavar="MODULE")
-    g.add_argument("--lora-save", dest="lora_save", choices=["merged", "adapter"])
-    g.add_argument("--config", help="YAML file with a `train:` mapping (flags win)")
-    g.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=3e-4")
 
 
 def _yaml_section(args, section: str) -> dict:
@@ -320,13 +270,7 @@ def cmd_attack(args) -> None:
     _, bench = _run_config(args)
     cfg = AttackConfig(
         attacks=[x.strip() for x in args.attacks.split(",") if x.strip()],
-        relearn_steps=args.relearn_steps,
-        relearn_lr=args.relearn_lr,
-        relearn_batch_size=args.relearn_batch_size,
-        seed=args.seed,
-        group_size=args.group_size,
-        batch_size=args.batch_size,
-        device=args.device,
+        **{name: getattr(args, name) for name in ATTACK_FIELDS},
     )
     attack_saved(
         args.model,
@@ -454,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--overwrite", action="store_true")
     f.add_argument("--resume", action="store_true", help=RESUME_HELP)
     f.add_argument("--trust-remote-code", action="store_true")
-    _add_train_flags(f, "finetune")
+    add_train_flags(f, "finetune")
     f.add_argument("--protocol", help=FORMAT_PROTOCOL_HELP)
     f.set_defaults(fn=cmd_finetune, sections=("train", "protocol"))
 
@@ -482,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--overwrite", action="store_true")
     u.add_argument("--resume", action="store_true", help=RESUME_HELP)
     u.add_argument("--trust-remote-code", action="store_true")
-    _add_train_flags(u, "unlearn")
+    add_train_flags(u, "unlearn")
     u.set_defaults(fn=cmd_unlearn, sections=("train", "method", "protocol"))
 
     e = sub.add_parser("eval", help="evaluate a model on a benchmark's metric suite")
@@ -572,30 +516,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(ATTACKS),
         help=f"comma-separated, from: {', '.join(ATTACKS)} (default: all)",
     )
-    d = AttackConfig()
-    a.add_argument("--relearn-steps", type=int, default=d.relearn_steps, help="optimizer steps")
-    a.add_argument(
-        "--relearn-lr",
-        type=float,
-        default=d.relearn_lr,
-        help="relearning learning rate (default %(default)s, a pretrained model's; a preset "
-        "trained from scratch wants ~1e-3)",
-    )
-    a.add_argument("--relearn-batch-size", type=int, default=d.relearn_batch_size)
-    a.add_argument(
-        "--group-size",
-        type=int,
-        help="quantization block: int8/int4 per output channel by default, nf4 64",
-    )
-    a.add_argument("--seed", type=int, default=d.seed, help="the forget halves and relearning")
+    add_attack_flags(a)
     a.add_argument(
         "--no-mia",
         dest="mia",
         action="store_false",
         help="leave the membership AUCs out (data without a holdout split)",
     )
-    a.add_argument("--batch-size", type=int, default=d.batch_size)
-    a.add_argument("--device", default=d.device)
     a.add_argument("--out", required=True)
     a.add_argument("--overwrite", action="store_true")
     a.add_argument("--trust-remote-code", action="store_true")
@@ -633,19 +560,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _quiet_libraries() -> None:
-    """Our own progress bars and stage lines are the output; silence the libraries' bars."""
-
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except ImportError:
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
 
     process_setup()  # before torch starts its threads
@@ -660,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if extra:
         args.overrides = [*args.overrides, *extra]
-    _quiet_libraries()
+    quiet_libraries()
     # several processes (accelerate launch, torchrun): the main one prints the results
     quiet = contextlib.nullcontext() if is_main() else contextlib.redirect_stdout(io.StringIO())
     try:

@@ -1,7 +1,15 @@
-"""The `satimp` command's flag tables and help texts (the parser in `satimp.cli` reads them):
-which flag sets which config field, with which type and help."""
+"""The `satimp` command's flag tables and help texts, and the functions that add the larger
+flag groups to the parser in `satimp.cli`: which flag sets which config field, with which type
+and help."""
 
 from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from satimp.config import TrainConfig
+from satimp.evaluation.attacks import AttackConfig
+from satimp.models import SCRATCH_RECIPES
 
 TRAIN_FLAGS = {  # flag → (TrainConfig field, type)
     "--epochs": ("epochs", int),
@@ -76,3 +84,75 @@ METHOD_PARAM_FLAGS = {
 
 
 RECIPE_FIELDS = ("lr", "epochs", "warmup_epochs")  # what a preset's from-scratch recipe sets
+
+
+def recipe_help(name: str) -> str:
+    """finetune's help for a recipe flag: the presets' defaults and a pretrained model's."""
+    presets = ", ".join(f"{k} {r[name]:g}" for k, r in SCRATCH_RECIPES.items())
+    pretrained = getattr(TrainConfig(), name)
+    return f"default: a preset's from-scratch recipe ({presets}); else {pretrained:g}"
+
+
+def add_train_flags(p: argparse.ArgumentParser, command: str) -> None:
+    defaults = COMMAND_DEFAULTS[command]
+    g = p.add_argument_group("training (SPEC §3 defaults; see satimp.config.TrainConfig)")
+    for flag, (name, tp) in TRAIN_FLAGS.items():
+        text = FLAG_HELP.get(flag)
+        if command == "finetune" and name in RECIPE_FIELDS:
+            text = recipe_help(name)
+        g.add_argument(
+            flag,
+            dest=f"train_{name}",
+            type=tp,
+            default=None,
+            help=text.format(**defaults) if text else None,
+        )
+    g.add_argument(
+        "--gradient-checkpointing",
+        dest="train_gradient_checkpointing",
+        action="store_const",
+        const=True,
+        help="recompute activations in backward (less memory, ~30%% more time)",
+    )
+    g.add_argument(
+        "--eval-every-epoch",
+        dest="train_eval_every_epoch",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="log an evaluation after every epoch to metrics.jsonl ("
+        + ("forget/retain ES" if command == "unlearn" else "ES of the training examples")
+        + f"); default here: {'on' if defaults['eval_every_epoch'] else 'off'}",
+    )
+    g.add_argument(
+        "--deterministic",
+        dest="train_deterministic",
+        action="store_const",
+        const=True,
+        help="deterministic algorithms only: bit-identical reruns (slower on a GPU)",
+    )
+    g.add_argument("--lora-r", dest="lora_r", type=int, help="LoRA rank (0: off)")
+    g.add_argument("--lora-alpha", dest="lora_alpha", type=float)
+    g.add_argument("--lora-targets", dest="lora_targets", nargs="+", metavar="MODULE")
+    g.add_argument("--lora-save", dest="lora_save", choices=["merged", "adapter"])
+    g.add_argument("--config", help="YAML file with a `train:` mapping (flags win)")
+    g.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=3e-4")
+
+
+# `satimp attack`'s flags, one per AttackConfig field (its type, default and help)
+ATTACK_FIELDS = tuple(
+    f.name for f in dataclasses.fields(AttackConfig) if f.name not in ("enabled", "attacks")
+)
+_FIELD_TYPES = {"int": int, "float": float, "str": str, "int | None": int}
+
+
+def add_attack_flags(p: argparse.ArgumentParser) -> None:
+    """--relearn-steps, --relearn-lr, … from AttackConfig's fields."""
+    fields = {f.name: f for f in dataclasses.fields(AttackConfig)}
+    for name in ATTACK_FIELDS:
+        f = fields[name]
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=_FIELD_TYPES[f.type],
+            default=f.default,
+            help=f.metadata["help"] + (f" (default {f.default})" if f.default is not None else ""),
+        )

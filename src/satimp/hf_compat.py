@@ -1,5 +1,6 @@
 """Saved model folders that older transformers releases read too (4.45, which open-unlearning
-and many evaluators pin), not only the release that wrote them.
+and many evaluators pin), not only the release that wrote them; and `quiet_libraries`, the
+CLI's silencing of the Hugging Face libraries' own progress bars.
 
 transformers 5 writes three things 4.45 cannot use:
 
@@ -107,3 +108,18 @@ def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
+
+
+def quiet_libraries() -> None:
+    """The CLI's output is satimp's own progress bars and stage lines: silence the hub's and
+    transformers' progress bars and warnings."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass

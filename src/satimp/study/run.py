@@ -16,6 +16,7 @@ import torch
 import yaml
 
 import satimp
+from satimp.attack import attack_records
 from satimp.benchmarks import Benchmark, epoch_probe, save_retain_stats
 from satimp.checkpoint import check_resume
 from satimp.config import MethodConfig, to_dict
@@ -30,13 +31,7 @@ from satimp.evaluation.mia import holdout_split_for
 from satimp.evaluation.probes import LastEpochEvaluation, with_precision
 from satimp.evaluation.scoring import eval_precision
 from satimp.evaluation.worst import worst_items_markdown
-from satimp.experiment import (
-    attack_records,
-    build_models,
-    data_fingerprint,
-    train_record,
-    unlearn,
-)
+from satimp.experiment import build_models, data_fingerprint, train_record, unlearn
 from satimp.models import PRESETS, key_digest, load_model
 from satimp.objectives import Objective
 from satimp.protocol import as_dict as protocol_dict
