@@ -456,3 +456,11 @@ def test_normalized_true_prob_with_epsilon_is_per_row() -> None:
     )
     expected = [1 / 3, 1 / (1 + math.exp(-1) + math.exp(-2))]
     assert got.tolist() == pytest.approx(expected, abs=1e-9)
+
+
+def test_float32_inputs_are_aggregated_in_float64() -> None:
+    """A float32 tensor is read as float64 before the arithmetic: the forget score of R = 3 is
+    min(3, 1/3) = 1/3 to float64 precision (float32 arithmetic would give 0.33333334, 1e−8
+    off; tolerance 1e−15)."""
+    r = torch.tensor([3.0], dtype=torch.float32)
+    assert M.truth_ratio_score(r, forget=True) == pytest.approx(1 / 3, abs=1e-15)
