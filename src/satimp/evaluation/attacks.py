@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 from satimp.config import TrainConfig, opt
 from satimp.data.encoding import encode_records
-from satimp.evaluation.mia import mia
+from satimp.evaluation.mia import mia, qa_examples
 from satimp.evaluation.prompt_probes import prompt_probes
-from satimp.evaluation.scoring import extraction_scores, protocol_qa
+from satimp.evaluation.scoring import extraction_scores
 from satimp.objectives import finetune_objective
 from satimp.protocol import Protocol
 from satimp.quantization import SCHEMES, quantize_model
@@ -94,10 +94,9 @@ def forget_metrics(
     """Mean forget ES and answer probability of `forget` (its `answer` under the protocol's
     prompt; ES without the final EOS) and, given `holdout`, the four one-pass membership AUCs
     of `forget` (members) against it."""
-    examples = [protocol_qa(tokenizer, r["question"], r["answer"], protocol) for r in forget]
     s = extraction_scores(
         model,
-        examples,
+        qa_examples(tokenizer, forget, protocol),
         pad_id=tokenizer.pad_token_id,
         batch_size=batch_size,
         eos_in_prob=protocol.eos_in_prob,
